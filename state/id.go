@@ -1,0 +1,126 @@
+package state
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+)
+
+// IDBytes is the number of random bytes in a server-made session id.
+const IDBytes = 32
+
+// MaxIDLength bounds caller-supplied ids, so a store key is never derived
+// from an unbounded string.
+const MaxIDLength = 256
+
+// ErrBadID is returned for a caller-supplied id that is too short, too long,
+// or not random-looking enough to be a bearer secret.
+var ErrBadID = errors.New("session id must be a v4 UUID or at least 22 base64url characters")
+
+// Key is how stores index a session: the SHA-256 of its id. A persisted file
+// or a Redis key holds only keys, never a live cookie value.
+type Key [sha256.Size]byte
+
+// KeyOf returns the store key of a session id.
+func KeyOf(id string) Key { return sha256.Sum256([]byte(id)) }
+
+// String returns the key in hex.
+func (k Key) String() string { return hex.EncodeToString(k[:]) }
+
+// Short returns an 8-character prefix of the key's hex form, the most that a
+// log line may show of a session.
+func (k Key) Short() string { return hex.EncodeToString(k[:4]) }
+
+// NewID returns a fresh session id: 32 bytes from crypto/rand, base64url
+// without padding (43 characters).
+func NewID() string {
+	var b [IDBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand.Read never fails on supported platforms (Go 1.24+).
+		panic("authsession: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ValidateID checks a caller-supplied session id: a v4 UUID (122 random
+// bits), or at least 22 base64url characters (132 bits) that do not look
+// constant (at least 8 distinct characters). Padding '=' is allowed at the
+// end, and '+', '/' and '|' as found in some vendors' ids.
+func ValidateID(id string) error {
+	if len(id) > MaxIDLength {
+		return ErrBadID
+	}
+	if isUUIDv4(id) {
+		return nil
+	}
+	if len(id) < 22 {
+		return ErrBadID
+	}
+	var seen [256]bool
+	distinct := 0
+	body := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c == '=':
+			body = false
+		case !body:
+			return ErrBadID // something after the padding
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
+			c == '-', c == '_', c == '+', c == '/', c == '|':
+			if !seen[c] {
+				seen[c] = true
+				distinct++
+			}
+		default:
+			return ErrBadID
+		}
+	}
+	if distinct < 8 {
+		return ErrBadID
+	}
+	return nil
+}
+
+// isUUIDv4 reports whether s is a canonical v4 UUID (any letter case), such
+// as 96eb744b-b84e-4c13-8b78-06b64ad81d94.
+func isUUIDv4(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+			continue
+		}
+		if !isHex(c) {
+			return false
+		}
+	}
+	if s[14] != '4' {
+		return false
+	}
+	switch s[19] {
+	case '8', '9', 'a', 'b', 'A', 'B':
+		return true
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// NewIndex returns a short random id for OAM's sessionIndex: 12 bytes,
+// base64url (16 characters), distinct from and unrelated to the session id.
+func NewIndex() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,282 @@
+package state
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/patrickmn/go-cache"
+)
+
+// MemoryOptions configures a Memory store.
+type MemoryOptions struct {
+	// Now is the clock used for liveness checks. Default: time.Now.
+	Now Clock
+	// CleanupInterval is how often expired sessions are swept from memory.
+	// Reads never return an expired session, whatever the interval.
+	// Default: 1m.
+	CleanupInterval time.Duration
+}
+
+// Memory is the default store: sessions in a go-cache, a per-user index,
+// and per-user state in a map. Nothing survives the process.
+type Memory struct {
+	now   Clock
+	cache *cache.Cache
+
+	// locks serialise writers of one key (striped by the key's first byte),
+	// so Update is atomic without a global write lock.
+	locks [256]sync.Mutex
+
+	imu    sync.Mutex
+	byUser map[string]map[Key]struct{}
+
+	umu   sync.Mutex
+	users map[string]*UserState
+}
+
+// NewMemory returns an empty memory store. Close stops its sweeper.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CleanupInterval <= 0 {
+		opts.CleanupInterval = time.Minute
+	}
+	m := &Memory{
+		now:    opts.Now,
+		cache:  cache.New(cache.NoExpiration, opts.CleanupInterval),
+		byUser: make(map[string]map[Key]struct{}),
+		users:  make(map[string]*UserState),
+	}
+	m.cache.OnEvicted(m.evicted)
+	return m
+}
+
+func ck(k Key) string { return string(k[:]) }
+
+// ttl converts a session's deadline into a go-cache lifetime measured on the
+// real clock; the injected clock decides liveness on read.
+func (m *Memory) ttl(s *Session) time.Duration {
+	d := s.Deadline().Sub(m.now())
+	if d <= 0 {
+		return time.Nanosecond
+	}
+	return d
+}
+
+func (m *Memory) lookup(key Key) (*Session, bool) {
+	v, ok := m.cache.Get(ck(key))
+	if !ok {
+		return nil, false
+	}
+	s := v.(*Session)
+	if !s.Live(m.now()) {
+		return nil, false
+	}
+	return s, true
+}
+
+// Get implements Store.
+func (m *Memory) Get(_ context.Context, key Key) (*Session, error) {
+	if s, ok := m.lookup(key); ok {
+		return s, nil
+	}
+	return nil, ErrNotFound
+}
+
+// Create implements Store.
+func (m *Memory) Create(_ context.Context, s *Session) error {
+	l := &m.locks[s.Key[0]]
+	l.Lock()
+	defer l.Unlock()
+	if _, ok := m.lookup(s.Key); ok {
+		return ErrExists
+	}
+	c := s.Clone()
+	c.Version = 1
+	m.index(c.UserID, c.Key)
+	m.cache.Set(ck(c.Key), c, m.ttl(c))
+	s.Version = 1
+	return nil
+}
+
+// Update implements Store.
+func (m *Memory) Update(_ context.Context, key Key, fn func(*Session) error) (*Session, error) {
+	l := &m.locks[key[0]]
+	l.Lock()
+	defer l.Unlock()
+	old, ok := m.lookup(key)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	c := old.Clone()
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	c.Key = key
+	c.Version = old.Version + 1
+	if c.UserID != old.UserID {
+		m.unindex(old.UserID, key)
+		m.index(c.UserID, key)
+	}
+	m.cache.Set(ck(key), c, m.ttl(c))
+	return c, nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(_ context.Context, key Key) (*Session, error) {
+	l := &m.locks[key[0]]
+	l.Lock()
+	defer l.Unlock()
+	s, ok := m.lookup(key)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	m.cache.Delete(ck(key)) // evicted() drops the index entry
+	return s, nil
+}
+
+// ByUser implements Store.
+func (m *Memory) ByUser(_ context.Context, userID string) ([]*Session, error) {
+	m.imu.Lock()
+	keys := make([]Key, 0, len(m.byUser[userID]))
+	for k := range m.byUser[userID] {
+		keys = append(keys, k)
+	}
+	m.imu.Unlock()
+	out := make([]*Session, 0, len(keys))
+	for _, k := range keys {
+		if s, ok := m.lookup(k); ok && s.UserID == userID {
+			out = append(out, s)
+		}
+	}
+	sortSessions(out)
+	return out, nil
+}
+
+// Scan implements Store.
+func (m *Memory) Scan(_ context.Context, fn func(*Session) bool) error {
+	now := m.now()
+	for _, it := range m.cache.Items() {
+		s := it.Object.(*Session)
+		if s.Live(now) && !fn(s) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// Touch implements Store.
+func (m *Memory) Touch(_ context.Context, key Key, at time.Time) error {
+	l := &m.locks[key[0]]
+	l.Lock()
+	defer l.Unlock()
+	old, ok := m.lookup(key)
+	if !ok {
+		return ErrNotFound
+	}
+	if !at.After(old.LastAccessTime) {
+		return nil
+	}
+	c := old.Clone()
+	c.LastAccessTime = at
+	c.Version = old.Version + 1
+	m.cache.Set(ck(key), c, m.ttl(c))
+	return nil
+}
+
+// GetUser implements Store.
+func (m *Memory) GetUser(_ context.Context, userID string) (*UserState, error) {
+	m.umu.Lock()
+	defer m.umu.Unlock()
+	if u, ok := m.users[userID]; ok {
+		return u, nil
+	}
+	return nil, ErrNotFound
+}
+
+// UpdateUser implements Store.
+func (m *Memory) UpdateUser(_ context.Context, userID string, fn func(*UserState) error) (*UserState, error) {
+	m.umu.Lock()
+	defer m.umu.Unlock()
+	var c *UserState
+	old, ok := m.users[userID]
+	if ok {
+		c = old.Clone()
+	} else {
+		c = &UserState{UserID: userID}
+	}
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	c.UserID = userID
+	c.Version++
+	m.users[userID] = c
+	return c, nil
+}
+
+// Len returns the number of sessions held, live or not yet swept.
+func (m *Memory) Len() int { return m.cache.ItemCount() }
+
+// Close implements Store. go-cache's janitor stops when the cache is
+// garbage collected; Close drops the data so that happens promptly.
+func (m *Memory) Close() error {
+	m.cache.Flush()
+	return nil
+}
+
+func (m *Memory) index(userID string, key Key) {
+	if userID == "" {
+		return
+	}
+	m.imu.Lock()
+	set := m.byUser[userID]
+	if set == nil {
+		set = make(map[Key]struct{}, 1)
+		m.byUser[userID] = set
+	}
+	set[key] = struct{}{}
+	m.imu.Unlock()
+}
+
+func (m *Memory) unindex(userID string, key Key) {
+	if userID == "" {
+		return
+	}
+	m.imu.Lock()
+	if set := m.byUser[userID]; set != nil {
+		delete(set, key)
+		if len(set) == 0 {
+			delete(m.byUser, userID)
+		}
+	}
+	m.imu.Unlock()
+}
+
+// evicted runs when go-cache drops an item (Delete or the sweeper).
+func (m *Memory) evicted(k string, v any) {
+	s, ok := v.(*Session)
+	if !ok {
+		return
+	}
+	// A sweep can race a re-creation under the same key: keep the index
+	// entry if the cache holds a session again.
+	if cur, ok := m.cache.Get(k); ok && cur.(*Session).UserID == s.UserID {
+		return
+	}
+	m.unindex(s.UserID, s.Key)
+}
+
+func sortSessions(ss []*Session) {
+	sort.Slice(ss, func(i, j int) bool {
+		if !ss[i].CreateTime.Equal(ss[j].CreateTime) {
+			return ss[i].CreateTime.Before(ss[j].CreateTime)
+		}
+		return ss[i].Index < ss[j].Index
+	})
+}
+
+// Interface guard.
+var _ Store = (*Memory)(nil)

@@ -1,0 +1,97 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by stores.
+var (
+	// ErrNotFound: no live record under that key (expired counts as absent).
+	ErrNotFound = errors.New("session not found")
+	// ErrExists: Create found a live record under the key already.
+	ErrExists = errors.New("session already exists")
+	// ErrUnavailable wraps failures of a store's backend (disk, network):
+	// the caller should answer 503 or its family's equivalent and change
+	// nothing.
+	ErrUnavailable = errors.New("session store unavailable")
+)
+
+// Clock returns the current time. Stores and handlers take one so that tests
+// can drive expiry without sleeping.
+type Clock func() time.Time
+
+// Store keeps sessions and per-user state. Every implementation enforces a
+// session's lifetime on read: Get never returns a session that is not Live,
+// whether or not a background sweep has removed it yet.
+//
+// Returned *Session and *UserState values are shared snapshots: callers must
+// not modify them. Update and UpdateUser hand fn a private copy; fn may be
+// called more than once (optimistic retries) and must not have side effects
+// outside the record. If fn returns an error, nothing is written and Update
+// returns that error.
+type Store interface {
+	// Get returns the live session stored under key, or ErrNotFound.
+	Get(ctx context.Context, key Key) (*Session, error)
+	// Create stores a new session under s.Key, or returns ErrExists.
+	Create(ctx context.Context, s *Session) error
+	// Update atomically applies fn to the live session under key and
+	// returns the stored result. Version is incremented by the store.
+	Update(ctx context.Context, key Key, fn func(*Session) error) (*Session, error)
+	// Delete removes the session under key and returns what was removed,
+	// or ErrNotFound.
+	Delete(ctx context.Context, key Key) (*Session, error)
+	// ByUser returns the live sessions of a user, oldest first.
+	ByUser(ctx context.Context, userID string) ([]*Session, error)
+	// Scan calls fn for every live session, in no particular order, until
+	// fn returns false.
+	Scan(ctx context.Context, fn func(*Session) bool) error
+	// Touch records an access at the given time (LastAccessTime). It never
+	// blocks on a disk or network round trip: durable stores may write it
+	// later, and a touch lost in a crash costs at most an idle refresh.
+	Touch(ctx context.Context, key Key, at time.Time) error
+
+	// GetUser returns the per-user state of userID, or ErrNotFound.
+	GetUser(ctx context.Context, userID string) (*UserState, error)
+	// UpdateUser atomically applies fn to the user's state, creating an
+	// empty one if there is none, and returns the stored result.
+	UpdateUser(ctx context.Context, userID string, fn func(*UserState) error) (*UserState, error)
+
+	// Close releases the store's resources; the store is unusable after.
+	Close() error
+}
+
+// UserState is what the store keeps per user rather than per session:
+// trusted devices, the login history and factor counters. Later features add
+// fields here; durable stores persist the whole record.
+type UserState struct {
+	UserID  string   `json:"uid"`
+	Devices []Device `json:"dev,omitempty"`
+	History []Login  `json:"hist,omitempty"`
+	// Version counts writes, like Session.Version.
+	Version uint64 `json:"v"`
+}
+
+// Device is a device registered as trusted for a user until Until.
+type Device struct {
+	ID    string    `json:"id"`
+	Added time.Time `json:"added"`
+	Until time.Time `json:"until"`
+}
+
+// Login is one entry of a user's login history.
+type Login struct {
+	Time              time.Time `json:"t"`
+	ClientIP          string    `json:"ip,omitempty"`
+	DeviceID          string    `json:"dev,omitempty"`
+	ClientApplication string    `json:"app,omitempty"`
+}
+
+// Clone returns a deep copy of u.
+func (u *UserState) Clone() *UserState {
+	c := *u
+	c.Devices = append([]Device(nil), u.Devices...)
+	c.History = append([]Login(nil), u.History...)
+	return &c
+}
