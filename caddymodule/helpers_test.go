@@ -32,9 +32,13 @@ func freePort() int {
 func newTester(t *testing.T, caddyfile string) (*caddytest.Tester, int) {
 	t.Helper()
 	port := freePort()
-	cfg := strings.ReplaceAll(caddyfile, "{ADMIN}", fmt.Sprintf("admin localhost:%d", testAdminPort()))
-	cfg = strings.ReplaceAll(cfg, "{PORT}", fmt.Sprint(port))
 	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: testAdminPort()})
-	tester.InitServer(cfg, "caddyfile")
+	tester.InitServer(expand(caddyfile, port), "caddyfile")
 	return tester, port
+}
+
+// expand substitutes "{ADMIN}" and "{PORT}" in a test Caddyfile.
+func expand(caddyfile string, port int) string {
+	cfg := strings.ReplaceAll(caddyfile, "{ADMIN}", fmt.Sprintf("admin localhost:%d", testAdminPort()))
+	return strings.ReplaceAll(cfg, "{PORT}", fmt.Sprint(port))
 }
