@@ -18,7 +18,7 @@ func TestSealerRoundTrip(t *testing.T) {
 	s := newTestSealer(t)
 	for _, id := range []string{NewID(), "96eb744b-b84e-4c13-8b78-06b64ad81d94", "x"} {
 		sealed := s.Seal(id)
-		if bytes.Contains(sealed, []byte(id)) {
+		if len(id) > 8 && bytes.Contains(sealed, []byte(id)) {
 			t.Fatalf("sealed form contains the id in the clear")
 		}
 		got, err := s.Open(KeyOf(id), sealed)
