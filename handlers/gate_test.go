@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -390,4 +391,13 @@ func TestOutcomeNames(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", o, o.String(), want)
 		}
 	}
+}
+
+// TestGateWrappedNotFound: a store may wrap ErrNotFound (a backend adds
+// context); that is still "no session", not an unavailable store.
+func TestGateWrappedNotFound(t *testing.T) {
+	f := newGate(t)
+	f.gate.Store = &faultyStore{Memory: f.store, err: fmt.Errorf("redis get: %w", state.ErrNotFound)}
+	o, w, _ := f.check(apiRequest("GET", "/app", state.NewID()))
+	assertUnauthorized(t, o, w)
 }
