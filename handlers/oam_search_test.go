@@ -138,3 +138,32 @@ func TestOAMSearchBadInput(t *testing.T) {
 	}
 	f.assertUnchanged(before)
 }
+
+// TestOAMSearchIsDeterministic: sessions created within the same second
+// (the wire's precision) come back in one stable order, so the 28 shown
+// are the same every time.
+func TestOAMSearchIsDeterministic(t *testing.T) {
+	f := newOAM(t)
+	for range 40 {
+		f.create(`{"userId":"alice"}`)
+	}
+	var first []string
+	for i := range 10 {
+		for _, path := range []string{"/sessions", "/sessions?userId=alice"} {
+			w := f.do("POST", path, "")
+			res := decode[searchJSON](t, w)
+			var got []string
+			for _, s := range res.Sessions.SessionData {
+				got = append(got, s.SessionIndex)
+			}
+			if !slices.IsSorted(got) {
+				t.Fatalf("%s: sessions of the same second are not ordered by sessionIndex", path)
+			}
+			if i == 0 && first == nil {
+				first = got
+			} else if !slices.Equal(got, first) {
+				t.Fatalf("%s, call %d: a different answer to the same search", path, i)
+			}
+		}
+	}
+}
