@@ -5,8 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 func TestOAMSearch(t *testing.T) {
@@ -165,5 +168,40 @@ func TestOAMSearchIsDeterministic(t *testing.T) {
 				t.Fatalf("%s, call %d: a different answer to the same search", path, i)
 			}
 		}
+	}
+}
+
+// TestOAMSearchAfterSealKeyChange: a session sealed under a former key is
+// still found, without its id, and the log says so without the id.
+func TestOAMSearchAfterSealKeyChange(t *testing.T) {
+	f := newOAM(t)
+	a := f.create(`{"userId":"alice"}`)
+	other, err := state.NewSealer(state.NewSealKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.env.Sealer = other
+	w := f.do("POST", "/sessions?userId=alice", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	res := decode[searchJSON](t, w)
+	if len(res.Sessions.SessionData) != 1 || res.Sessions.SessionData[0].SessionID != "" ||
+		res.Sessions.SessionData[0].SessionIndex != a.SessionIndex {
+		t.Fatalf("answer %+v", res.Sessions.SessionData)
+	}
+	warned := false
+	for _, e := range f.logs.All() {
+		if e.Message == "cannot open sealed session id" {
+			warned = true
+		}
+		for _, v := range e.ContextMap() {
+			if s, ok := v.(string); ok && strings.Contains(s, a.SessionID) {
+				t.Errorf("log line %q shows the session id", e.Message)
+			}
+		}
+	}
+	if !warned {
+		t.Error("no warning about the unopenable id")
 	}
 }
