@@ -34,9 +34,14 @@ type Memory struct {
 
 	umu   sync.Mutex
 	users map[string]*UserState
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-// NewMemory returns an empty memory store. Close stops its sweeper.
+// NewMemory returns an empty memory store and starts its sweeper; Close
+// stops it.
 func NewMemory(opts MemoryOptions) *Memory {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -45,13 +50,34 @@ func NewMemory(opts MemoryOptions) *Memory {
 		opts.CleanupInterval = time.Minute
 	}
 	m := &Memory{
-		now:    opts.Now,
-		cache:  cache.New(cache.NoExpiration, opts.CleanupInterval),
+		now: opts.Now,
+		// No go-cache janitor: it would stop only when the cache is
+		// garbage collected, which the eviction callback (holding m)
+		// prevents. The store runs its own sweeper, stopped by Close.
+		cache:  cache.New(cache.NoExpiration, 0),
 		byUser: make(map[string]map[Key]struct{}),
 		users:  make(map[string]*UserState),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	m.cache.OnEvicted(m.evicted)
+	go m.sweep(opts.CleanupInterval)
 	return m
+}
+
+// sweep removes expired sessions every interval until Close.
+func (m *Memory) sweep(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			m.cache.DeleteExpired()
+		case <-m.stop:
+			return
+		}
+	}
 }
 
 func ck(k Key) string { return string(k[:]) }
@@ -96,8 +122,9 @@ func (m *Memory) Create(_ context.Context, s *Session) error {
 	}
 	c := s.Clone()
 	c.Version = 1
-	m.index(c.UserID, c.Key)
+	// Set before index: see evicted.
 	m.cache.Set(ck(c.Key), c, m.ttl(c))
+	m.index(c.UserID, c.Key)
 	s.Version = 1
 	return nil
 }
@@ -117,11 +144,11 @@ func (m *Memory) Update(_ context.Context, key Key, fn func(*Session) error) (*S
 	}
 	c.Key = key
 	c.Version = old.Version + 1
+	m.cache.Set(ck(key), c, m.ttl(c))
 	if c.UserID != old.UserID {
 		m.unindex(old.UserID, key)
 		m.index(c.UserID, key)
 	}
-	m.cache.Set(ck(key), c, m.ttl(c))
 	return c, nil
 }
 
@@ -220,10 +247,13 @@ func (m *Memory) UpdateUser(_ context.Context, userID string, fn func(*UserState
 // Len returns the number of sessions held, live or not yet swept.
 func (m *Memory) Len() int { return m.cache.ItemCount() }
 
-// Close implements Store. go-cache's janitor stops when the cache is
-// garbage collected; Close drops the data so that happens promptly.
+// Close implements Store: it stops the sweeper and drops every session.
 func (m *Memory) Close() error {
-	m.cache.Flush()
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		<-m.done
+		m.cache.Flush()
+	})
 	return nil
 }
 
@@ -255,18 +285,22 @@ func (m *Memory) unindex(userID string, key Key) {
 	m.imu.Unlock()
 }
 
-// evicted runs when go-cache drops an item (Delete or the sweeper).
+// evicted runs when go-cache drops an item (Delete or the sweeper). The
+// sweeper does not hold the key's lock, so it can race a re-creation under
+// the same key. Writers store the record before indexing it, and evicted
+// unindexes before looking at the cache again, so whatever the interleaving
+// a record in the cache ends up indexed. An entry left behind for a record
+// deleted meanwhile is harmless: ByUser checks every entry against the cache.
 func (m *Memory) evicted(k string, v any) {
 	s, ok := v.(*Session)
 	if !ok {
 		return
 	}
-	// A sweep can race a re-creation under the same key: keep the index
-	// entry if the cache holds a session again.
-	if cur, ok := m.cache.Get(k); ok && cur.(*Session).UserID == s.UserID {
-		return
-	}
 	m.unindex(s.UserID, s.Key)
+	if cur, ok := m.cache.Get(k); ok {
+		c := cur.(*Session)
+		m.index(c.UserID, c.Key)
+	}
 }
 
 func sortSessions(ss []*Session) {
