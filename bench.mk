@@ -1,6 +1,6 @@
 # Benchmarks (docs/performance.md). Included from the Makefile.
 #
-#   make bench      the load benchmark: bin/caddy + wrk on 127.0.0.1, ~6 min,
+#   make bench      the load benchmark: bin/caddy + wrk on 127.0.0.1, ~6-7 min,
 #                   writes bench/results/<date>.md (tunables: bench/run.sh)
 #   make bench-go   the in-process Go benchmarks of the gate, session
 #                   creation and memory per session

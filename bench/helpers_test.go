@@ -65,9 +65,12 @@ func filledMemory(n int) *state.Memory {
 	return st
 }
 
-// discardWriter is a ResponseWriter that keeps nothing, so that refusals
-// written in a loop do not accumulate.
-type discardWriter struct{ h http.Header }
+// discardWriter is a ResponseWriter that keeps only the status, so that
+// answers written in a loop do not accumulate.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
 
 func (d *discardWriter) Header() http.Header {
 	if d.h == nil {
@@ -75,9 +78,23 @@ func (d *discardWriter) Header() http.Header {
 	}
 	return d.h
 }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}
-func (d *discardWriter) reset()                      { clear(d.h) }
+func (d *discardWriter) Write(b []byte) (int, error) {
+	if d.code == 0 {
+		d.code = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (d *discardWriter) WriteHeader(code int) {
+	if d.code == 0 {
+		d.code = code
+	}
+}
+
+func (d *discardWriter) reset() {
+	clear(d.h)
+	d.code = 0
+}
 
 func sizeName(n int) string {
 	switch {

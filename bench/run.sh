@@ -8,7 +8,7 @@
 # Then measures every configuration with wrk, interleaved round by round
 # (A B C … A B C …), and writes bench/results/<date>.md.
 #
-# Tunables (environment): BENCH_DURATION (5s), BENCH_ROUNDS (3),
+# Tunables (environment): BENCH_DURATION (5s), BENCH_ROUNDS (5),
 # BENCH_CONNS (32), BENCH_THREADS (2), BENCH_SESSIONS_SMALL (1000),
 # BENCH_SESSIONS_LARGE (1000000), BENCH_PRELOAD_CONNS (32),
 # BENCH_PRELOAD_DEADLINE (240s: the large preload stops there and the
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CADDY=${CADDY:-$ROOT/bin/caddy}
 DURATION=${BENCH_DURATION:-5s}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-32}
 THREADS=${BENCH_THREADS:-2}
 SMALL=${BENCH_SESSIONS_SMALL:-1000}
