@@ -127,10 +127,8 @@ func (g *Gate) sessionID(r *http.Request) string {
 			}
 		}
 	}
-	if c, err := r.Cookie(g.CookieName); err == nil {
-		return c.Value
-	}
-	return ""
+	v, _ := cookieValue(r.Header, g.CookieName)
+	return v
 }
 
 type gateBody struct {

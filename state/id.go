@@ -24,8 +24,16 @@ var ErrBadID = errors.New("session id must be a v4 UUID or at least 22 base64url
 // or a Redis key holds only keys, never a live cookie value.
 type Key [sha256.Size]byte
 
-// KeyOf returns the store key of a session id.
-func KeyOf(id string) Key { return sha256.Sum256([]byte(id)) }
+// KeyOf returns the store key of a session id. Ids up to MaxIDLength are
+// hashed from a stack buffer: a plain []byte(id) conversion of an id longer
+// than 32 bytes allocates, and the gate calls KeyOf on every request.
+func KeyOf(id string) Key {
+	if len(id) <= MaxIDLength {
+		var buf [MaxIDLength]byte
+		return sha256.Sum256(buf[:copy(buf[:], id)])
+	}
+	return sha256.Sum256([]byte(id))
+}
 
 // String returns the key in hex.
 func (k Key) String() string { return hex.EncodeToString(k[:]) }

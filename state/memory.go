@@ -30,7 +30,7 @@ type Memory struct {
 	locks [256]sync.Mutex
 
 	imu    sync.Mutex
-	byUser map[string]map[Key]struct{}
+	byUser map[string]userKeys
 
 	umu   sync.Mutex
 	users map[string]*UserState
@@ -55,7 +55,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		// garbage collected, which the eviction callback (holding m)
 		// prevents. The store runs its own sweeper, stopped by Close.
 		cache:  cache.New(cache.NoExpiration, 0),
-		byUser: make(map[string]map[Key]struct{}),
+		byUser: make(map[string]userKeys),
 		users:  make(map[string]*UserState),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
@@ -168,9 +168,9 @@ func (m *Memory) Delete(_ context.Context, key Key) (*Session, error) {
 // ByUser implements Store.
 func (m *Memory) ByUser(_ context.Context, userID string) ([]*Session, error) {
 	m.imu.Lock()
-	keys := make([]Key, 0, len(m.byUser[userID]))
-	for k := range m.byUser[userID] {
-		keys = append(keys, k)
+	var keys []Key
+	if uk, ok := m.byUser[userID]; ok {
+		keys = uk.list()
 	}
 	m.imu.Unlock()
 	out := make([]*Session, 0, len(keys))
@@ -262,12 +262,15 @@ func (m *Memory) index(userID string, key Key) {
 		return
 	}
 	m.imu.Lock()
-	set := m.byUser[userID]
-	if set == nil {
-		set = make(map[Key]struct{}, 1)
-		m.byUser[userID] = set
+	if uk, ok := m.byUser[userID]; !ok {
+		m.byUser[userID] = userKeys{first: key}
+	} else if uk.first != key {
+		if uk.more == nil {
+			uk.more = make(map[Key]struct{})
+			m.byUser[userID] = uk
+		}
+		uk.more[key] = struct{}{}
 	}
-	set[key] = struct{}{}
 	m.imu.Unlock()
 }
 
@@ -276,13 +279,40 @@ func (m *Memory) unindex(userID string, key Key) {
 		return
 	}
 	m.imu.Lock()
-	if set := m.byUser[userID]; set != nil {
-		delete(set, key)
-		if len(set) == 0 {
+	if uk, ok := m.byUser[userID]; ok {
+		switch {
+		case uk.first != key:
+			delete(uk.more, key)
+		case len(uk.more) == 0:
 			delete(m.byUser, userID)
+		default:
+			for k := range uk.more { // promote any other key
+				uk.first = k
+				delete(uk.more, k)
+				break
+			}
+			m.byUser[userID] = uk
 		}
 	}
 	m.imu.Unlock()
+}
+
+// userKeys are the keys of one user's sessions. Most users have one
+// session, held in first without a map of its own (a map costs ~300 bytes
+// even for one key); more holds the others.
+type userKeys struct {
+	first Key
+	more  map[Key]struct{}
+}
+
+// list returns the keys, first included.
+func (uk userKeys) list() []Key {
+	keys := make([]Key, 0, 1+len(uk.more))
+	keys = append(keys, uk.first)
+	for k := range uk.more {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // evicted runs when go-cache drops an item (Delete or the sweeper). The
