@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,7 +238,7 @@ func TestWebhookDeliverer(t *testing.T) {
 }
 
 func TestWebhookErrorsHideURL(t *testing.T) {
-	url := "http://127.0.0.1:" + itoa(freePort(t)) + "/hook/TOKEN-abc123"
+	url := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/hook/TOKEN-abc123"
 	d, err := NewWebhookDeliverer(WebhookConfig{URL: url, Secret: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -252,11 +253,6 @@ func TestWebhookErrorsHideURL(t *testing.T) {
 			t.Errorf("NewWebhookDeliverer(%+v): %v", cfg, err)
 		}
 	}
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func TestRouterMissingChannelIsPermanent(t *testing.T) {
