@@ -214,3 +214,54 @@ func wrongCode(code string) string {
 	b[0] = '0' + (b[0]-'0'+1)%10
 	return string(b)
 }
+
+// TestOTPSeedAgainstCaddyfileExample sends the seed's request, as written,
+// to Caddyfile.example (ports moved to free ones, the users file found from
+// the test's directory) with the demo token: 200 {otp, expiresAt} the first
+// time, 204 after, although its userId is in no users file.
+func TestOTPSeedAgainstCaddyfileExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := freePort()
+	cfg := string(raw)
+	for old, repl := range map[string]string{
+		"admin localhost:2019":          "{ADMIN}",
+		"http://localhost:8080":         "http://localhost:{PORT}",
+		"127.0.0.1:8081":                fmt.Sprintf("127.0.0.1:%d", upstream),
+		"http://:8081":                  fmt.Sprintf("http://:%d", upstream),
+		"users_file users.example.json": "users_file ../users.example.json",
+	} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("Caddyfile.example no longer contains %q", old)
+		}
+		cfg = strings.ReplaceAll(cfg, old, repl)
+	}
+	tester, port := newTester(t, cfg)
+	const id = "ddac0bf6-e618-499e-b6ee-2c45530ea8ed"
+	seed := `{"userId":"738e379f-fe30-45ab-819c-ba88804b6368","passedLoginOTP":true}`
+	put := func() (int, string) {
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("http://localhost:%d/sessions/%s", port, id), strings.NewReader(seed))
+		req.Header.Set("Authorization", "Bearer demo-token")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := tester.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	st, body := put()
+	var ans struct{ OTP, ExpiresAt string }
+	if st != 200 || json.Unmarshal([]byte(body), &ans) != nil || len(ans.OTP) != 6 {
+		t.Fatalf("first PUT: %d %s", st, body)
+	}
+	if _, err := time.Parse(time.RFC3339, ans.ExpiresAt); err != nil {
+		t.Fatalf("expiresAt %q", ans.ExpiresAt)
+	}
+	if st, body := put(); st != 204 || body != "" {
+		t.Fatalf("second PUT: %d %s", st, body)
+	}
+}
