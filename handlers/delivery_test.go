@@ -83,7 +83,7 @@ func TestSMTPWrongPassword(t *testing.T) {
 }
 
 // freePort returns a loopback port with nothing listening on it.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -15,7 +15,8 @@ import (
 
 // OTPSessions serves the OTP session family (otp-sessions.md): PUT
 // /sessions/{sessionId}, POST /user/otp/verify, POST /user/otp and POST
-// /user/otp/sendmail, behind bearer tokens, with JSON:API errors.
+// /user/otp/sendmail, behind bearer tokens, with JSON:API errors; and, as
+// our extension, POST /user/totp/enroll for users of the users file.
 type OTPSessions struct {
 	Env  *Env
 	Auth *BearerAuth
@@ -42,8 +43,9 @@ func (o *OTPSessions) Register(mux *http.ServeMux) {
 	mux.Handle("POST /user/otp/verify", o.guard(o.verify))
 	mux.Handle("POST /user/otp", o.guard(o.create))
 	mux.Handle("POST /user/otp/sendmail", o.guard(o.sendmail))
+	mux.Handle("POST /user/totp/enroll", o.guard(o.enrollTOTP))
 	for p, allow := range map[string]string{"/sessions/{sessionId}": "PUT", "/user/otp/verify": "POST",
-		"/user/otp": "POST", "/user/otp/sendmail": "POST"} {
+		"/user/otp": "POST", "/user/otp/sendmail": "POST", "/user/totp/enroll": "POST"} {
 		mux.Handle(p, o.guard(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			jsonAPIFail(w, http.StatusMethodNotAllowed, "method-not-allowed", "method "+r.Method+" not allowed here", "")

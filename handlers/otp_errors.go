@@ -36,6 +36,7 @@ type jsonAPISource struct {
 var otpTitles = map[string]string{
 	"unauthorized":       "Unauthorized",
 	"session-not-found":  "Session not found",
+	"user-not-found":     "User not found",
 	"invalid-otp":        "Invalid one-time password",
 	"bad-request":        "Bad request",
 	"body-too-large":     "Request body too large",

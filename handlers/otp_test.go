@@ -55,7 +55,7 @@ func (f *otpFixture) advance(d time.Duration) {
 // newOTPFixture serves the OTP family with a users file holding "alice"
 // (mail, TOTP) and mail going to a loopback SMTP server (smtpUp) or to a
 // closed port.
-func newOTPFixture(t *testing.T, smtpUp bool) *otpFixture {
+func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 	t.Helper()
 	f := &otpFixture{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	f.store = state.NewMemory(state.MemoryOptions{Now: f.clock})
