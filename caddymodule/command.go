@@ -43,8 +43,8 @@ is written atomically with mode 0600; run "caddy reload" to apply it.`,
 // userFlags are the flags of the user subcommands.
 type userFlags struct {
 	file, id, login, group, mail, phone, secret, qr, issuer string
-	factors                                                []string
-	remove                                                 bool
+	factors                                                 []string
+	remove                                                  bool
 }
 
 func userCommand() *cobra.Command {
