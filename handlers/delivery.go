@@ -144,7 +144,7 @@ func (l LogDeliverer) Deliver(_ context.Context, m Message) error {
 		zap.String("channel", m.Channel),
 		zap.String("login", m.Login),
 		zap.String("otp", m.Code),
-		zap.Time("expires_at", m.ExpiresAt))
+		zap.String("expires_at", m.ExpiresAt.UTC().Format(time.RFC3339)))
 	return nil
 }
 
