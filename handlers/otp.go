@@ -114,7 +114,8 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 	now := o.Env.now()
 	key := state.KeyOf(id)
 
-	if _, err := o.Env.Store.Get(ctx, key); errors.Is(err, state.ErrNotFound) {
+	cur, err := o.Env.Store.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
 		if !o.allowSend(w, ctx, userID, now) {
 			return
 		}
@@ -140,9 +141,21 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Created meanwhile by a concurrent call: update it below.
+		cur = nil
 	} else if err != nil {
 		o.storeFail(w, "get", err)
 		return
+	}
+	// Apply the send limit before a new code is made, as far as the
+	// snapshot tells (a concurrent change is caught after the update).
+	limitChecked := false
+	if cur != nil && cur.UserID == userID && !bool(*in.PassedLoginOTP) && !cur.HasLiveOTP(now) &&
+		cur.EffectiveStatus(now) != state.StatusChallengeBlocked &&
+		(cur.Challenge == nil || !now.Before(cur.Challenge.OTPIssued.Add(o.OTP.Cooldown))) {
+		if !o.allowSend(w, ctx, userID, now) {
+			return
+		}
+		limitChecked = true
 	}
 
 	var code string
@@ -183,7 +196,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if !o.allowSend(w, ctx, userID, now) {
+	if !limitChecked && !o.allowSend(w, ctx, userID, now) {
 		return
 	}
 	o.deliverAndAnswer(w, r, s, code, exp, http.StatusOK, o.ExposeOTP)

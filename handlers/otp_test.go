@@ -388,3 +388,21 @@ func TestOTPNoSecretInLogs(t *testing.T) {
 		}
 	}
 }
+
+func TestOTPHourlySendLimit(t *testing.T) {
+	f := newOTPFixture(t, true)
+	for i := 0; i < 10; i++ {
+		answerOf(t, f.do(t, "PUT", "/sessions/"+state.NewID(), `{"userId":"busy","passedLoginOTP":false}`), 200)
+	}
+	id := state.NewID()
+	w := f.do(t, "PUT", "/sessions/"+id, `{"userId":"busy","passedLoginOTP":false}`)
+	jsonAPI(t, w, 429, "too-many-requests")
+	if w.Header().Get("Retry-After") != "3600" {
+		t.Fatalf("Retry-After %q", w.Header().Get("Retry-After"))
+	}
+	if _, err := f.store.Get(context.Background(), state.KeyOf(id)); err == nil {
+		t.Fatal("a refused request created the session")
+	}
+	f.advance(time.Hour)
+	answerOf(t, f.do(t, "PUT", "/sessions/"+id, `{"userId":"busy","passedLoginOTP":false}`), 200)
+}
