@@ -108,6 +108,9 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 		cfg = new(OTPConfig)
 	}
 	rt := &otpRuntime{expose: cfg.ExposeOTP == nil || *cfg.ExposeOTP}
+	if a.bearer.Empty() {
+		a.logger.Warn("no api_tokens configured: the OTP session family refuses every call")
+	}
 	if a.UsersFile != "" {
 		users, err := state.LoadUsers(repl.ReplaceAll(a.UsersFile, ""), false)
 		if err != nil {
