@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,9 +38,21 @@ type FileOptions struct {
 	// MaxSize caps the file's size in bytes; a write that would grow it
 	// further fails as if the disk were full. Default: 0, no cap.
 	MaxSize int
-	// OnError receives errors of the background work (touch flushes,
-	// sweeps), which have no caller to return them to. Default: ignore.
+	// BackgroundLoadAbove is the number of live sessions above which
+	// OpenFile returns before they are all in memory: the rest load in the
+	// background while reads of sessions not yet loaded go to the file, and
+	// ByUser and Scan wait for the load. A record that does not decode is
+	// then reported through OnError and skipped, where a smaller file fails
+	// to open. Default: 50000.
+	BackgroundLoadAbove int
+	// OnError receives errors of the background work (loading, touch
+	// flushes, sweeps), which have no caller to return them to.
+	// Default: ignore.
 	OnError func(error)
+
+	// beforeLoad, if set, runs in the background loader before it starts
+	// (tests hold the load with it).
+	beforeLoad func()
 }
 
 // File is a durable store: every session and user state is written through
@@ -67,6 +80,13 @@ type File struct {
 	ulocks [256]sync.Mutex
 
 	touches [touchShards]touchShard
+
+	// loading is set while sessions load in the background; loaded is
+	// closed when they have. dirty holds the keys written meanwhile.
+	loading atomic.Bool
+	loaded  chan struct{}
+	dirtyMu sync.Mutex
+	dirty   map[Key]struct{}
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -108,6 +128,9 @@ func OpenFile(opts FileOptions) (*File, error) {
 	if opts.MaxBatchDelay <= 0 {
 		opts.MaxBatchDelay = 2 * time.Millisecond
 	}
+	if opts.BackgroundLoadAbove <= 0 {
+		opts.BackgroundLoadAbove = defaultBackgroundLoadAbove
+	}
 	if opts.OnError == nil {
 		opts.OnError = func(error) {}
 	}
@@ -128,13 +151,15 @@ func OpenFile(opts FileOptions) (*File, error) {
 	}
 	db.MaxBatchDelay = opts.MaxBatchDelay
 	f := &File{
-		path:  opts.Path,
-		now:   opts.Now,
-		db:    db,
-		codec: cd,
-		mem:   NewMemory(MemoryOptions{Now: opts.Now, CleanupInterval: opts.SweepInterval}),
-		onErr: opts.OnError,
-		stop:  make(chan struct{}),
+		path:   opts.Path,
+		now:    opts.Now,
+		db:     db,
+		codec:  cd,
+		mem:    NewMemory(MemoryOptions{Now: opts.Now, CleanupInterval: opts.SweepInterval}),
+		onErr:  opts.OnError,
+		stop:   make(chan struct{}),
+		loaded: make(chan struct{}),
+		dirty:  make(map[Key]struct{}),
 	}
 	for i := range f.touches {
 		f.touches[i].m = make(map[Key]time.Time)
@@ -143,10 +168,14 @@ func OpenFile(opts FileOptions) (*File, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("opening session store %s: %w", opts.Path, err)
 	}
-	if err := f.load(); err != nil {
+	if err := f.open(opts.BackgroundLoadAbove, opts.beforeLoad); err != nil {
 		_ = db.Close()
 		f.mem.Close()
 		return nil, fmt.Errorf("loading session store %s: %w", opts.Path, err)
+	}
+	if !f.loading.Load() {
+		f.dirty = nil
+		close(f.loaded)
 	}
 	f.done.Add(1)
 	go f.background(opts.TouchInterval, opts.SweepInterval)
@@ -156,16 +185,24 @@ func OpenFile(opts FileOptions) (*File, error) {
 // Path returns the file's path.
 func (f *File) Path() string { return f.path }
 
-// Get implements Store. It reads memory only.
-func (f *File) Get(ctx context.Context, key Key) (*Session, error) { return f.mem.Get(ctx, key) }
+// Get implements Store. It reads memory only, once loaded.
+func (f *File) Get(_ context.Context, key Key) (*Session, error) { return f.lookup(key) }
 
-// ByUser implements Store. It reads memory only.
+// ByUser implements Store. It reads memory only, once loaded.
 func (f *File) ByUser(ctx context.Context, userID string) ([]*Session, error) {
+	if err := f.waitLoaded(ctx); err != nil {
+		return nil, err
+	}
 	return f.mem.ByUser(ctx, userID)
 }
 
-// Scan implements Store. It reads memory only.
-func (f *File) Scan(ctx context.Context, fn func(*Session) bool) error { return f.mem.Scan(ctx, fn) }
+// Scan implements Store. It reads memory only, once loaded.
+func (f *File) Scan(ctx context.Context, fn func(*Session) bool) error {
+	if err := f.waitLoaded(ctx); err != nil {
+		return err
+	}
+	return f.mem.Scan(ctx, fn)
+}
 
 // GetUser implements Store. It reads memory only.
 func (f *File) GetUser(ctx context.Context, userID string) (*UserState, error) {
@@ -177,9 +214,12 @@ func (f *File) Create(_ context.Context, s *Session) error {
 	l := &f.wlocks[s.Key[0]]
 	l.Lock()
 	defer l.Unlock()
-	if _, ok := f.mem.lookup(s.Key); ok {
+	if _, err := f.lookup(s.Key); err == nil {
 		return ErrExists
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
 	}
+	f.markDirty(s.Key)
 	c := s.Clone()
 	c.Version = 1
 	if err := f.putSession(c); err != nil {
@@ -196,9 +236,9 @@ func (f *File) Update(_ context.Context, key Key, fn func(*Session) error) (*Ses
 	l := &f.wlocks[key[0]]
 	l.Lock()
 	defer l.Unlock()
-	old, ok := f.mem.lookup(key)
-	if !ok {
-		return nil, ErrNotFound
+	old, err := f.lookup(key)
+	if err != nil {
+		return nil, err
 	}
 	c := old.Clone()
 	if err := fn(c); err != nil {
@@ -206,6 +246,7 @@ func (f *File) Update(_ context.Context, key Key, fn func(*Session) error) (*Ses
 	}
 	c.Key = key
 	c.Version = old.Version + 1
+	f.markDirty(key)
 	if err := f.putSession(c); err != nil {
 		return nil, err
 	}
@@ -222,10 +263,11 @@ func (f *File) Delete(_ context.Context, key Key) (*Session, error) {
 	l := &f.wlocks[key[0]]
 	l.Lock()
 	defer l.Unlock()
-	s, ok := f.mem.lookup(key)
-	if !ok {
-		return nil, ErrNotFound
+	s, err := f.lookup(key)
+	if err != nil {
+		return nil, err
 	}
+	f.markDirty(key)
 	if err := f.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSessions).Delete(key[:])
 	}); err != nil {
@@ -241,6 +283,9 @@ func (f *File) Delete(_ context.Context, key Key) (*Session, error) {
 
 // Touch implements Store: memory now, the file at the next flush.
 func (f *File) Touch(ctx context.Context, key Key, at time.Time) error {
+	if _, err := f.lookup(key); err != nil {
+		return err
+	}
 	if err := f.mem.Touch(ctx, key, at); err != nil {
 		return err
 	}

@@ -60,6 +60,9 @@ func (f *File) background(touchEvery, sweepEvery time.Duration) {
 				f.onErr(fmt.Errorf("session store %s: writing access times: %w", f.path, err))
 			}
 		case <-st.C:
+			if f.loading.Load() {
+				continue // the loader has not seen every record yet
+			}
 			if _, err := f.sweep(); err != nil {
 				f.onErr(fmt.Errorf("session store %s: sweeping expired sessions: %w", f.path, err))
 			}

@@ -656,3 +656,125 @@ func TestFileClosed(t *testing.T) {
 		t.Fatalf("Create after Close: %v", err)
 	}
 }
+
+// TestFileBackgroundLoad holds a background load and checks that the store
+// serves meanwhile (reading sessions not yet loaded from the file), that
+// writes made during the load win over the loader's older copies, and that
+// ByUser waits for the load.
+func TestFileBackgroundLoad(t *testing.T) {
+	ctx := context.Background()
+	clk := newTestClock()
+	path := filepath.Join(t.TempDir(), "s.db")
+	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ss []*Session
+	for i := range 40 {
+		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		s.UserID = fmt.Sprintf("u%d", i%4)
+		if err := f.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	release := make(chan struct{})
+	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now, BackgroundLoadAbove: 10,
+		beforeLoad: func() { <-release }})
+	if !g.loading.Load() || g.Len() != 0 {
+		t.Fatalf("expected a held background load: loading %v, %d in memory", g.loading.Load(), g.Len())
+	}
+	if got := mustGet(t, g, ss[0].Key); got.UserID != "u0" {
+		t.Fatalf("read during load: %+v", got)
+	}
+	if _, err := g.Delete(ctx, ss[1].Key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Get(ctx, ss[1].Key); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted during load: Get = %v", err)
+	}
+	if _, err := g.Update(ctx, ss[2].Key, func(c *Session) error {
+		return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Create(ctx, ss[3].Clone()); !errors.Is(err, ErrExists) {
+		t.Fatalf("Create over a stored, unloaded session: %v", err)
+	}
+	clk.Advance(time.Minute)
+	if err := g.Touch(ctx, ss[4].Key, clk.Now()); err != nil {
+		t.Fatalf("Touch during load: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := g.ByUser(cancelled, "u0"); err == nil {
+		t.Fatal("ByUser answered before the load finished")
+	}
+
+	close(release)
+	<-g.loaded
+	if g.Len() != 39 {
+		t.Fatalf("after the load: %d sessions in memory, want 39", g.Len())
+	}
+	if _, err := g.Get(ctx, ss[1].Key); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the loader brought back a deleted session: %v", err)
+	}
+	if s := mustGet(t, g, ss[2].Key); s.Status != StatusAuthenticated || s.Version != 2 {
+		t.Fatalf("the loader overwrote an update: %+v", s)
+	}
+	if s := mustGet(t, g, ss[4].Key); !s.LastAccessTime.Equal(clk.Now()) {
+		t.Fatalf("the loader overwrote a touch: %v", s.LastAccessTime)
+	}
+	if byUser, err := g.ByUser(ctx, "u1"); err != nil || len(byUser) != 9 {
+		t.Fatalf("ByUser(u1) after the load = %d sessions, %v; want 9", len(byUser), err)
+	}
+}
+
+// A record that does not decode is skipped and reported by a background
+// load; the others load.
+func TestFileBackgroundLoadSkipsBadRecord(t *testing.T) {
+	clk := newTestClock()
+	path := filepath.Join(t.TempDir(), "s.db")
+	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad Key
+	for i := range 20 {
+		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		if err := f.Create(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			bad = s.Key
+		}
+	}
+	if err := f.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSessions)
+		return b.Put(bad[:], append(append([]byte(nil), b.Get(bad[:])[:headerLen]...), '['))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+
+	var mu sync.Mutex
+	var reported []error
+	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now, BackgroundLoadAbove: 5, OnError: func(err error) {
+		mu.Lock()
+		reported = append(reported, err)
+		mu.Unlock()
+	}})
+	<-g.loaded
+	if g.Len() != 19 {
+		t.Fatalf("%d sessions loaded, want 19", g.Len())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || !strings.Contains(reported[0].Error(), path) {
+		t.Fatalf("reported errors: %v", reported)
+	}
+}
