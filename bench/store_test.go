@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,17 +87,27 @@ func BenchmarkGateHit(b *testing.B) {
 			e := env(st)
 			now := time.Now()
 			ids := make([]string, 1000)
-			for i := range ids {
-				ids[i] = state.NewID()
-				s := e.NewSession(ids[i], now)
-				s.UserID = "bench-user"
-				if err := s.SetStatus(state.StatusAuthenticated, now, "", 0); err != nil {
-					b.Fatal(err)
-				}
-				if err := st.Create(b.Context(), s); err != nil {
-					b.Fatal(err)
-				}
+			var wg sync.WaitGroup
+			for w := range 50 { // concurrent creations share commits
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < len(ids); i += 50 {
+						ids[i] = state.NewID()
+						s := e.NewSession(ids[i], now)
+						s.UserID = "bench-user"
+						if err := s.SetStatus(state.StatusAuthenticated, now, "", 0); err != nil {
+							b.Error(err)
+							return
+						}
+						if err := st.Create(b.Context(), s); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
 			}
+			wg.Wait()
 			g := &handlers.Gate{Store: st, Now: time.Now, Logger: zap.NewNop(), CookieName: "authsession",
 				TouchInterval: time.Minute,
 				SetHeaders:    []handlers.HeaderField{{Name: "X-Auth-User", Field: "login"}}}

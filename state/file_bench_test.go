@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,13 +107,22 @@ func benchGet(b *testing.B, st Store) {
 	ctx := context.Background()
 	now := time.Now()
 	keys := make([]Key, 10000)
-	for i := range keys {
-		s := benchSession(now)
-		if err := st.Create(ctx, s); err != nil {
-			b.Fatal(err)
-		}
-		keys[i] = s.Key
+	var wg sync.WaitGroup
+	for w := range 100 { // concurrent creations share commits
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(keys); i += 100 {
+				s := benchSession(now)
+				if err := st.Create(ctx, s); err != nil {
+					b.Error(err)
+					return
+				}
+				keys[i] = s.Key
+			}
+		}()
 	}
+	wg.Wait()
 	var next atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
