@@ -108,11 +108,26 @@ func (fs *FileStore) OpenStore(now state.Clock) (state.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger.Info("session store opened",
-		zap.String("file", fs.path),
-		zap.Int("sessions", st.Len()),
-		zap.Bool("encrypted", fs.key != nil),
-		zap.Duration("took", time.Since(start)))
+	select {
+	case <-st.Loaded():
+		logger.Info("session store opened",
+			zap.String("file", fs.path),
+			zap.Int("sessions", st.Len()),
+			zap.Bool("encrypted", fs.key != nil),
+			zap.Duration("took", time.Since(start)))
+	default:
+		logger.Info("session store opened, loading sessions in the background",
+			zap.String("file", fs.path),
+			zap.Bool("encrypted", fs.key != nil),
+			zap.Duration("took", time.Since(start)))
+		go func() {
+			<-st.Loaded()
+			logger.Info("session store loaded",
+				zap.String("file", fs.path),
+				zap.Int("sessions", st.Len()),
+				zap.Duration("took", time.Since(start)))
+		}()
+	}
 	return st, nil
 }
 

@@ -182,6 +182,10 @@ func OpenFile(opts FileOptions) (*File, error) {
 	return f, nil
 }
 
+// Loaded returns a channel closed once every live session is in memory
+// (at once, unless the file is loading in the background).
+func (f *File) Loaded() <-chan struct{} { return f.loaded }
+
 // Path returns the file's path.
 func (f *File) Path() string { return f.path }
 
