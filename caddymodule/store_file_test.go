@@ -227,6 +227,15 @@ func TestFileStoreRestart(t *testing.T) {
 	if code != http.StatusOK || strings.Count(body, `"sessionId"`) != 2 {
 		t.Fatalf("search by user after restart: %d %s", code, body)
 	}
+
+	// A reload with the same file keeps the open store (a second open
+	// would find the file locked) and every session.
+	tester.InitServer(fileExpand(strings.Replace(fileCfg, "flush_interval 1s", "flush_interval 2s", 1), port), "caddyfile")
+	for _, s := range sessions {
+		if got := gateStatus(t, base, s.id); got != http.StatusOK {
+			t.Fatalf("gate after reload: %d, want 200", got)
+		}
+	}
 }
 
 // fileExpand substitutes "{ADMIN}" and "{PORT}" as newTester does, for a
