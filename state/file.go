@@ -173,10 +173,6 @@ func OpenFile(opts FileOptions) (*File, error) {
 		f.mem.Close()
 		return nil, fmt.Errorf("loading session store %s: %w", opts.Path, err)
 	}
-	if !f.loading.Load() {
-		f.dirty = nil
-		close(f.loaded)
-	}
 	f.done.Add(1)
 	go f.background(opts.TouchInterval, opts.SweepInterval)
 	return f, nil

@@ -25,6 +25,13 @@ type rawRecord struct{ k, v []byte }
 // background. JSON decoding is what makes a start slow (about 5-10µs a
 // session); walking the headers is cheap.
 func (f *File) open(backgroundAbove int, beforeLoad func()) (err error) {
+	background := false
+	defer func() {
+		if err == nil && !background {
+			f.dirty = nil
+			close(f.loaded)
+		}
+	}()
 	defer func() {
 		// bbolt panics on some kinds of damaged pages.
 		if p := recover(); p != nil {
@@ -55,6 +62,7 @@ func (f *File) open(backgroundAbove int, beforeLoad func()) (err error) {
 	if live <= backgroundAbove {
 		return f.loadSessions(now, true)
 	}
+	background = true
 	f.loading.Store(true)
 	f.done.Add(1)
 	go func() {
