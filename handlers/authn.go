@@ -1,0 +1,304 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// Authn serves the challenge flow API (authn.md): POST /authn/v1 starts an
+// authentication and lists the user's factors; PUT /authn/v1 runs Init,
+// Validate and Finalize on it. Both are also served under
+// /oaa/runtime/authn/v1. Callers authenticate with HTTP Basic and, on POST,
+// with the clientId/clientSecret of a configured integration client.
+//
+// The challenge (correlationId, nonce, factor, attempts, expiry) lives in
+// the session record, so it survives a reload and persists with the store.
+// A correlationId is base64url(session key ‖ 16 random bytes): PUT finds the
+// session from it without an index, and the record keeps only its SHA-256.
+// Nonces are kept only as SHA-256 hashes too.
+type Authn struct {
+	Env     *Env
+	Auth    *BasicAuth
+	Clients *AuthnClients
+	// Users is the users file; nil means no user is known.
+	Users *state.Users
+	// AcceptUnknownUsers takes the caller's word for a user missing from
+	// the users file, with DefaultFactors.
+	AcceptUnknownUsers bool
+	DefaultFactors     []string
+	// OTP and TOTP are the factor policies (shared with the OTP family).
+	OTP  state.OTPPolicy
+	TOTP state.TOTPPolicy
+	// Key is the server's key for the codes' keyed hashes.
+	Key []byte
+	// Delivery sends codes; Channels tells which channels it can serve
+	// (nil: every channel when Delivery is set).
+	Delivery Deliverer
+	Channels func(channel string) bool
+	// MaxTTL bounds timeToLiveInSec. Default: 1h.
+	MaxTTL time.Duration
+}
+
+// Answer codes of AuthnAPIResponse (status.code); "0" is success.
+const (
+	authnCodeBadRequest  = "1001"
+	authnCodeBadClient   = "1002"
+	authnCodeUnknownCID  = "1003"
+	authnCodeNonce       = "1004"
+	authnCodeOutOfOrder  = "1005"
+	authnCodeUnknownFac  = "1006"
+	authnCodeUnavailable = "1007"
+	authnCodeNotPassive  = "1008"
+	authnCodeBlocked     = "1009"
+	authnCodeChannel     = "1010"
+	authnCodeStore       = "1011"
+	authnCodeRetry       = "1012"
+	authnCodeExpired     = "1013"
+)
+
+// Challenge results and reasons of Finalize.
+const (
+	resultSuccess = "Success"
+	resultFailure = "Failure"
+	resultError   = "Error"
+)
+
+// authnReasons are the documented challengeResultReason values.
+var authnReasons = []string{"wrong_answer", "too_many_attempts", "channel_comm_error", "other_error",
+	"unavailable_for_user", "user_abandoned", "user_timedout"}
+
+const (
+	defaultAuthnTTL = 300 * time.Second
+	authnPathV1     = "/authn/v1"
+	authnPathOAA    = "/oaa/runtime/authn/v1"
+)
+
+// Register mounts the family's endpoints on mux.
+func (a *Authn) Register(mux *http.ServeMux) {
+	for _, p := range []string{authnPathV1, authnPathOAA} {
+		mux.HandleFunc("POST "+p, a.post)
+		mux.HandleFunc("PUT "+p, a.put)
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "POST, PUT")
+			a.fail(w, wantsXML(r, isXML(r.Header.Get("Content-Type"))), http.StatusMethodNotAllowed,
+				authnCodeBadRequest, "method "+r.Method+" not allowed here", "")
+		})
+	}
+}
+
+// fail writes an AuthnAPIResponse; st defaults to "error".
+func (a *Authn) fail(w http.ResponseWriter, asXML bool, status int, code, msg string, st state.Status) {
+	if st == "" {
+		st = state.StatusError
+	}
+	writeAuthn(w, status, asXML, authnAPIResponse{Status: authnStatus{Code: code, Message: msg, Status: string(st)}})
+}
+
+// authorize checks Basic auth and answers 401 itself.
+func (a *Authn) authorize(w http.ResponseWriter, r *http.Request, asXML bool) bool {
+	if _, ok := a.Auth.Check(r); ok {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Basic realm="authsession"`)
+	a.fail(w, asXML, http.StatusUnauthorized, authnCodeBadClient, "valid Basic credentials are required", "")
+	return false
+}
+
+// authnUser is what the flow needs to know about a user.
+type authnUser struct {
+	id, login, group string
+	mail, phone      string
+	totpSecret       string
+	// factors are the factors the user can use, in state.Factors order.
+	factors []string
+}
+
+// resolveUser finds userID in the users file or, if allowed, takes it as
+// an unknown user with the default factors (its mail or phone being the id
+// itself when it looks like one). A user that is neither has no factors.
+func (a *Authn) resolveUser(userID, group string) authnUser {
+	u := authnUser{id: userID, login: userID, group: group}
+	var factors []string
+	known := false
+	if a.Users != nil {
+		if f, ok := a.Users.Lookup(userID); ok {
+			known = true
+			u.id, u.login, u.mail, u.phone, u.totpSecret = f.ID, f.Login, f.Mail, f.Phone, f.TOTPSecret
+			if f.Group != "" {
+				u.group = f.Group
+			}
+			factors = f.Factors
+		}
+	}
+	if !known && a.AcceptUnknownUsers {
+		factors = a.DefaultFactors
+		if strings.Contains(userID, "@") {
+			u.mail = userID
+		} else if isPhone(userID) {
+			u.phone = userID
+		}
+	}
+	for _, f := range state.Factors {
+		if slices.Contains(factors, f) && a.usable(&u, f) {
+			u.factors = append(u.factors, f)
+		}
+	}
+	return u
+}
+
+// usable reports whether u can pass factor f here.
+func (a *Authn) usable(u *authnUser, f string) bool {
+	switch f {
+	case state.FactorEmail:
+		return u.mail != "" && a.canDeliver(ChannelEmail)
+	case state.FactorSMS:
+		return u.phone != "" && a.canDeliver(ChannelSMS)
+	case state.FactorTOTP:
+		return u.totpSecret != ""
+	case state.FactorFIDO2:
+		return true // an external factor, finalized by the caller
+	}
+	return false // ChallengeYOTP: no Yubico validation is configured
+}
+
+func (a *Authn) canDeliver(channel string) bool {
+	if a.Delivery == nil {
+		return false
+	}
+	return a.Channels == nil || a.Channels(channel)
+}
+
+func isPhone(s string) bool {
+	digits := 0
+	for i, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '+' && i == 0, c == '-', c == ' ', c == '(', c == ')', c == '.':
+		default:
+			return false
+		}
+	}
+	return digits >= 6
+}
+
+// maskMail masks a mail address as a***@example.com.
+func maskMail(m string) string {
+	at := strings.LastIndexByte(m, '@')
+	if at <= 0 {
+		return "***"
+	}
+	return m[:1] + "***" + m[at:]
+}
+
+// maskPhone masks a phone number as ***-***-1234.
+func maskPhone(p string) string {
+	var d []byte
+	for i := len(p) - 1; i >= 0 && len(d) < 4; i-- {
+		if p[i] >= '0' && p[i] <= '9' {
+			d = append([]byte{p[i]}, d...)
+		}
+	}
+	return "***-***-" + string(d)
+}
+
+// challengeInfo lists the user's factors with their masked prompts.
+func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
+	out := []authnChallengeInfo{}
+	digits := strconv.Itoa(a.OTP.Digits)
+	for _, f := range u.factors {
+		ci := authnChallengeInfo{Factor: f, FactorContext: authnFactorContext{ChallengeAttrMap: []authnAttr{}}}
+		switch f {
+		case state.FactorEmail:
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "email", Value: maskMail(u.mail)}}
+			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: digits}}}
+		case state.FactorSMS:
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "phone", Value: maskPhone(u.phone)}}
+			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: digits}}}
+		case state.FactorTOTP:
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "totp", Value: "code of your authenticator app"}}
+			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: strconv.Itoa(a.TOTP.Digits)}}}
+		case state.FactorFIDO2:
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "fido2", Value: "security key"}}
+		}
+		out = append(out, ci)
+	}
+	return out
+}
+
+// newCorrelation returns a correlationId for the session under key and the
+// hash kept in the record.
+func newCorrelation(key state.Key) (cid, stored string) {
+	b := make([]byte, len(key)+16)
+	copy(b, key[:])
+	if _, err := rand.Read(b[len(key):]); err != nil {
+		panic("authsession: crypto/rand failed: " + err.Error())
+	}
+	cid = base64.RawURLEncoding.EncodeToString(b)
+	return cid, hashCorrelation(cid)
+}
+
+func hashCorrelation(cid string) string {
+	sum := sha256.Sum256([]byte(cid))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// correlationKey returns the session key carried in a correlationId.
+func correlationKey(cid string) (state.Key, bool) {
+	var k state.Key
+	if len(cid) > 100 {
+		return k, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cid)
+	if err != nil || len(b) != len(k)+16 {
+		return k, false
+	}
+	copy(k[:], b)
+	return k, true
+}
+
+// newNonce returns a fresh nonce and its hash.
+func newNonce() (string, []byte) {
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		panic("authsession: crypto/rand failed: " + err.Error())
+	}
+	n := base64.RawURLEncoding.EncodeToString(b)
+	return n, nonceHash(n)
+}
+
+func nonceHash(n string) []byte {
+	sum := sha256.Sum256([]byte(n))
+	return sum[:]
+}
+
+func ctEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// storeFail answers an error of a store call.
+func (a *Authn) storeFail(w http.ResponseWriter, asXML bool, op string, err error) {
+	var be *state.BlockedError
+	switch {
+	case errors.As(err, &be):
+		a.fail(w, asXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
+	case isTimeout(err):
+		a.fail(w, asXML, http.StatusServiceUnavailable, authnCodeStore, "session store did not answer in time", "")
+	case errors.Is(err, state.ErrUnavailable):
+		a.Env.Logger.Error("session store failed", zap.String("op", op), zap.Error(err))
+		a.fail(w, asXML, http.StatusServiceUnavailable, authnCodeStore, "session store unavailable", "")
+	default:
+		a.Env.Logger.Error("authn api failed", zap.String("op", op), zap.Error(err))
+		a.fail(w, asXML, http.StatusInternalServerError, authnCodeStore, "internal error", "")
+	}
+}

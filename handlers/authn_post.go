@@ -1,0 +1,154 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// errOtherUser: the named session belongs to another user.
+var errOtherUser = errors.New("the session belongs to another user")
+
+// post starts an authentication: POST /authn/v1.
+func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
+	inXML := isXML(r.Header.Get("Content-Type"))
+	outXML := wantsXML(r, inXML)
+	if !a.authorize(w, r, outXML) {
+		return
+	}
+	body, err := ReadBody(w, r)
+	if err != nil {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return
+	}
+	var in authnRequest
+	if err := decodeAuthn(body, inXML, "AuthnRequest", &in); err != nil {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return
+	}
+	if in.ClientInfo == nil || in.ClientInfo.ClientID == "" || in.ClientInfo.ClientSecret == "" {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "clientInfo.clientId and clientInfo.clientSecret are required", "")
+		return
+	}
+	if !a.Clients.Check(string(in.ClientInfo.ClientID), string(in.ClientInfo.ClientSecret)) {
+		a.fail(w, outXML, http.StatusUnauthorized, authnCodeBadClient, "unknown clientId or wrong clientSecret", "")
+		return
+	}
+	ttl := defaultAuthnTTL
+	maxTTL := a.MaxTTL
+	if maxTTL <= 0 {
+		maxTTL = time.Hour
+	}
+	if in.TimeToLiveInSec != nil {
+		ttl = time.Duration(*in.TimeToLiveInSec) * time.Second
+		if ttl <= 0 || ttl > maxTTL {
+			a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest,
+				"timeToLiveInSec must be between 1 and "+itoa(int(maxTTL/time.Second)), "")
+			return
+		}
+	}
+	var userID, group string
+	if in.UserInfo != nil {
+		userID = strings.TrimSpace(string(in.UserInfo.UserID))
+		if len(in.UserInfo.Groups) > 0 {
+			group = string(in.UserInfo.Groups[0])
+		}
+	}
+	if len(userID) > 256 {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "userInfo.userId is too long", "")
+		return
+	}
+	id := string(in.SessionID)
+	named := id != ""
+	if named && state.ValidateID(id) != nil {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "sessionId is not a valid session id", "")
+		return
+	}
+	if !named {
+		id = state.NewID()
+	}
+	var ip string
+	if in.Context != nil {
+		ip = string(in.Context.IPAddress)
+	}
+	key := state.KeyOf(id)
+	cid, cidHash := newCorrelation(key)
+	nonce, nh := newNonce()
+	now := a.Env.now()
+	var user authnUser
+	apply := func(s *state.Session) error {
+		uid := userID
+		if uid == "" {
+			uid = s.UserID
+		} else if s.UserID != "" && s.UserID != uid {
+			return errOtherUser
+		}
+		user = authnUser{}
+		st := state.StatusPendingIdentification
+		if uid != "" {
+			user = a.resolveUser(uid, group)
+			s.UserID = user.id
+			s.LoginName, s.GroupName = user.login, user.group
+			st = state.StatusMissingRegistration
+			if len(user.factors) > 0 {
+				st = state.StatusPendingVerification
+			}
+		}
+		if ip != "" && s.ClientIP == "" {
+			s.ClientIP = ip
+		}
+		if s.Status != state.StatusPendingIdentification || st != state.StatusPendingIdentification {
+			if err := s.SetStatus(st, now, "", 0); err != nil {
+				return err
+			}
+		}
+		s.Challenge = &state.Challenge{CorrelationID: cidHash, NonceHash: nh, Expiry: now.Add(ttl)}
+		s.UpdateTime = now
+		return nil
+	}
+
+	ctx, cancel := a.Env.storeCtx(r)
+	defer cancel()
+	var s *state.Session
+	if named {
+		s, err = a.Env.Store.Update(ctx, key, apply)
+	} else {
+		err = state.ErrNotFound
+	}
+	if errors.Is(err, state.ErrNotFound) {
+		s = a.Env.NewSession(id, now)
+		if err = apply(s); err == nil {
+			err = a.Env.Store.Create(ctx, s)
+		}
+		if errors.Is(err, state.ErrExists) && named {
+			s, err = a.Env.Store.Update(ctx, key, apply)
+		}
+	}
+	switch {
+	case errors.Is(err, errOtherUser):
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return
+	case err != nil:
+		a.storeFail(w, outXML, "start", err)
+		return
+	}
+	a.Env.Logger.Info("authn challenge started", zap.String("session", key.Short()),
+		zap.String("status", string(s.Status)), zap.Int("factors", len(user.factors)))
+	writeAuthn(w, http.StatusOK, outXML, updateAuthnResponse{
+		Status:        authnStatus{Code: "0", Status: string(s.Status)},
+		CorrelationID: cid,
+		Nonce:         nonce,
+		SessionID:     id,
+		InitContext: &authnInitContext{
+			ChallengeInfo:    a.challengeInfo(&user),
+			Cookies:          []authnKeyValue{},
+			FactorAttributes: []authnKeyValue{},
+			RequestParams:    []authnKeyValue{},
+		},
+	})
+}

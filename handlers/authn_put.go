@@ -1,0 +1,389 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// Operations of PUT /authn/v1.
+const (
+	opInit     = "Init"
+	opValidate = "Validate"
+	opFinalize = "Finalize"
+)
+
+// authnRefusal is a PUT refused with 400 (it counts as an attempt).
+type authnRefusal struct {
+	code, msg string
+}
+
+// passive reports whether factor f is checked here by Validate.
+func passive(f string) bool {
+	return f == state.FactorEmail || f == state.FactorSMS || f == state.FactorTOTP
+}
+
+// putOutcome is what one run of the update function decided.
+type putOutcome struct {
+	refusal   *authnRefusal
+	blocked   bool
+	wrong     bool
+	nonce     string
+	prevNonce []byte
+	code      string
+	codeExp   time.Time
+	retry     *state.RetryError
+	user      authnUser
+}
+
+// put runs Init, Validate or Finalize: PUT /authn/v1.
+func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
+	inXML := isXML(r.Header.Get("Content-Type"))
+	outXML := wantsXML(r, inXML)
+	if !a.authorize(w, r, outXML) {
+		return
+	}
+	body, err := ReadBody(w, r)
+	if err != nil {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return
+	}
+	var in updateAuthnRequest
+	if err := decodeAuthn(body, inXML, "UpdateAuthnRequest", &in); err != nil {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return
+	}
+	cid := string(in.CorrelationID)
+	key, ok := correlationKey(cid)
+	if !ok {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
+		return
+	}
+	ctx, cancel := a.Env.storeCtx(r)
+	defer cancel()
+	now := a.Env.now()
+	cur, err := a.Env.Store.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
+		return
+	} else if err != nil {
+		a.storeFail(w, outXML, "get", err)
+		return
+	}
+	op := canonicalOp(string(in.ChallengeOp))
+
+	// Work that cannot run inside Update (it touches the user's record):
+	// the hourly send limit before a code is made, the TOTP check with its
+	// replay guard. Both only when the snapshot says the request is sound.
+	var totpOK bool
+	if pre := a.check(cur, &in, op, cid, now); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
+		factor := cur.Challenge.Factor
+		if op == opInit {
+			factor = string(in.ChallengeData.Factor)
+		}
+		user := a.resolveUser(a.userOf(cur, &in), cur.GroupName)
+		switch {
+		case op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) &&
+			slices.Contains(user.factors, factor) && !a.inCooldown(cur, now):
+			if _, err := a.Env.Store.UpdateUser(ctx, user.id, func(u *state.UserState) error {
+				return a.OTP.AllowSend(u, now)
+			}); err != nil {
+				var re *state.RetryError
+				if errors.As(err, &re) {
+					w.Header().Set("Retry-After", retryAfter(re.After, now))
+					a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, re.Err.Error(), "")
+					return
+				}
+				a.storeFail(w, outXML, "send limit", err)
+				return
+			}
+		case op == opValidate && factor == state.FactorTOTP && user.totpSecret != "" && in.ChallengeAnswer != nil:
+			answer := string(*in.ChallengeAnswer)
+			_, err := a.Env.Store.UpdateUser(ctx, user.id, func(u *state.UserState) error {
+				res, err := a.TOTP.Check(u, user.totpSecret, answer, now)
+				if err != nil {
+					return err
+				}
+				totpOK = res == state.TOTPOK
+				if !totpOK {
+					return errNoChange
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errNoChange) {
+				a.storeFail(w, outXML, "totp", err)
+				return
+			}
+		}
+	}
+
+	var out putOutcome
+	s, err := a.Env.Store.Update(ctx, key, func(s *state.Session) error {
+		out = putOutcome{}
+		a.apply(s, &in, op, cid, now, totpOK, &out)
+		return nil
+	})
+	if errors.Is(err, state.ErrNotFound) {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
+		return
+	} else if err != nil {
+		a.storeFail(w, outXML, "update", err)
+		return
+	}
+	log := a.Env.Logger.With(zap.String("session", key.Short()), zap.String("op", op))
+	switch {
+	case out.blocked:
+		log.Info("authn challenge blocked")
+		w.Header().Set("Retry-After", retryAfter(s.BlockedUntil, now))
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
+		return
+	case out.retry != nil:
+		w.Header().Set("Retry-After", retryAfter(out.retry.After, now))
+		a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, out.retry.Err.Error(), "")
+		return
+	case out.refusal != nil:
+		log.Info("authn request refused", zap.String("code", out.refusal.code))
+		a.fail(w, outXML, http.StatusBadRequest, out.refusal.code, out.refusal.msg, "")
+		return
+	}
+	if out.code != "" && !a.deliver(w, r, outXML, s, &out) {
+		return
+	}
+	msg := s.StatusReason
+	if out.wrong {
+		msg = "wrong_answer"
+	}
+	log.Info("authn step done", zap.String("status", string(s.Status)))
+	writeAuthn(w, http.StatusOK, outXML, updateAuthnResponse{
+		Status:        authnStatus{Code: "0", Message: msg, Status: string(s.EffectiveStatus(now))},
+		CorrelationID: cid,
+		Nonce:         out.nonce,
+		SessionID:     a.Env.SessionID(s),
+	})
+}
+
+// canonicalOp returns the documented spelling of a challengeop given in
+// any letter case, or "" for an unknown one.
+func canonicalOp(op string) string {
+	for _, o := range []string{opInit, opValidate, opFinalize} {
+		if strings.EqualFold(strings.TrimSpace(op), o) {
+			return o
+		}
+	}
+	return ""
+}
+
+// userOf returns the user a PUT is about: the session's, else the one
+// named in challengedata.
+func (a *Authn) userOf(s *state.Session, in *updateAuthnRequest) string {
+	if s.UserID != "" || in.ChallengeData == nil {
+		return s.UserID
+	}
+	return strings.TrimSpace(string(in.ChallengeData.UserID))
+}
+
+func (a *Authn) inCooldown(s *state.Session, now time.Time) bool {
+	ch := s.Challenge
+	return ch != nil && !ch.OTPIssued.IsZero() && now.Before(ch.OTPIssued.Add(a.OTP.Cooldown))
+}
+
+// check returns why the request cannot run on s, or nil. It changes
+// nothing.
+func (a *Authn) check(s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time) *authnRefusal {
+	ch := s.Challenge
+	switch {
+	case ch == nil || !ctEqual([]byte(ch.CorrelationID), []byte(hashCorrelation(cid))):
+		return &authnRefusal{authnCodeUnknownCID, "unknown correlationId"}
+	case ch.Closed:
+		return &authnRefusal{authnCodeUnknownCID, "the correlationId is closed (finalized)"}
+	case !now.Before(ch.Expiry):
+		return &authnRefusal{authnCodeExpired, "the correlationId has expired"}
+	case op == "":
+		return &authnRefusal{authnCodeBadRequest, "challengeop must be Init, Validate or Finalize"}
+	}
+	if in.Nonce == nil || *in.Nonce == "" {
+		if op != opInit {
+			return &authnRefusal{authnCodeNonce, "nonce is required"}
+		}
+	} else if !ctEqual(nonceHash(string(*in.Nonce)), ch.NonceHash) {
+		return &authnRefusal{authnCodeNonce, "nonce is stale or already used"}
+	}
+	switch op {
+	case opInit:
+		cd := in.ChallengeData
+		if cd == nil || cd.Factor == "" {
+			return &authnRefusal{authnCodeBadRequest, "challengedata.factor is required"}
+		}
+		if !slices.Contains(state.Factors, string(cd.Factor)) {
+			return &authnRefusal{authnCodeUnknownFac, "unknown factor; known factors are " + strings.Join(state.Factors, ", ")}
+		}
+		named := strings.TrimSpace(string(cd.UserID))
+		if s.UserID == "" && named == "" {
+			return &authnRefusal{authnCodeOutOfOrder, "no user is identified: give challengedata.userId"}
+		}
+		if s.UserID != "" && named != "" && named != s.UserID && named != s.LoginName {
+			return &authnRefusal{authnCodeBadRequest, "challengedata.userId is not the user of this challenge"}
+		}
+		if len(named) > 256 {
+			return &authnRefusal{authnCodeBadRequest, "challengedata.userId is too long"}
+		}
+		user := a.resolveUser(a.userOf(s, in), s.GroupName)
+		if len(user.factors) == 0 {
+			return &authnRefusal{authnCodeUnavailable, "unavailable_for_user: the user has no registered factor (missing registration)"}
+		}
+		if !slices.Contains(user.factors, string(cd.Factor)) {
+			return &authnRefusal{authnCodeUnavailable, "unavailable_for_user: " + string(cd.Factor) + " is not available for this user"}
+		}
+	case opValidate:
+		switch {
+		case ch.Factor == "":
+			return &authnRefusal{authnCodeOutOfOrder, "Validate before Init"}
+		case !passive(ch.Factor):
+			return &authnRefusal{authnCodeNotPassive, ch.Factor + " is not a passive factor: use Finalize"}
+		case in.ChallengeAnswer == nil || *in.ChallengeAnswer == "":
+			return &authnRefusal{authnCodeBadRequest, "challengeAnswer is required"}
+		}
+	case opFinalize:
+		if ch.Factor == "" {
+			return &authnRefusal{authnCodeOutOfOrder, "Finalize before Init"}
+		}
+		reason := string(in.ChallengeResultReason)
+		if reason != "" && !slices.Contains(authnReasons, reason) {
+			return &authnRefusal{authnCodeBadRequest, "challengeResultReason must be one of " + strings.Join(authnReasons, ", ")}
+		}
+		switch string(in.ChallengeResult) {
+		case resultSuccess:
+			if passive(ch.Factor) && s.EffectiveStatus(now) != state.StatusAuthenticated {
+				return &authnRefusal{authnCodeOutOfOrder, "a passive factor is finalized with Success only after a right Validate"}
+			}
+		case resultFailure:
+			if reason == "" {
+				return &authnRefusal{authnCodeBadRequest, "challengeResultReason is required with Failure"}
+			}
+		case resultError:
+		default:
+			return &authnRefusal{authnCodeBadRequest, "challengeResult must be Success, Failure or Error"}
+		}
+	}
+	return nil
+}
+
+// apply runs the request on the private copy s, recording what happened in
+// out. A refused request counts as an attempt.
+func (a *Authn) apply(s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time, totpOK bool, out *putOutcome) {
+	if s.EffectiveStatus(now) == state.StatusChallengeBlocked {
+		out.blocked = true
+		return
+	}
+	if ref := a.check(s, in, op, cid, now); ref != nil {
+		out.refusal = ref
+		out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
+		return
+	}
+	ch := s.Challenge
+	out.prevNonce = ch.NonceHash
+	switch op {
+	case opInit:
+		factor := string(in.ChallengeData.Factor)
+		if s.UserID == "" {
+			u := a.resolveUser(a.userOf(s, in), s.GroupName)
+			s.UserID, s.LoginName, s.GroupName = u.id, u.login, u.group
+		}
+		out.user = a.resolveUser(s.UserID, s.GroupName)
+		if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
+			out.blocked = true
+			return
+		}
+		ch.Factor = factor
+		if factor == state.FactorEmail || factor == state.FactorSMS {
+			code, exp, err := a.OTP.Issue(s, a.Key, now)
+			var re *state.RetryError
+			if errors.As(err, &re) {
+				out.retry = re
+				return
+			} else if err != nil {
+				out.blocked = true
+				return
+			}
+			out.code, out.codeExp = code, exp
+		} else {
+			ch.AnswerHash, ch.OTPUsed, ch.OTPIssued, ch.OTPExpiry = nil, false, time.Time{}, time.Time{}
+		}
+	case opValidate:
+		answer := string(*in.ChallengeAnswer)
+		var res state.OTPResult
+		if ch.Factor == state.FactorTOTP {
+			if totpOK {
+				res = state.OTPOK
+				_ = a.OTP.Pass(s, state.FactorTOTP, now)
+			} else {
+				res = a.OTP.Fail(s, now)
+			}
+		} else {
+			res = a.OTP.Verify(s, a.Key, answer, now)
+		}
+		switch res {
+		case state.OTPOK:
+		case state.OTPWrong:
+			out.wrong = true
+		case state.OTPBlocked:
+			out.blocked = true
+			return
+		default:
+			out.refusal = &authnRefusal{authnCodeOutOfOrder, "no live one-time code (" + res.String() + "): Init again"}
+			out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
+			return
+		}
+	case opFinalize:
+		reason := string(in.ChallengeResultReason)
+		var err error
+		switch string(in.ChallengeResult) {
+		case resultSuccess:
+			err = a.OTP.Pass(s, ch.Factor, now)
+		case resultFailure:
+			err = s.SetStatus(state.StatusFailed, now, reason, 0)
+		case resultError:
+			err = s.SetStatus(state.StatusError, now, reason, 0)
+		}
+		if err != nil {
+			out.blocked = true
+			return
+		}
+		ch.Closed = true
+	}
+	out.nonce, ch.NonceHash = newNonce()
+	s.UpdateTime = now
+}
+
+// deliver sends the code made by Init. On failure it gives the caller its
+// nonce back (the step did not happen for it) and answers 502
+// channel_comm_error.
+func (a *Authn) deliver(w http.ResponseWriter, r *http.Request, outXML bool, s *state.Session, out *putOutcome) bool {
+	m := Message{Channel: ChannelEmail, To: out.user.mail, Login: out.user.login, Code: out.code, ExpiresAt: out.codeExp}
+	if s.Challenge.Factor == state.FactorSMS {
+		m.Channel, m.To = ChannelSMS, out.user.phone
+	}
+	err := a.Delivery.Deliver(r.Context(), m)
+	if err == nil {
+		return true
+	}
+	a.Env.Logger.Warn("authn otp delivery failed", zap.String("session", s.Key.Short()), zap.Error(err))
+	issued := nonceHash(out.nonce)
+	ctx, cancel := a.Env.storeCtx(r)
+	defer cancel()
+	_, _ = a.Env.Store.Update(ctx, s.Key, func(s *state.Session) error {
+		if s.Challenge == nil || !ctEqual(s.Challenge.NonceHash, issued) {
+			return errNoChange
+		}
+		s.Challenge.NonceHash = out.prevNonce
+		return nil
+	})
+	a.fail(w, outXML, http.StatusBadGateway, authnCodeChannel, "channel_comm_error: the one-time code could not be delivered", "")
+	return false
+}
