@@ -28,7 +28,7 @@ const (
 // authnFixture is the challenge flow on a memory store with an injected
 // clock and a delivery that keeps the messages.
 type authnFixture struct {
-	t     *testing.T
+	t     testing.TB
 	clk   *fakeClock
 	store *state.Memory
 	a     *Authn
@@ -39,7 +39,7 @@ type authnFixture struct {
 	deliverOK bool
 }
 
-func newAuthnFixture(t *testing.T) *authnFixture {
+func newAuthnFixture(t testing.TB) *authnFixture {
 	t.Helper()
 	f := &authnFixture{t: t, clk: &fakeClock{t: t0}, deliverOK: true}
 	f.store = state.NewMemory(state.MemoryOptions{Now: f.clk.Now, CleanupInterval: time.Hour})
@@ -127,7 +127,7 @@ type authnAnswer struct {
 	} `json:"initContext"`
 }
 
-func readAuthn(t *testing.T, w *httptest.ResponseRecorder) authnAnswer {
+func readAuthn(t testing.TB, w *httptest.ResponseRecorder) authnAnswer {
 	t.Helper()
 	var a authnAnswer
 	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
