@@ -23,7 +23,8 @@ func init() {
 // Failures are answered in each family's own error shape; it never returns
 // a handler error for bad input or bad credentials.
 type API struct {
-	// Families lists the API families to serve: oam, otp. Default: all.
+	// Families lists the API families to serve: oam, otp, authn. Default:
+	// all.
 	Families []string `json:"families,omitempty"`
 
 	app *App
@@ -34,7 +35,7 @@ type API struct {
 type family interface{ Register(*http.ServeMux) }
 
 // familyNames lists the known families, in the order they are mounted.
-var familyNames = []string{"oam", "otp"}
+var familyNames = []string{"oam", "otp", "authn"}
 
 // CaddyModule returns the Caddy module information.
 func (API) CaddyModule() caddy.ModuleInfo {
@@ -71,6 +72,8 @@ func (h *API) newFamily(name string) (family, error) {
 		return &handlers.OAM{Env: h.app.env, Auth: h.app.basic}, nil
 	case "otp":
 		return h.app.otpFamily(), nil
+	case "authn":
+		return h.app.authnFamily(), nil
 	}
 	return nil, fmt.Errorf("unknown API family %q (known: %v)", name, familyNames)
 }

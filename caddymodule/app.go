@@ -90,7 +90,12 @@ type App struct {
 	// no delivery.
 	OTP *OTPConfig `json:"otp,omitempty"`
 
+	// Authn configures the challenge flow API (integration clients,
+	// unknown users). Default: no clients (every POST refused).
+	Authn *AuthnConfig `json:"authn,omitempty"`
+
 	otp      *otpRuntime
+	authn    *authnRuntime
 	store    state.Store
 	storeKey string
 	env      *handlers.Env
@@ -165,6 +170,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := a.provisionOTP(repl); err != nil {
+		return err
+	}
+	if err := a.provisionAuthn(repl); err != nil {
 		return err
 	}
 

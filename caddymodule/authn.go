@@ -1,0 +1,166 @@
+package caddymodule
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// AuthnConfig configures the challenge flow API (POST/PUT /authn/v1). It
+// uses the app's api_users for Basic auth, the users file, and the otp
+// block's policy and delivery.
+type AuthnConfig struct {
+	// Clients are the integration clients whose clientId/clientSecret a
+	// POST must carry. With none, every POST is refused. Default: none.
+	Clients []AuthnClient `json:"clients,omitempty"`
+	// AcceptUnknownUsers takes the caller's word for a user that is not in
+	// the users file, offering DefaultFactors (its mail or phone is the
+	// userId itself). Default: false (such users are "missing
+	// registration").
+	AcceptUnknownUsers bool `json:"accept_unknown_users,omitempty"`
+	// DefaultFactors are the factors of unknown users. Default:
+	// ChallengeEmail.
+	DefaultFactors []string `json:"default_factors,omitempty"`
+	// MaxTTL bounds a challenge's timeToLiveInSec. Default: 1h.
+	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
+}
+
+// AuthnClient is one integration client.
+type AuthnClient struct {
+	// ClientID is the clientId it sends.
+	ClientID string `json:"client_id"`
+	// SecretHash is the bcrypt hash (as made by `caddy hash-password`) or
+	// the hex SHA-256 of its clientSecret ({env.*} accepted).
+	SecretHash string `json:"secret_hash"`
+}
+
+// authnRuntime is what the app builds from AuthnConfig.
+type authnRuntime struct {
+	clients *handlers.AuthnClients
+	cfg     AuthnConfig
+}
+
+// provisionAuthn checks the challenge flow's configuration.
+func (a *App) provisionAuthn(repl *caddy.Replacer) error {
+	cfg := AuthnConfig{}
+	if a.Authn != nil {
+		cfg = *a.Authn
+	}
+	if len(cfg.DefaultFactors) == 0 {
+		cfg.DefaultFactors = []string{state.FactorEmail}
+	}
+	for _, f := range cfg.DefaultFactors {
+		if !slices.Contains(state.Factors, f) {
+			return fmt.Errorf("authn default_factors: unknown factor %q (known: %s)", f, strings.Join(state.Factors, ", "))
+		}
+	}
+	hashes := make(map[string]string, len(cfg.Clients))
+	for i, c := range cfg.Clients {
+		if c.ClientID == "" {
+			return fmt.Errorf("authn clients[%d]: client_id is empty", i)
+		}
+		if _, dup := hashes[c.ClientID]; dup {
+			return fmt.Errorf("authn: client %q configured twice", c.ClientID)
+		}
+		hashes[c.ClientID] = repl.ReplaceAll(c.SecretHash, "")
+	}
+	clients, err := handlers.NewAuthnClients(hashes)
+	if err != nil {
+		return fmt.Errorf("authn: %w", err)
+	}
+	if clients.Len() == 0 && a.Authn != nil {
+		a.logger.Warn("no authn clients configured: the challenge flow family refuses every POST")
+	}
+	a.authn = &authnRuntime{clients: clients, cfg: cfg}
+	return nil
+}
+
+// authnFamily returns the challenge flow handlers.
+func (a *App) authnFamily() *handlers.Authn {
+	h := &handlers.Authn{
+		Env: a.env, Auth: a.basic, Clients: a.authn.clients, Users: a.otp.users,
+		AcceptUnknownUsers: a.authn.cfg.AcceptUnknownUsers, DefaultFactors: a.authn.cfg.DefaultFactors,
+		OTP: a.otp.policy, TOTP: a.otp.totp, Key: a.otp.key, MaxTTL: time.Duration(a.authn.cfg.MaxTTL),
+	}
+	if a.otp.async != nil {
+		h.Delivery = a.otp.async
+		otp := a.OTP
+		h.Channels = func(ch string) bool {
+			switch {
+			case otp == nil:
+				return false
+			case otp.LogDelivery:
+				return true
+			case ch == handlers.ChannelEmail:
+				return otp.SMTP != nil
+			case ch == handlers.ChannelSMS:
+				return otp.Webhook != nil
+			}
+			return false
+		}
+	}
+	return h
+}
+
+// parseAuthn reads the authn block of the global option.
+//
+// Syntax:
+//
+//	authn {
+//	    [client <client_id> <bcrypt or hex sha-256 of the secret>]   # repeatable
+//	    [accept_unknown_users]
+//	    [default_factors <factor...>]
+//	    [max_ttl <duration>]
+//	}
+func (a *App) parseAuthn(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := new(AuthnConfig)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] && opt != "client" {
+			return d.Errf("authn %s given twice", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "client":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("client needs <client_id> <secret_hash>")
+			}
+			c.Clients = append(c.Clients, AuthnClient{ClientID: args[0], SecretHash: args[1]})
+		case "accept_unknown_users":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.AcceptUnknownUsers = true
+		case "default_factors":
+			c.DefaultFactors = d.RemainingArgs()
+			if len(c.DefaultFactors) == 0 {
+				return d.ArgErr()
+			}
+			for _, f := range c.DefaultFactors {
+				if !slices.Contains(state.Factors, f) {
+					return d.Errf("unknown factor %q (known: %s)", f, strings.Join(state.Factors, ", "))
+				}
+			}
+		case "max_ttl":
+			if err := parseDurationInto(d, &c.MaxTTL); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized authn option %q", opt)
+		}
+	}
+	a.Authn = c
+	return nil
+}
