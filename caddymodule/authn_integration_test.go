@@ -1,0 +1,369 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/internal/smtptest"
+	"github.com/authsession/caddy-authsession/state"
+)
+
+const (
+	itClient       = "it-client"
+	itClientSecret = "it-client-secret-31"
+	itTOTPSecret   = "JBSWY3DPEHPK3PXP"
+)
+
+// authnIT is the challenge flow served by a real Caddy: mail through a
+// loopback SMTP server, SMS through a local webhook receiver.
+type authnIT struct {
+	t      *testing.T
+	tester *caddytest.Tester
+	base   string
+	smtp   *smtptest.Server
+
+	mu   sync.Mutex
+	hook []handlers.WebhookPayload
+}
+
+func startAuthnIT(t *testing.T) *authnIT {
+	it := &authnIT{t: t, smtp: smtptest.Start(t, "mailer", "smtp-pass-77")}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p handlers.WebhookPayload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		it.mu.Lock()
+		it.hook = append(it.hook, p)
+		it.mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(hook.Close)
+	users := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(users, []byte(`{"users":[
+		{"id":"alice","login":"alice","mail":"alice@example.com","phone":"+15555551234","totp_secret":"`+itTOTPSecret+`",
+		 "factors":["ChallengeEmail","ChallengeSMS","ChallengeOMATOTP","ChallengeFIDO2"]},
+		{"id":"bob","login":"bob","factors":["ChallengeYOTP"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tester, port := newTester(t, fmt.Sprintf(`{
+	{ADMIN}
+	auto_https off
+	authsession {
+		api_user %s %s
+		users_file %s
+		otp {
+			max_attempts 3
+			delivery_timeout 10s
+			smtp {
+				host 127.0.0.1
+				port %d
+				tls none
+				username mailer
+				password smtp-pass-77
+				from login@example.com
+			}
+			webhook %s hook-secret
+		}
+		authn {
+			client %s %s
+		}
+	}
+}
+http://localhost:{PORT} {
+	authsession api
+	authsession gate
+	respond "protected content"
+}
+`, testAPIUser, testAPIHash, users, it.smtp.Port, hook.URL, itClient, sha256Hex(itClientSecret)))
+	it.tester, it.base = tester, fmt.Sprintf("http://localhost:%d", port)
+	return it
+}
+
+// call sends a JSON request with the demo Basic credentials.
+func (it *authnIT) call(method, body string) (int, itAnswer) {
+	it.t.Helper()
+	req, _ := http.NewRequest(method, it.base+"/authn/v1", strings.NewReader(body))
+	req.SetBasicAuth(testAPIUser, "admin-password")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := it.tester.Client.Do(req)
+	if err != nil {
+		it.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var a itAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		it.t.Fatalf("%s: %d not JSON: %s", method, resp.StatusCode, b)
+	}
+	return resp.StatusCode, a
+}
+
+type itAnswer struct {
+	Status struct {
+		Code, Message, Status string
+	} `json:"status"`
+	CorrelationID, Nonce, SessionID string
+}
+
+func (it *authnIT) start(user string) itAnswer {
+	it.t.Helper()
+	st, a := it.call("POST", `{"clientInfo":{"clientId":"`+itClient+`","clientSecret":"`+itClientSecret+
+		`"},"userInfo":{"userId":"`+user+`","groups":["Default"]},"timeToLiveInSec":300}`)
+	if st != 200 {
+		it.t.Fatalf("POST: %d %+v", st, a)
+	}
+	return a
+}
+
+func (it *authnIT) put(fields map[string]any) (int, itAnswer) {
+	it.t.Helper()
+	b, _ := json.Marshal(fields)
+	return it.call("PUT", string(b))
+}
+
+func (it *authnIT) initOp(a itAnswer, nonce, factor string) itAnswer {
+	it.t.Helper()
+	st, b := it.put(map[string]any{"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": nonce,
+		"challengedata": map[string]any{"factor": factor}})
+	if st != 200 || b.Status.Status != "pending verification" {
+		it.t.Fatalf("Init %s: %d %+v", factor, st, b)
+	}
+	return b
+}
+
+func (it *authnIT) validate(a itAnswer, nonce, answer string) (int, itAnswer) {
+	it.t.Helper()
+	return it.put(map[string]any{"challengeop": "Validate", "correlationId": a.CorrelationID, "nonce": nonce,
+		"challengeAnswer": answer})
+}
+
+// gate returns the gate's status for a session id.
+func (it *authnIT) gate(sid string) int {
+	it.t.Helper()
+	req, _ := http.NewRequest("GET", it.base+"/app", nil)
+	req.AddCookie(&http.Cookie{Name: "authsession", Value: sid})
+	resp, err := it.tester.Client.Do(req)
+	if err != nil {
+		it.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (it *authnIT) lastHook() handlers.WebhookPayload {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	if len(it.hook) == 0 {
+		it.t.Fatal("the webhook received nothing")
+	}
+	return it.hook[len(it.hook)-1]
+}
+
+// TestAuthnFlowsThroughCaddy walks POST → Init → Validate → authenticated →
+// gate for mail, webhook and TOTP, then the failure paths.
+func TestAuthnFlowsThroughCaddy(t *testing.T) {
+	it := startAuthnIT(t)
+	pass := func(t *testing.T, a itAnswer, nonce, code string) {
+		t.Helper()
+		if it.gate(a.SessionID) != 401 {
+			t.Fatal("the gate let a pending session through")
+		}
+		st, c := it.validate(a, nonce, code)
+		if st != 200 || c.Status.Status != "authenticated" {
+			t.Fatalf("Validate: %d %+v", st, c)
+		}
+		if g := it.gate(a.SessionID); g != 200 {
+			t.Fatalf("gate after Validate: %d", g)
+		}
+	}
+	t.Run("email", func(t *testing.T) {
+		a := it.start("alice")
+		b := it.initOp(a, a.Nonce, "ChallengeEmail")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		mail, err := it.smtp.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mailCodeRE.FindStringSubmatch(mail.Data)
+		if m == nil || mail.To[0] != "alice@example.com" {
+			t.Fatalf("mail %+v", mail)
+		}
+		pass(t, a, b.Nonce, m[1])
+	})
+	t.Run("webhook", func(t *testing.T) {
+		a := it.start("alice")
+		b := it.initOp(a, a.Nonce, "ChallengeSMS")
+		p := it.lastHook()
+		if p.Channel != "sms" || p.To != "+15555551234" {
+			t.Fatalf("webhook payload %+v", p)
+		}
+		pass(t, a, b.Nonce, p.OTP)
+	})
+	t.Run("totp", func(t *testing.T) {
+		a := it.start("alice")
+		b := it.initOp(a, a.Nonce, "ChallengeOMATOTP")
+		code, err := state.TOTPPolicy{}.Defaults().Code(itTOTPSecret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pass(t, a, b.Nonce, code)
+	})
+	t.Run("wrong answers then blocked", func(t *testing.T) {
+		a := it.start("alice")
+		b := it.initOp(a, a.Nonce, "ChallengeSMS")
+		code, n := it.lastHook().OTP, b.Nonce
+		for range 2 {
+			st, c := it.validate(a, n, wrongCode(code))
+			if st != 200 || c.Status.Status != "pending verification" || c.Status.Message != "wrong_answer" {
+				t.Fatalf("wrong answer: %d %+v", st, c)
+			}
+			n = c.Nonce
+		}
+		st, c := it.validate(a, n, wrongCode(code))
+		if st != 400 || c.Status.Status != "challenge blocked" || c.Status.Message != "too_many_attempts" {
+			t.Fatalf("third wrong answer: %d %+v", st, c)
+		}
+		if st, _ := it.validate(a, n, code); st != 400 || it.gate(a.SessionID) != 401 {
+			t.Fatalf("right code while blocked: %d", st)
+		}
+	})
+	t.Run("nonce replay and older nonce", func(t *testing.T) {
+		a := it.start("alice")
+		b := it.initOp(a, a.Nonce, "ChallengeSMS")
+		code := it.lastHook().OTP
+		if st, c := it.validate(a, a.Nonce, code); st != 400 || c.Status.Code != "1004" {
+			t.Fatalf("nonce of an older step: %d %+v", st, c)
+		}
+		if st, _ := it.validate(a, b.Nonce, code); st != 200 {
+			t.Fatalf("right code: %d", st)
+		}
+		if st, c := it.validate(a, b.Nonce, code); st != 400 || c.Status.Code != "1004" {
+			t.Fatalf("replayed nonce: %d %+v", st, c)
+		}
+	})
+	t.Run("finalize failure reasons", func(t *testing.T) {
+		for _, reason := range []string{"wrong_answer", "too_many_attempts", "channel_comm_error", "other_error",
+			"unavailable_for_user", "user_abandoned", "user_timedout"} {
+			a := it.start("alice")
+			b := it.initOp(a, a.Nonce, "ChallengeFIDO2")
+			st, c := it.put(map[string]any{"challengeop": "Finalize", "correlationId": a.CorrelationID, "nonce": b.Nonce,
+				"challengeResult": "Failure", "challengeResultReason": reason})
+			if st != 200 || c.Status.Status != "failed" || c.Status.Message != reason || it.gate(a.SessionID) != 401 {
+				t.Fatalf("Failure %s: %d %+v", reason, st, c)
+			}
+			if st, _ := it.put(map[string]any{"challengeop": "Finalize", "correlationId": a.CorrelationID,
+				"nonce": c.Nonce, "challengeResult": "Success"}); st != 400 {
+				t.Fatalf("PUT on a closed correlationId: %d", st)
+			}
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		a := it.start("alice")
+		if st, c := it.put(map[string]any{"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": a.Nonce,
+			"challengedata": map[string]any{"factor": "ChallengeSmokeSignal"}}); st != 400 || c.Status.Code != "1006" {
+			t.Fatalf("unknown factor: %d %+v", st, c)
+		}
+		b := it.initOp(a, a.Nonce, "ChallengeFIDO2")
+		if st, c := it.validate(a, b.Nonce, "assertion"); st != 400 || c.Status.Code != "1008" {
+			t.Fatalf("Validate of a non-passive factor: %d %+v", st, c)
+		}
+		if st, c := it.validate(itAnswer{CorrelationID: "AAAA"}, b.Nonce, "1"); st != 400 || c.Status.Code != "1003" {
+			t.Fatalf("unknown correlationId: %d %+v", st, c)
+		}
+		bob := it.start("bob")
+		if bob.Status.Status != "missing registration" {
+			t.Fatalf("bob: %+v", bob)
+		}
+		if st, c := it.put(map[string]any{"challengeop": "Init", "correlationId": bob.CorrelationID, "nonce": bob.Nonce,
+			"challengedata": map[string]any{"factor": "ChallengeYOTP"}}); st != 400 || c.Status.Code != "1007" {
+			t.Fatalf("bob's YOTP: %d %+v", st, c)
+		}
+		if st, c := it.call("POST", `{"clientInfo":{"clientId":"`+itClient+`","clientSecret":"wrong"}}`); st != 401 {
+			t.Fatalf("wrong client secret: %d %+v", st, c)
+		}
+	})
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestAuthnDemoAgainstCaddyfileExample runs the README's walk-through on
+// Caddyfile.example: demo-client/demo-secret, the demo user's TOTP, and the
+// gate then lets the session through to the demo app.
+func TestAuthnDemoAgainstCaddyfileExample(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := freePort()
+	cfg := string(raw)
+	for old, repl := range map[string]string{
+		"admin localhost:2019":          "{ADMIN}",
+		"http://localhost:8080":         "http://localhost:{PORT}",
+		"127.0.0.1:8081":                fmt.Sprintf("127.0.0.1:%d", upstream),
+		"http://:8081":                  fmt.Sprintf("http://:%d", upstream),
+		"users_file users.example.json": "users_file ../users.example.json",
+	} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("Caddyfile.example no longer contains %q", old)
+		}
+		cfg = strings.ReplaceAll(cfg, old, repl)
+	}
+	tester, port := newTester(t, cfg)
+	it := &authnIT{t: t, tester: tester, base: fmt.Sprintf("http://localhost:%d", port)}
+	st, a := it.call("POST", `{"clientInfo":{"clientId":"demo-client","clientSecret":"demo-secret"},"userInfo":{"userId":"demo"}}`)
+	if st != 200 || a.Status.Status != "pending verification" {
+		t.Fatalf("POST: %d %+v", st, a)
+	}
+	b := it.initOp(a, a.Nonce, "ChallengeOMATOTP")
+	code, err := state.TOTPPolicy{}.Defaults().Code("JBSWY3DPEHPK3PXP", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, c := it.validate(a, b.Nonce, code); st != 200 || c.Status.Status != "authenticated" {
+		t.Fatalf("Validate: %d %+v", st, c)
+	}
+	req, _ := http.NewRequest("GET", it.base+"/", nil)
+	req.AddCookie(&http.Cookie{Name: "authsession", Value: a.SessionID})
+	resp, err := tester.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Hello demo") {
+		t.Fatalf("gate: %d %s", resp.StatusCode, body)
+	}
+	// The demo user can also choose ChallengeEmail (development delivery).
+	a2 := it.start2("demo-client", "demo-secret", "demo")
+	it.initOp(a2, a2.Nonce, "ChallengeEmail")
+}
+
+func (it *authnIT) start2(client, secret, user string) itAnswer {
+	it.t.Helper()
+	st, a := it.call("POST", `{"clientInfo":{"clientId":"`+client+`","clientSecret":"`+secret+`"},"userInfo":{"userId":"`+user+`"}}`)
+	if st != 200 {
+		it.t.Fatalf("POST: %d %+v", st, a)
+	}
+	return a
+}
