@@ -65,6 +65,11 @@ type RedisOptions struct {
 func ParseRedisURL(raw string) (RedisOptions, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// Not the *url.Error itself: it quotes the URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return RedisOptions{}, fmt.Errorf("parsing redis url: %w", err)
 	}
 	if u.RawQuery != "" {
@@ -98,6 +103,14 @@ func ParseRedisURL(raw string) (RedisOptions, error) {
 // timeout ("idle", ms) from which Lua scripts compute the key's TTL. Writes
 // are compare-and-set scripts on the version, so concurrent writers on
 // several instances never lose an update; fn is retried instead.
+//
+// When Redis is unreachable, every write and every read that misses the
+// near-cache fails within Timeout with an error wrapping ErrUnavailable;
+// near-cached sessions are served for MaxStaleness after the last moment the
+// invalidation subscription was known good. A write that failed drops the
+// session from the near-cache (it may have been applied). Nothing is deleted
+// because of a failed read. On resubscription the near-cache is emptied,
+// since invalidations may have been missed.
 type Redis struct {
 	opts   RedisOptions
 	now    Clock
