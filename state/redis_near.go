@@ -121,63 +121,58 @@ func (n *nearCache) flush() {
 }
 
 // health tracks contact with Redis, as seen by the invalidation
-// subscription, and reports changes once each.
+// subscription, and reports changes once each. Reads on the Get path are
+// lock-free.
 type health struct {
 	now Clock
 	cb  func(bool, error)
 
-	mu     sync.Mutex
-	known  bool
-	up     bool
-	lastUp time.Time // last moment the subscription was known good
+	up     atomic.Bool
+	lastUp atomic.Int64 // Unix ns of the last moment the subscription was known good
+
+	mu    sync.Mutex // serialises changes and their reports
+	known bool
 }
 
 func (h *health) init(now Clock, cb func(bool, error)) {
 	h.now, h.cb = now, cb
 }
 
-func (h *health) isUp() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.up
-}
+func (h *health) isUp() bool { return h.up.Load() }
 
 // contact records that the subscription delivered something.
 func (h *health) contact() {
-	h.mu.Lock()
-	if h.up {
-		h.lastUp = h.now()
+	if h.up.Load() {
+		h.lastUp.Store(h.now().UnixNano())
 	}
-	h.mu.Unlock()
 }
 
 func (h *health) set(up bool, err error) {
 	h.mu.Lock()
-	changed := !h.known || h.up != up
+	defer h.mu.Unlock()
+	changed := !h.known || h.up.Load() != up
 	h.known = true
-	h.up = up
 	if up {
-		h.lastUp = h.now()
+		h.lastUp.Store(h.now().UnixNano())
 	}
-	h.mu.Unlock()
+	h.up.Store(up)
 	if changed && h.cb != nil {
 		h.cb(up, err)
 	}
 }
 
-// confirmed returns the instant up to which an entry filled at 'at' is known
-// to be current: now while subscribed, else the later of 'at' and the last
-// moment the subscription was good.
-func (h *health) confirmed(at time.Time) time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.up {
-		return h.now()
+// fresh reports whether an entry read from Redis at 'at' may still be
+// served at now: always while subscribed, else for maxStale after the later
+// of 'at' and the last moment the subscription was good.
+func (h *health) fresh(at, now time.Time, maxStale time.Duration) bool {
+	if h.up.Load() {
+		return true
 	}
-	if h.lastUp.After(at) {
-		return h.lastUp
+	confirmed := at
+	if lu := time.Unix(0, h.lastUp.Load()); lu.After(at) {
+		confirmed = lu
 	}
-	return at
+	return now.Sub(confirmed) < maxStale
 }
 
 // subscribeLoop keeps the invalidation subscription alive, reconnecting

@@ -24,7 +24,7 @@ const maxConflicts = 1000
 func (r *Redis) Get(ctx context.Context, key Key) (*Session, error) {
 	now := r.now()
 	if e, ok := r.near.get(key); ok && e.s.Live(now) &&
-		now.Sub(r.health.confirmed(e.at)) < r.opts.MaxStaleness {
+		r.health.fresh(e.at, now, r.opts.MaxStaleness) {
 		return e.s, nil
 	}
 	// Not cached, stale, or looking expired (it may have been touched on
