@@ -1,0 +1,377 @@
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the "authsession" app: it owns the session store and the
+// configuration shared by the authsession handlers (lifetimes, cookie, API
+// credentials). The store lives in a usage pool, so `caddy reload` keeps
+// every session as long as the store configuration is unchanged.
+type App struct {
+	// Store is the session store module (authsession.stores.*).
+	// Default: memory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=authsession.stores inline_key=module"`
+
+	// SessionLifetime is a session's absolute lifetime. Default: 8h.
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// IdleTimeout ends a session that has not been used for that long; a
+	// negative value disables it. Default: 30m.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// TouchInterval is the least time between two refreshes of a
+	// session's lastAccessTime by the gate. Default: 1m.
+	TouchInterval caddy.Duration `json:"touch_interval,omitempty"`
+
+	// BlockDuration is how long a "challenge blocked" status lasts.
+	// Default: 15m.
+	BlockDuration caddy.Duration `json:"block_duration,omitempty"`
+
+	// StoreTimeout bounds one store operation of an API call; an OAM
+	// lookup that runs out of it answers 408. Default: 5s.
+	StoreTimeout caddy.Duration `json:"store_timeout,omitempty"`
+
+	// IDStoreName is the idStoreName of sessions created without one.
+	// Default: UserIdentityStore1.
+	IDStoreName string `json:"id_store_name,omitempty"`
+
+	// RequireSecondFactor makes sessions created through the OAM API start
+	// in "pending verification" rather than "authenticated". Default: false.
+	RequireSecondFactor bool `json:"require_second_factor,omitempty"`
+
+	// Cookie configures the session cookie read by the gate and set by the
+	// portal. Default: name "authsession", path "/", Secure.
+	Cookie *CookieConfig `json:"cookie,omitempty"`
+
+	// APIUsers are the HTTP Basic credentials of the API families that use
+	// Basic auth (OAM, risk analyzer, challenge flow). With none, those
+	// families refuse every call with 401. Default: none.
+	APIUsers []APIUser `json:"api_users,omitempty"`
+
+	// APITokens are the bearer tokens of the OTP session family. With
+	// none, it refuses every call with 401. Default: none.
+	APITokens []APIToken `json:"api_tokens,omitempty"`
+
+	// SealKey is a base64 AES-256 key (32 bytes) that seals session ids
+	// inside stored records ({env.*} accepted). Instances sharing a store
+	// must share it. Default: a key generated once and kept in Caddy's
+	// data directory (authsession/seal.key).
+	SealKey string `json:"seal_key,omitempty"`
+
+	store    state.Store
+	storeKey string
+	env      *handlers.Env
+	basic    *handlers.BasicAuth
+	bearer   *handlers.BearerAuth
+	logger   *zap.Logger
+	metrics  *metrics
+}
+
+// CookieConfig configures the session cookie.
+type CookieConfig struct {
+	// Name of the cookie. Default: authsession.
+	Name string `json:"name,omitempty"`
+	// Domain of the cookie. Default: none (host-only).
+	Domain string `json:"domain,omitempty"`
+	// Path of the cookie. Default: /.
+	Path string `json:"path,omitempty"`
+	// Insecure drops the Secure attribute, for plain-http localhost
+	// development only. Default: false (Secure).
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// APIUser is one HTTP Basic credential.
+type APIUser struct {
+	// Username of the API client.
+	Username string `json:"username"`
+	// PasswordHash is the bcrypt hash of its password ({env.*} accepted),
+	// as made by `caddy hash-password`.
+	PasswordHash string `json:"password_hash"`
+}
+
+// APIToken is one bearer token, given either as its SHA-256 hash (hex) or,
+// typically through {env.*}, in the clear (hashed at provision).
+type APIToken struct {
+	// SHA256 is the hex SHA-256 of the token.
+	SHA256 string `json:"sha256,omitempty"`
+	// Token is the token itself; prefer {env.NAME} over a literal.
+	Token string `json:"token,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "authsession",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision sets defaults, opens (or shares) the store and resolves
+// credentials.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.setDefaults()
+	a.metrics = registerMetrics(ctx.GetMetricsRegistry())
+
+	repl := caddy.NewReplacer()
+	basic, err := a.basicUsers(repl)
+	if err != nil {
+		return err
+	}
+	a.basic = handlers.NewBasicAuth(basic)
+	tokens, err := a.tokenHashes(repl)
+	if err != nil {
+		return err
+	}
+	a.bearer = handlers.NewBearerAuth(tokens)
+	if a.basic.Empty() {
+		a.logger.Warn("no api_users configured: the Basic-auth API families refuse every call")
+	}
+	sealer, err := a.sealer(repl)
+	if err != nil {
+		return err
+	}
+
+	if a.StoreRaw == nil {
+		a.StoreRaw = json.RawMessage(`{"module":"memory"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("loading store module: %w", err)
+	}
+	provider, ok := mod.(StoreProvider)
+	if !ok {
+		return fmt.Errorf("store module %T is not a StoreProvider", mod)
+	}
+	a.storeKey = provider.StoreKey()
+	val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
+		st, err := provider.OpenStore(time.Now)
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{st}, nil
+	})
+	if err != nil {
+		a.storeKey = ""
+		return fmt.Errorf("opening session store: %w", err)
+	}
+	a.store = val.(pooledStore).Store
+
+	a.env = &handlers.Env{
+		Store:  a.store,
+		Now:    time.Now,
+		Sealer: sealer,
+		Logger: a.logger,
+		Policy: handlers.Policy{
+			Lifetime:            time.Duration(a.SessionLifetime),
+			IdleTimeout:         max(time.Duration(a.IdleTimeout), 0),
+			IDStoreName:         a.IDStoreName,
+			RequireSecondFactor: a.RequireSecondFactor,
+			BlockFor:            time.Duration(a.BlockDuration),
+			StoreTimeout:        time.Duration(a.StoreTimeout),
+		},
+	}
+	return nil
+}
+
+func (a *App) setDefaults() {
+	if a.SessionLifetime == 0 {
+		a.SessionLifetime = caddy.Duration(8 * time.Hour)
+	}
+	if a.IdleTimeout == 0 {
+		a.IdleTimeout = caddy.Duration(30 * time.Minute)
+	}
+	if a.TouchInterval == 0 {
+		a.TouchInterval = caddy.Duration(time.Minute)
+	}
+	if a.BlockDuration == 0 {
+		a.BlockDuration = caddy.Duration(15 * time.Minute)
+	}
+	if a.StoreTimeout == 0 {
+		a.StoreTimeout = caddy.Duration(5 * time.Second)
+	}
+	if a.IDStoreName == "" {
+		a.IDStoreName = "UserIdentityStore1"
+	}
+	if a.Cookie == nil {
+		a.Cookie = new(CookieConfig)
+	}
+	if a.Cookie.Name == "" {
+		a.Cookie.Name = "authsession"
+	}
+	if a.Cookie.Path == "" {
+		a.Cookie.Path = "/"
+	}
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	if a.SessionLifetime < 0 {
+		return errors.New("session_lifetime must be positive")
+	}
+	if a.TouchInterval < 0 || a.BlockDuration < 0 || a.StoreTimeout < 0 {
+		return errors.New("touch_interval, block_duration and store_timeout must not be negative")
+	}
+	if strings.ContainsAny(a.Cookie.Name, " ;=,\t\r\n") {
+		return fmt.Errorf("cookie name %q has characters not allowed in a cookie name", a.Cookie.Name)
+	}
+	return nil
+}
+
+// Start implements caddy.App. The store was opened in Provision.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's use of the pooled store; the store closes
+// when no config uses it any more.
+func (a *App) Cleanup() error {
+	if a.storeKey == "" {
+		return nil
+	}
+	_, err := stores.Delete(a.storeKey)
+	a.storeKey = ""
+	return err
+}
+
+func (a *App) basicUsers(repl *caddy.Replacer) (map[string][]byte, error) {
+	users := make(map[string][]byte, len(a.APIUsers))
+	for i, u := range a.APIUsers {
+		name := repl.ReplaceAll(u.Username, "")
+		hash := repl.ReplaceAll(u.PasswordHash, "")
+		if name == "" {
+			return nil, fmt.Errorf("api_users[%d]: username is empty", i)
+		}
+		if !strings.HasPrefix(hash, "$2") {
+			return nil, fmt.Errorf("api_users[%d] (%s): password_hash is not a bcrypt hash", i, name)
+		}
+		if _, dup := users[name]; dup {
+			return nil, fmt.Errorf("api_users: user %q configured twice", name)
+		}
+		users[name] = []byte(hash)
+	}
+	return users, nil
+}
+
+func (a *App) tokenHashes(repl *caddy.Replacer) ([][32]byte, error) {
+	var out [][32]byte
+	for i, t := range a.APITokens {
+		switch {
+		case t.SHA256 != "" && t.Token != "":
+			return nil, fmt.Errorf("api_tokens[%d]: give sha256 or token, not both", i)
+		case t.SHA256 != "":
+			b, err := hex.DecodeString(repl.ReplaceAll(t.SHA256, ""))
+			if err != nil || len(b) != 32 {
+				return nil, fmt.Errorf("api_tokens[%d]: sha256 must be 64 hex digits", i)
+			}
+			out = append(out, [32]byte(b))
+		case t.Token != "":
+			tok := repl.ReplaceAll(t.Token, "")
+			if tok == "" {
+				return nil, fmt.Errorf("api_tokens[%d]: token is empty (unset environment variable?)", i)
+			}
+			out = append(out, sha256.Sum256([]byte(tok)))
+		default:
+			return nil, fmt.Errorf("api_tokens[%d]: sha256 or token is required", i)
+		}
+	}
+	return out, nil
+}
+
+// sealer returns the id sealer from the configured key, or from the key
+// kept in Caddy's data directory (made on first use).
+func (a *App) sealer(repl *caddy.Replacer) (*state.Sealer, error) {
+	if a.SealKey != "" {
+		raw := repl.ReplaceAll(a.SealKey, "")
+		key, err := decodeKey(raw)
+		if err != nil {
+			return nil, fmt.Errorf("seal_key: %w", err)
+		}
+		return state.NewSealer(key)
+	}
+	path := filepath.Join(caddy.AppDataDir(), "authsession", "seal.key")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key, err := decodeKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("seal key file %s: %w", path, err)
+		}
+		return state.NewSealer(key)
+	case errors.Is(err, os.ErrNotExist):
+		key := state.NewSealKey()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("creating seal key directory: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, os.ErrExist) {
+			return a.sealer(repl) // made meanwhile by another instance
+		}
+		if err != nil {
+			return nil, fmt.Errorf("creating seal key file: %w", err)
+		}
+		_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing seal key file %s: %w", path, err)
+		}
+		a.logger.Info("generated a new seal key", zap.String("file", path))
+		return state.NewSealer(key)
+	default:
+		return nil, fmt.Errorf("reading seal key file %s: %w", path, err)
+	}
+}
+
+func decodeKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != state.SealKeySize {
+				return nil, fmt.Errorf("key must be %d bytes, got %d", state.SealKeySize, len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("key is not base64")
+}
+
+// appFrom returns the authsession app of ctx, loading it with defaults if
+// the config has none.
+func appFrom(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("authsession")
+	if err != nil {
+		return nil, fmt.Errorf("getting authsession app: %w", err)
+	}
+	return v.(*App), nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,158 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/authsession/caddy-authsession/handlers"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// Gate passes a request to the next handler only if it carries a live
+// session (cookie, or the configured header) whose status is
+// "authenticated" and that meets the gate's rules. Browsers (GET or HEAD
+// accepting text/html) without one are redirected to the login URL with
+// the original URI in a "redirect" query parameter; other clients get 401
+// with a WWW-Authenticate header and a small JSON body. A session that
+// fails require_group gets 403.
+//
+// Client-sent headers named in upstream_headers are always removed before
+// the trusted values are set. On pass it sets these placeholders:
+//
+//	{http.auth.user.id}          the session's userId
+//	{http.auth.user.login}       its login name
+//	{http.auth.user.group}       its group
+//	{http.auth.user.<attr>}      each user attribute of the session
+//	{http.authsession.status}    its status ("authenticated")
+//	{http.authsession.session}   an 8-character hash prefix of the session key (never the id)
+//	{http.authsession.auth_time} when it was authenticated (RFC 3339)
+type Gate struct {
+	// LoginURL is where browsers without a session are redirected.
+	// Default: /auth/login.
+	LoginURL string `json:"login_url,omitempty"`
+
+	// SessionHeader is a request header that may carry the session id,
+	// for API clients of the protected app, e.g. "Authorization". The
+	// cookie is used when the header is absent. Default: none.
+	SessionHeader string `json:"session_header,omitempty"`
+
+	// SessionScheme is the scheme before the id in SessionHeader, e.g.
+	// "Bearer". Default: none (the whole header value is the id).
+	SessionScheme string `json:"session_scheme,omitempty"`
+
+	// UpstreamHeaders maps request header names to session fields
+	// (user_id, login, group, status, id_store, auth_time, factors,
+	// session_index, attr.<name>) set for the next handler. Default: none.
+	UpstreamHeaders map[string]string `json:"upstream_headers,omitempty"`
+
+	// RequireGroups, if not empty, lists the groups allowed through;
+	// others get 403. Default: any group.
+	RequireGroups []string `json:"require_groups,omitempty"`
+
+	// MaxAuthAge refuses sessions authenticated longer ago than this
+	// (step-up). Default: 0 (no limit).
+	MaxAuthAge caddy.Duration `json:"max_auth_age,omitempty"`
+
+	// RequireFactor refuses sessions that did not pass this factor
+	// (e.g. ChallengeOMATOTP). Default: none.
+	RequireFactor string `json:"require_factor,omitempty"`
+
+	app  *App
+	gate *handlers.Gate
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.authsession_gate",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision sets defaults and binds the gate to the app's store.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	g.app = app
+	if g.LoginURL == "" {
+		g.LoginURL = "/auth/login"
+	}
+	g.gate = &handlers.Gate{
+		Store:         app.store,
+		Now:           time.Now,
+		Logger:        ctx.Logger(),
+		CookieName:    app.Cookie.Name,
+		Header:        g.SessionHeader,
+		Scheme:        g.SessionScheme,
+		LoginURL:      g.LoginURL,
+		RequireGroups: g.RequireGroups,
+		MaxAuthAge:    time.Duration(g.MaxAuthAge),
+		RequireFactor: g.RequireFactor,
+		TouchInterval: time.Duration(app.TouchInterval),
+	}
+	for name, field := range g.UpstreamHeaders {
+		g.gate.SetHeaders = append(g.gate.SetHeaders, handlers.HeaderField{Name: http.CanonicalHeaderKey(name), Field: field})
+	}
+	return nil
+}
+
+// Validate checks the gate's configuration.
+func (g *Gate) Validate() error {
+	if _, err := url.Parse(g.LoginURL); err != nil {
+		return fmt.Errorf("login_url: %v", err)
+	}
+	for name, field := range g.UpstreamHeaders {
+		if name == "" {
+			return errors.New("upstream_headers: empty header name")
+		}
+		if !handlers.ValidField(field) {
+			return fmt.Errorf("upstream_headers: %s: unknown session field %q", name, field)
+		}
+	}
+	if g.SessionScheme != "" && g.SessionHeader == "" {
+		return errors.New("session_scheme needs session_header")
+	}
+	return nil
+}
+
+// ServeHTTP lets authenticated requests through and answers the others.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s, outcome := g.gate.Check(w, r)
+	g.app.metrics.gate.WithLabelValues(outcome.String()).Inc()
+	if outcome != handlers.Pass {
+		return nil
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.auth.user.id", s.UserID)
+	repl.Set("http.auth.user.login", handlers.FieldValue(s, "login"))
+	repl.Set("http.auth.user.group", s.GroupName)
+	for k, v := range s.UserAttributes {
+		switch k {
+		case "id", "login", "group":
+		default:
+			repl.Set("http.auth.user."+k, v)
+		}
+	}
+	repl.Set("http.authsession.status", string(s.Status))
+	repl.Set("http.authsession.session", s.Key.Short())
+	repl.Set("http.authsession.auth_time", handlers.Timestamp(s.AuthTime))
+	return next.ServeHTTP(w, r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Gate)(nil)
+	_ caddy.Validator             = (*Gate)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Gate)(nil)
+)

@@ -1,0 +1,80 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// Env is what every handler shares: the store, the clock, the id sealer,
+// the session policy and a logger.
+type Env struct {
+	Store  state.Store
+	Now    state.Clock
+	Sealer *state.Sealer
+	Logger *zap.Logger
+	Policy Policy
+}
+
+// Policy holds the session rules of the app configuration.
+type Policy struct {
+	// Lifetime is a session's absolute lifetime.
+	Lifetime time.Duration
+	// IdleTimeout ends a session not used for that long (0: never).
+	IdleTimeout time.Duration
+	// IDStoreName is the default idStoreName of new sessions.
+	IDStoreName string
+	// RequireSecondFactor makes OAM-created sessions start in "pending
+	// verification" instead of "authenticated".
+	RequireSecondFactor bool
+	// BlockFor is how long a "challenge blocked" status lasts.
+	BlockFor time.Duration
+	// StoreTimeout bounds one store operation of an API call.
+	StoreTimeout time.Duration
+}
+
+// now returns the env's clock reading, in UTC and truncated to the second
+// (the wire's RFC 3339 precision), so what is stored is what is shown.
+func (e *Env) now() time.Time {
+	return e.Now().UTC().Truncate(time.Second)
+}
+
+// storeCtx bounds a store call by the policy's timeout.
+func (e *Env) storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	d := e.Policy.StoreTimeout
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	return context.WithTimeout(r.Context(), d)
+}
+
+// NewSession returns a new session for id under the env's policy.
+func (e *Env) NewSession(id string, now time.Time) *state.Session {
+	s := state.NewSession(id, e.Sealer, now, e.Policy.Lifetime, e.Policy.IdleTimeout)
+	s.IDStoreName = e.Policy.IDStoreName
+	return s
+}
+
+// SessionID returns the clear id of s, opened from its sealed copy, or ""
+// when it cannot be opened (e.g. sealed under a former key).
+func (e *Env) SessionID(s *state.Session) string {
+	if e.Sealer == nil || len(s.SealedID) == 0 {
+		return ""
+	}
+	id, err := e.Sealer.Open(s.Key, s.SealedID)
+	if err != nil {
+		e.Logger.Warn("cannot open sealed session id", zap.String("session", s.Key.Short()))
+		return ""
+	}
+	return id
+}
+
+// isTimeout reports whether err is a store call that ran out of time.
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,226 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// Outcome is the gate's decision for one request.
+type Outcome int
+
+// The gate's outcomes.
+const (
+	Pass Outcome = iota
+	Redirected
+	Unauthorized
+	Forbidden
+	Unavailable
+)
+
+// String names the outcome (used as a metrics label).
+func (o Outcome) String() string {
+	return [...]string{"pass", "redirect", "unauthorized", "forbidden", "unavailable"}[o]
+}
+
+// HeaderField maps an upstream request header to a session field.
+type HeaderField struct {
+	Name  string
+	Field string
+}
+
+// Gate lets a request through only with a live, authenticated session.
+// Check writes the refusal itself; on Pass the caller serves the request.
+type Gate struct {
+	Store  state.Store
+	Now    state.Clock
+	Logger *zap.Logger
+
+	// CookieName is the session cookie's name.
+	CookieName string
+	// Header, if set, is a request header that may carry the session id,
+	// after the optional Scheme (e.g. Authorization: Bearer <id>).
+	Header string
+	Scheme string
+	// LoginURL is where browsers are sent; the original URI follows in
+	// the redirect query parameter.
+	LoginURL string
+	// SetHeaders are set on the upstream request from the session, after
+	// any client-sent header of the same name is removed.
+	SetHeaders []HeaderField
+	// RequireGroups, if any, must contain the session's group (403).
+	RequireGroups []string
+	// MaxAuthAge, if set, refuses sessions authenticated longer ago.
+	MaxAuthAge time.Duration
+	// RequireFactor, if set, must be among the factors passed.
+	RequireFactor string
+	// TouchInterval is the least time between two LastAccessTime
+	// refreshes of a session.
+	TouchInterval time.Duration
+}
+
+// Check decides r. On Pass it returns the session (a shared read-only
+// snapshot) and has set the configured upstream headers; otherwise it has
+// written the refusal.
+func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Outcome) {
+	for _, h := range g.SetHeaders {
+		r.Header.Del(h.Name)
+	}
+	id := g.sessionID(r)
+	if id == "" || len(id) > state.MaxIDLength {
+		return nil, g.refuse(w, r)
+	}
+	s, err := g.Store.Get(r.Context(), state.KeyOf(id))
+	if err != nil {
+		if err != state.ErrNotFound {
+			if ce := g.Logger.Check(zap.WarnLevel, "gate cannot read session store"); ce != nil {
+				ce.Write(zap.Error(err))
+			}
+			WriteJSON(w, http.StatusServiceUnavailable, "", gateBody{Error: "unavailable", Message: "session store unavailable"})
+			return nil, Unavailable
+		}
+		return nil, g.refuse(w, r)
+	}
+	now := g.Now()
+	if !s.Authenticated(now) {
+		return nil, g.refuse(w, r)
+	}
+	if g.MaxAuthAge > 0 && now.Sub(s.AuthTime) > g.MaxAuthAge {
+		return nil, g.refuse(w, r)
+	}
+	if g.RequireFactor != "" && !slices.Contains(s.Factors, g.RequireFactor) {
+		return nil, g.refuse(w, r)
+	}
+	if len(g.RequireGroups) > 0 && !slices.Contains(g.RequireGroups, s.GroupName) {
+		WriteJSON(w, http.StatusForbidden, "", gateBody{Error: "forbidden", Message: "your group may not use this resource"})
+		return nil, Forbidden
+	}
+	if g.TouchInterval > 0 && now.Sub(s.LastAccessTime) >= g.TouchInterval {
+		// Stores make Touch cheap (memory, or queued for later writing).
+		_ = g.Store.Touch(context.WithoutCancel(r.Context()), s.Key, now.UTC().Truncate(time.Second))
+	}
+	for _, h := range g.SetHeaders {
+		if v := FieldValue(s, h.Field); v != "" {
+			r.Header.Set(h.Name, v)
+		}
+	}
+	return s, Pass
+}
+
+// sessionID finds the session id in the configured header or the cookie.
+func (g *Gate) sessionID(r *http.Request) string {
+	if g.Header != "" {
+		if v := r.Header.Get(g.Header); v != "" {
+			if g.Scheme == "" {
+				return strings.TrimSpace(v)
+			}
+			if len(v) > len(g.Scheme) && strings.EqualFold(v[:len(g.Scheme)], g.Scheme) && v[len(g.Scheme)] == ' ' {
+				return strings.TrimSpace(v[len(g.Scheme)+1:])
+			}
+		}
+	}
+	if c, err := r.Cookie(g.CookieName); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+type gateBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// refuse answers a request without a usable session: browsers are sent to
+// the login page, everyone else gets 401.
+func (g *Gate) refuse(w http.ResponseWriter, r *http.Request) Outcome {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html") && g.LoginURL != "" {
+		http.Redirect(w, r, LoginRedirect(g.LoginURL, r.URL.RequestURI()), http.StatusFound)
+		return Redirected
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="authsession"`)
+	WriteJSON(w, http.StatusUnauthorized, "", gateBody{Error: "unauthorized", Message: "a valid authenticated session is required"})
+	return Unauthorized
+}
+
+// LoginRedirect returns loginURL with target added as the redirect query
+// parameter, if target is a same-origin path.
+func LoginRedirect(loginURL, target string) string {
+	u, err := url.Parse(loginURL)
+	if err != nil {
+		return loginURL
+	}
+	if SafeRedirect(target) {
+		q := u.Query()
+		q.Set("redirect", target)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// SafeRedirect reports whether target is a same-origin redirect target: an
+// absolute path with no scheme or host, and none of the forms that browsers
+// read as another origin ("//host", "/\host", control characters).
+func SafeRedirect(target string) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	if len(target) > 1 && (target[1] == '/' || target[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(target)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
+}
+
+// FieldValue returns the session field named f, as used by the gate's
+// header_up and placeholders: user_id, login, group, status, id_store,
+// auth_time, factors, session_index, or attr.<name>.
+func FieldValue(s *state.Session, f string) string {
+	switch f {
+	case "user_id":
+		return s.UserID
+	case "login":
+		if s.LoginName != "" {
+			return s.LoginName
+		}
+		return s.UserID
+	case "group":
+		return s.GroupName
+	case "status":
+		return string(s.Status)
+	case "id_store":
+		return s.IDStoreName
+	case "auth_time":
+		return Timestamp(s.AuthTime)
+	case "factors":
+		return strings.Join(s.Factors, ",")
+	case "session_index":
+		return s.Index
+	}
+	if name, ok := strings.CutPrefix(f, "attr."); ok {
+		return s.UserAttributes[name]
+	}
+	return ""
+}
+
+// ValidField reports whether f is a name FieldValue knows.
+func ValidField(f string) bool {
+	switch f {
+	case "user_id", "login", "group", "status", "id_store", "auth_time", "factors", "session_index":
+		return true
+	}
+	name, ok := strings.CutPrefix(f, "attr.")
+	return ok && name != ""
+}

@@ -1,0 +1,251 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// OAM serves the access-manager session API (oam-session.md): create, get,
+// delete and search sessions, behind HTTP Basic auth.
+type OAM struct {
+	Env  *Env
+	Auth *BasicAuth
+}
+
+// Register mounts the family's endpoints on mux.
+func (o *OAM) Register(mux *http.ServeMux) {
+	mux.Handle("POST "+OAMBase+"/session", o.guard(o.create))
+	mux.Handle("GET "+OAMBase+"/session/{sessionId}", o.guard(o.get))
+	mux.Handle("DELETE "+OAMBase+"/session", o.guard(o.delete))
+	mux.Handle("POST "+OAMBase+"/sessions", o.guard(o.search))
+	// Every other method on the family's paths gets the family's error.
+	for _, p := range []string{"/session", "/session/{sessionId}", "/sessions"} {
+		mux.Handle(OAMBase+p, o.guard(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allowed(p))
+			oamFail(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed here", "")
+		}))
+	}
+}
+
+func allowed(p string) string {
+	switch p {
+	case "/session":
+		return "POST, DELETE"
+	case "/session/{sessionId}":
+		return "GET"
+	}
+	return "POST"
+}
+
+func (o *OAM) guard(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := o.Auth.Check(r); !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="authsession"`)
+			oamFail(w, http.StatusUnauthorized, "valid API credentials are required", "")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func oamFail(w http.ResponseWriter, status int, msg, field string) {
+	WriteJSON(w, status, "", oamError{Code: status, Message: msg, Fields: field})
+}
+
+// oamBadInput answers a decoding or validation error.
+func oamBadInput(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrTooLarge) {
+		oamFail(w, http.StatusRequestEntityTooLarge, err.Error(), "")
+		return
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		oamFail(w, http.StatusBadRequest, fe.Error(), fe.Field)
+		return
+	}
+	oamFail(w, http.StatusBadRequest, "bad request", "")
+}
+
+// oamStoreFail answers a store error that is not a plain "not found".
+func (o *OAM) oamStoreFail(w http.ResponseWriter, op string, err error) {
+	if isTimeout(err) {
+		oamFail(w, http.StatusRequestTimeout, "session store did not answer in time", "")
+		return
+	}
+	o.Env.Logger.Error("session store failed", zap.String("op", op), zap.Error(err))
+	if errors.Is(err, state.ErrUnavailable) {
+		oamFail(w, http.StatusServiceUnavailable, "session store unavailable", "")
+		return
+	}
+	oamFail(w, http.StatusInternalServerError, "internal error", "")
+}
+
+func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
+	body, err := ReadBody(w, r)
+	if err != nil {
+		oamBadInput(w, err)
+		return
+	}
+	var in oamSessionData
+	if err := DecodeJSON(body, &in); err != nil {
+		oamBadInput(w, err)
+		return
+	}
+	if in.UserID == nil || strings.TrimSpace(*in.UserID) == "" {
+		oamFail(w, http.StatusBadRequest, "userId is required", "userId")
+		return
+	}
+	now := o.Env.now()
+	id := in.SessionID
+	if id == "" {
+		id = state.NewID()
+	} else if err := state.ValidateID(id); err != nil {
+		oamFail(w, http.StatusBadRequest, err.Error(), "sessionId")
+		return
+	}
+	s := o.Env.NewSession(id, now)
+	s.UserID = *in.UserID
+	s.LoginName = *in.UserID
+	s.ClientIP = in.ClientIP
+	if in.IDStoreName != "" {
+		s.IDStoreName = in.IDStoreName
+	}
+	if in.IsImpersonating != nil {
+		s.IsImpersonating = bool(*in.IsImpersonating)
+	}
+	if in.ExpiryTime != "" {
+		exp, err := parseTime("expiryTime", in.ExpiryTime)
+		if err != nil {
+			oamBadInput(w, err)
+			return
+		}
+		if !exp.After(now) {
+			oamFail(w, http.StatusBadRequest, "expiryTime must be in the future", "expiryTime")
+			return
+		}
+		if exp.Before(s.ExpiryTime) {
+			s.ExpiryTime = exp // capped by the configured lifetime
+		}
+	}
+	if len(in.UserAttributes) > 0 {
+		s.UserAttributes = make(map[string]string, len(in.UserAttributes))
+		for k, v := range in.UserAttributes {
+			if v.AttrName != "" && v.AttrName != k {
+				oamFail(w, http.StatusBadRequest, "attrName must match its key", "userAttributes."+k)
+				return
+			}
+			s.UserAttributes[k] = v.AttrValue
+		}
+	}
+	status := state.StatusAuthenticated
+	if o.Env.Policy.RequireSecondFactor {
+		status = state.StatusPendingVerification
+	}
+	if err := s.SetStatus(status, now, "", 0); err != nil {
+		oamFail(w, http.StatusInternalServerError, "internal error", "")
+		return
+	}
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	if err := o.Env.Store.Create(ctx, s); err != nil {
+		if errors.Is(err, state.ErrExists) {
+			oamFail(w, http.StatusBadRequest, "a session with this sessionId exists already", "sessionId")
+			return
+		}
+		o.oamStoreFail(w, "create", err)
+		return
+	}
+	stored, err := o.Env.Store.Get(ctx, s.Key)
+	if err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			oamFail(w, http.StatusNotFound, "session created but could not be read back", "")
+			return
+		}
+		o.oamStoreFail(w, "get", err)
+		return
+	}
+	o.Env.Logger.Info("session created",
+		zap.String("family", "oam"), zap.String("session", s.Key.Short()), zap.String("status", string(status)))
+	WriteJSON(w, http.StatusOK, "", toOAM(stored, id))
+}
+
+func (o *OAM) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("sessionId")
+	if id == "" || len(id) > state.MaxIDLength {
+		oamFail(w, http.StatusNotFound, "session not found", "sessionId")
+		return
+	}
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	s, err := o.Env.Store.Get(ctx, state.KeyOf(id))
+	if err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			oamFail(w, http.StatusNotFound, "session not found or expired", "sessionId")
+			return
+		}
+		o.oamStoreFail(w, "get", err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, "", toOAM(s, id))
+}
+
+func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	var deleted []oamSessionData
+	switch id, userID := q.Get("sessionId"), q.Get("userId"); {
+	case id != "":
+		if len(id) > state.MaxIDLength {
+			oamFail(w, http.StatusNotFound, "session not found", "sessionId")
+			return
+		}
+		s, err := o.Env.Store.Delete(ctx, state.KeyOf(id))
+		if err != nil {
+			if errors.Is(err, state.ErrNotFound) {
+				oamFail(w, http.StatusNotFound, "session not found or expired", "sessionId")
+				return
+			}
+			o.oamStoreFail(w, "delete", err)
+			return
+		}
+		deleted = append(deleted, toOAM(s, id))
+	case userID != "":
+		sessions, err := o.Env.Store.ByUser(ctx, userID)
+		if err != nil {
+			o.oamStoreFail(w, "list", err)
+			return
+		}
+		idStore := q.Get("idStore")
+		for _, s := range sessions {
+			if idStore != "" && s.IDStoreName != idStore {
+				continue
+			}
+			gone, err := o.Env.Store.Delete(ctx, s.Key)
+			if errors.Is(err, state.ErrNotFound) {
+				continue // expired or deleted meanwhile
+			}
+			if err != nil {
+				o.oamStoreFail(w, "delete", err)
+				return
+			}
+			if len(deleted) < oamMaxResults {
+				deleted = append(deleted, toOAM(gone, o.Env.SessionID(gone)))
+			}
+		}
+	default:
+		oamFail(w, http.StatusNotFound, "sessionId or userId is required", "sessionId")
+		return
+	}
+	if len(deleted) == 0 {
+		oamFail(w, http.StatusNotFound, "no session found", "")
+		return
+	}
+	o.Env.Logger.Info("sessions deleted", zap.String("family", "oam"), zap.Int("count", len(deleted)))
+	WriteJSON(w, http.StatusOK, "", deleted)
+}
