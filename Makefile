@@ -1,10 +1,11 @@
 # caddy-authsession: `make run` to try it, `make test` to test it.
 
 include xcaddy.mk
+include bench.mk
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: build run test fuzz bench clean
+.PHONY: build run test clean
 
 build: bin/caddy
 
