@@ -54,6 +54,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [seal_key <base64 key>]
 //	    [users_file <path>]
 //	    [otp { ... }]                          # see parseOTP
+//	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -122,6 +123,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.UsersFile, err = oneArg(d)
 		case "otp":
 			err = a.parseOTP(d)
+		case "risk_analyzer":
+			err = a.parseRiskAnalyzer(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}
@@ -213,7 +216,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //
 //	authsession [<matcher>] api [<family...>]
 //
-// where each family is one of: oam, otp. Default: all families.
+// where each family is one of: oam, risk_analyzer, otp. Default: all families.
 func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextArg() {
 		name := d.Val()
