@@ -196,6 +196,10 @@ func TestRiskAnalyzerFieldForms(t *testing.T) {
 		{"client type bool", `"authenticationStatus":0,"clientType":true`, `<authenticationStatus>0</authenticationStatus><clientType>yes</clientType>`, 400, "clientType"},
 		{"bad bool", `"authenticationStatus":0,"clientType":2,"registerDevice":"yes"`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><registerDevice>1</registerDevice>`, 400, "registerDevice"},
 		{"bool as number", `"authenticationStatus":0,"clientType":2,"analyzePatterns":1`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><analyzePatterns/>`, 400, "analyzePatterns"},
+		{"version not string", `"authenticationStatus":0,"clientType":2,"clientVersion":1.2`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><clientVersion><v>1</v></clientVersion>`, 400, "clientVersion"},
+		{"device not string", `"authenticationStatus":0,"clientType":2,"externalDeviceId":["d"]`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><externalDeviceId><d/></externalDeviceId>`, 400, "externalDeviceId"},
+		{"device too long", `"authenticationStatus":0,"clientType":2,"externalDeviceId":"` + strings.Repeat("d", 257) + `"`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><externalDeviceId>` + strings.Repeat("d", 257) + `</externalDeviceId>`, 400, "externalDeviceId"},
+		{"strings kept", `"authenticationStatus":0,"clientType":2,"clientVersion":"1.0","externalDeviceId":"d1","clientApplication":"App"`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><clientVersion>1.0</clientVersion><externalDeviceId>d1</externalDeviceId><clientApplication>App</clientApplication>`, 200, ""},
 		{"app not string", `"authenticationStatus":0,"clientType":2,"clientApplication":5`, `<authenticationStatus>0</authenticationStatus><clientType>2</clientType><clientApplication><a/></clientApplication>`, 400, "clientApplication"},
 	}
 	for _, tc := range tests {
@@ -213,6 +217,11 @@ func TestRiskAnalyzerFieldForms(t *testing.T) {
 				}
 				if rec.Code != tc.code {
 					t.Fatalf("status %d, want %d: %s", rec.Code, tc.code, rec.Body)
+				}
+				if tc.name == "strings kept" {
+					if s := f.session(t, id); s.ClientVersion != "1.0" || s.ExternalDeviceID != "d1" || s.ClientApplication != "App" {
+						t.Fatalf("strings not stored: %+v", s)
+					}
 				}
 				if tc.code == 400 {
 					var res statusResponse
