@@ -23,7 +23,7 @@ func init() {
 // Failures are answered in each family's own error shape; it never returns
 // a handler error for bad input or bad credentials.
 type API struct {
-	// Families lists the API families to serve: oam. Default: all.
+	// Families lists the API families to serve: oam, risk_analyzer, otp. Default: all.
 	Families []string `json:"families,omitempty"`
 
 	app *App
@@ -34,7 +34,7 @@ type API struct {
 type family interface{ Register(*http.ServeMux) }
 
 // familyNames lists the known families, in the order they are mounted.
-var familyNames = []string{"oam"}
+var familyNames = []string{"oam", "risk_analyzer", "otp"}
 
 // CaddyModule returns the Caddy module information.
 func (API) CaddyModule() caddy.ModuleInfo {
@@ -69,6 +69,10 @@ func (h *API) newFamily(name string) (family, error) {
 	switch name {
 	case "oam":
 		return &handlers.OAM{Env: h.app.env, Auth: h.app.basic}, nil
+	case "risk_analyzer":
+		return h.app.riskAnalyzer()
+	case "otp":
+		return h.app.otpFamily(), nil
 	}
 	return nil, fmt.Errorf("unknown API family %q (known: %v)", name, familyNames)
 }

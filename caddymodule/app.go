@@ -79,6 +79,22 @@ type App struct {
 	// data directory (authsession/seal.key).
 	SealKey string `json:"seal_key,omitempty"`
 
+	// UsersFile is the JSON users file (users, mail addresses, password
+	// hashes, TOTP secrets, factors), maintained with `caddy authsession
+	// user`; it is read at every provision (start and `caddy reload`).
+	// Default: none.
+	UsersFile string `json:"users_file,omitempty"`
+
+	// OTP configures one-time codes, TOTP and their delivery. Default:
+	// 6-digit codes, 5m, 5 attempts, 30s cool-down, 10 sends per hour,
+	// no delivery.
+	OTP *OTPConfig `json:"otp,omitempty"`
+
+	// RiskAnalyzer configures the risk-analyzer family (status sets,
+	// trusted devices, login history). Default: see RiskAnalyzerConfig.
+	RiskAnalyzer *RiskAnalyzerConfig `json:"risk_analyzer,omitempty"`
+
+	otp      *otpRuntime
 	store    state.Store
 	storeKey string
 	env      *handlers.Env
@@ -150,6 +166,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	sealer, err := a.sealer(repl)
 	if err != nil {
+		return err
+	}
+	if err := a.provisionOTP(repl); err != nil {
 		return err
 	}
 
@@ -248,6 +267,7 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases this config's use of the pooled store; the store closes
 // when no config uses it any more.
 func (a *App) Cleanup() error {
+	a.cleanupOTP()
 	if a.storeKey == "" {
 		return nil
 	}

@@ -52,6 +52,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [api_token <token>]                    # repeatable; {env.NAME} advised
 //	    [api_token_sha256 <hex>]               # repeatable
 //	    [seal_key <base64 key>]
+//	    [users_file <path>]
+//	    [otp { ... }]                          # see parseOTP
+//	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -116,6 +119,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.APITokens = append(a.APITokens, APIToken{SHA256: sum})
 		case "seal_key":
 			a.SealKey, err = oneArg(d)
+		case "users_file":
+			a.UsersFile, err = oneArg(d)
+		case "otp":
+			err = a.parseOTP(d)
+		case "risk_analyzer":
+			err = a.parseRiskAnalyzer(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}
@@ -207,7 +216,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //
 //	authsession [<matcher>] api [<family...>]
 //
-// where each family is one of: oam. Default: all families.
+// where each family is one of: oam, risk_analyzer, otp. Default: all families.
 func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextArg() {
 		name := d.Val()

@@ -20,27 +20,6 @@ import (
 // demoAdminHash is the bcrypt hash of "admin-password" (Caddyfile.example).
 const demoAdminHash = "$2a$10$6uE4D.zKrxsSS.zw5Iz3ve2C.PtdBc0jTfg0xPIDlOr7BCaSGr5WW"
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func caddyBin(t *testing.T) string {
-	bin := os.Getenv("AUTHSESSION_CADDY_BIN")
-	if bin == "" {
-		bin, _ = filepath.Abs("../bin/caddy")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("SKIPPED: %s not found: run `make bin/caddy` (or set AUTHSESSION_CADDY_BIN) for the two-instance Redis tests", bin)
-	}
-	return bin
-}
-
 // startProc starts a child process and kills it when the test ends.
 func startProc(t *testing.T, name string, args ...string) *exec.Cmd {
 	t.Helper()
@@ -80,12 +59,12 @@ func startRedisServer(t *testing.T, port int) *exec.Cmd {
 	return nil
 }
 
-// startCaddy runs bin/caddy with the authsession API and gate on a Redis
+// startRedisCaddy runs bin/caddy with the authsession API and gate on a Redis
 // store, and returns its base URL.
-func startCaddy(t *testing.T, bin string, redisPort int, sealKey string) string {
+func startRedisCaddy(t *testing.T, bin string, redisPort int, sealKey string) string {
 	t.Helper()
 	dir := t.TempDir()
-	port, admin := freePort(t), freePort(t)
+	port, admin := freePort(), freePort()
 	cfg := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	auto_https off
@@ -118,7 +97,7 @@ http://127.0.0.1:%d {
 	return base
 }
 
-func call(t *testing.T, method, url, body, sid string) (int, string) {
+func redisCall(t *testing.T, method, url, body, sid string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	if sid != "" {
@@ -138,17 +117,17 @@ func call(t *testing.T, method, url, body, sid string) (int, string) {
 
 func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	bin := caddyBin(t)
-	redisPort := freePort(t)
+	redisPort := freePort()
 	redis := startRedisServer(t, redisPort)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	seal := base64.StdEncoding.EncodeToString(key)
-	a := startCaddy(t, bin, redisPort, seal)
-	b := startCaddy(t, bin, redisPort, seal)
+	a := startRedisCaddy(t, bin, redisPort, seal)
+	b := startRedisCaddy(t, bin, redisPort, seal)
 	oam := "/oam/services/rest/access/api/v1/session"
 
 	// Create on A, pass the gate on B.
-	status, body := call(t, "POST", a+oam, `{"userId":"alice"}`, "")
+	status, body := redisCall(t, "POST", a+oam, `{"userId":"alice"}`, "")
 	if status != 200 {
 		t.Fatalf("create on A: %d %s", status, body)
 	}
@@ -159,20 +138,20 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 		t.Fatalf("create answer %s", body)
 	}
 	sid := created.SessionID
-	if status, body := call(t, "GET", b+"/", "", sid); status != 200 {
+	if status, body := redisCall(t, "GET", b+"/", "", sid); status != 200 {
 		t.Fatalf("gate on B with a session made on A: %d %s", status, body)
 	}
-	if status, _ := call(t, "GET", a+"/", "", sid); status != 200 {
+	if status, _ := redisCall(t, "GET", a+"/", "", sid); status != 200 {
 		t.Fatalf("gate on A: %d", status)
 	}
 
 	// Delete on B, refused on A within a second.
-	if status, body := call(t, "DELETE", b+oam+"?sessionId="+sid, "", ""); status != 200 {
+	if status, body := redisCall(t, "DELETE", b+oam+"?sessionId="+sid, "", ""); status != 200 {
 		t.Fatalf("delete on B: %d %s", status, body)
 	}
 	start := time.Now()
 	for {
-		status, _ := call(t, "GET", a+"/", "", sid)
+		status, _ := redisCall(t, "GET", a+"/", "", sid)
 		if status == 401 {
 			break
 		}
@@ -185,23 +164,23 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 
 	// Redis stopped: writes answer 503, a cached session passes the gate
 	// for max_staleness (2s), then the gate answers 503.
-	_, body = call(t, "POST", a+oam, `{"userId":"bob"}`, "")
+	_, body = redisCall(t, "POST", a+oam, `{"userId":"bob"}`, "")
 	_ = json.Unmarshal([]byte(body), &created)
 	bob := created.SessionID
-	if status, _ := call(t, "GET", a+"/", "", bob); status != 200 {
+	if status, _ := redisCall(t, "GET", a+"/", "", bob); status != 200 {
 		t.Fatalf("gate on A for bob: %d", status)
 	}
 	_ = redis.Process.Kill()
 	_ = redis.Wait()
-	if status, body := call(t, "POST", a+oam, `{"userId":"carol"}`, ""); status != 503 {
+	if status, body := redisCall(t, "POST", a+oam, `{"userId":"carol"}`, ""); status != 503 {
 		t.Errorf("create while Redis is down: %d %s, want 503", status, body)
 	}
-	if status, _ := call(t, "GET", a+"/", "", bob); status != 200 {
+	if status, _ := redisCall(t, "GET", a+"/", "", bob); status != 200 {
 		t.Errorf("cached session on A right after Redis stopped: %d, want 200", status)
 	}
 	refused := false
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if status, _ := call(t, "GET", a+"/", "", bob); status == 503 {
+		if status, _ := redisCall(t, "GET", a+"/", "", bob); status == 503 {
 			refused = true
 			break
 		}
@@ -214,7 +193,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	startRedisServer(t, redisPort)
 	ok := false
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if status, _ := call(t, "POST", b+oam, `{"userId":"dave"}`, ""); status == 200 {
+		if status, _ := redisCall(t, "POST", b+oam, `{"userId":"dave"}`, ""); status == 200 {
 			ok = true
 			break
 		}

@@ -69,7 +69,12 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := map[string]bool{}
 	for d.NextBlock(0) {
+		if seen[d.Val()] {
+			return d.Errf("store memory: %s given twice", d.Val())
+		}
+		seen[d.Val()] = true
 		switch d.Val() {
 		case "cleanup_interval":
 			dur, err := parseDuration(d)

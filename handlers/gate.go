@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -79,7 +80,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Ou
 	}
 	s, err := g.Store.Get(r.Context(), state.KeyOf(id))
 	if err != nil {
-		if err != state.ErrNotFound {
+		if !errors.Is(err, state.ErrNotFound) {
 			if ce := g.Logger.Check(zap.WarnLevel, "gate cannot read session store"); ce != nil {
 				ce.Write(zap.Error(err))
 			}
@@ -126,10 +127,8 @@ func (g *Gate) sessionID(r *http.Request) string {
 			}
 		}
 	}
-	if c, err := r.Cookie(g.CookieName); err == nil {
-		return c.Value
-	}
-	return ""
+	v, _ := cookieValue(r.Header, g.CookieName)
+	return v
 }
 
 type gateBody struct {

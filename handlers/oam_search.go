@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/authsession/caddy-authsession/state"
@@ -151,7 +152,14 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusNotFound, "no session matches the query", "")
 		return
 	}
-	slices.SortFunc(found, func(a, b *state.Session) int { return a.CreateTime.Compare(b.CreateTime) })
+	// Oldest first, as stores list a user's sessions; sessionIndex breaks
+	// ties (times have one-second precision), so the answer is stable.
+	slices.SortFunc(found, func(a, b *state.Session) int {
+		if c := a.CreateTime.Compare(b.CreateTime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Index, b.Index)
+	})
 	res := oamSearchResult{TotalRecords: len(found)}
 	for i, s := range found {
 		if i == oamMaxResults {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strings"
 )
 
 // IDBytes is the number of random bytes in a server-made session id.
@@ -23,8 +24,16 @@ var ErrBadID = errors.New("session id must be a v4 UUID or at least 22 base64url
 // or a Redis key holds only keys, never a live cookie value.
 type Key [sha256.Size]byte
 
-// KeyOf returns the store key of a session id.
-func KeyOf(id string) Key { return sha256.Sum256([]byte(id)) }
+// KeyOf returns the store key of a session id. Ids up to MaxIDLength are
+// hashed from a stack buffer: a plain []byte(id) conversion of an id longer
+// than 32 bytes allocates, and the gate calls KeyOf on every request.
+func KeyOf(id string) Key {
+	if len(id) <= MaxIDLength {
+		var buf [MaxIDLength]byte
+		return sha256.Sum256(buf[:copy(buf[:], id)])
+	}
+	return sha256.Sum256([]byte(id))
+}
 
 // String returns the key in hex.
 func (k Key) String() string { return hex.EncodeToString(k[:]) }
@@ -46,28 +55,31 @@ func NewID() string {
 
 // ValidateID checks a caller-supplied session id: a v4 UUID (122 random
 // bits), or at least 22 base64url characters (132 bits) that do not look
-// constant (at least 8 distinct characters). Padding '=' is allowed at the
-// end, and '+', '/' and '|' as found in some vendors' ids.
+// constant (at least 8 distinct characters). Up to two padding '=' are
+// allowed at the end (not counted), and '+', '/' and '|' as found in some
+// vendors' ids. A string in UUID form must be a v4 UUID.
 func ValidateID(id string) error {
 	if len(id) > MaxIDLength {
 		return ErrBadID
 	}
-	if isUUIDv4(id) {
-		return nil
+	if isUUIDShaped(id) {
+		// A UUID of another version (time-based, name-based) or variant
+		// has far fewer than 122 random bits.
+		if isUUIDv4(id) {
+			return nil
+		}
+		return ErrBadID
 	}
-	if len(id) < 22 {
+	body := strings.TrimRight(id, "=")
+	if len(id)-len(body) > 2 || len(body) < 22 {
+		// Base64 pads with at most two '='; padding is not randomness.
 		return ErrBadID
 	}
 	var seen [256]bool
 	distinct := 0
-	body := true
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	for i := 0; i < len(body); i++ {
+		c := body[i]
 		switch {
-		case c == '=':
-			body = false
-		case !body:
-			return ErrBadID // something after the padding
 		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
 			c == '-', c == '_', c == '+', c == '/', c == '|':
 			if !seen[c] {
@@ -84,9 +96,9 @@ func ValidateID(id string) error {
 	return nil
 }
 
-// isUUIDv4 reports whether s is a canonical v4 UUID (any letter case), such
-// as 96eb744b-b84e-4c13-8b78-06b64ad81d94.
-func isUUIDv4(s string) bool {
+// isUUIDShaped reports whether s has the canonical UUID form: 36
+// characters, hex digits with dashes at 8, 13, 18 and 23 (any version).
+func isUUIDShaped(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -103,7 +115,13 @@ func isUUIDv4(s string) bool {
 			return false
 		}
 	}
-	if s[14] != '4' {
+	return true
+}
+
+// isUUIDv4 reports whether s is a canonical v4 UUID of the RFC 4122 variant
+// (any letter case), such as 96eb744b-b84e-4c13-8b78-06b64ad81d94.
+func isUUIDv4(s string) bool {
+	if !isUUIDShaped(s) || s[14] != '4' {
 		return false
 	}
 	switch s[19] {

@@ -30,13 +30,18 @@ type Memory struct {
 	locks [256]sync.Mutex
 
 	imu    sync.Mutex
-	byUser map[string]map[Key]struct{}
+	byUser map[string]userKeys
 
 	umu   sync.Mutex
 	users map[string]*UserState
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-// NewMemory returns an empty memory store. Close stops its sweeper.
+// NewMemory returns an empty memory store and starts its sweeper; Close
+// stops it.
 func NewMemory(opts MemoryOptions) *Memory {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -45,13 +50,34 @@ func NewMemory(opts MemoryOptions) *Memory {
 		opts.CleanupInterval = time.Minute
 	}
 	m := &Memory{
-		now:    opts.Now,
-		cache:  cache.New(cache.NoExpiration, opts.CleanupInterval),
-		byUser: make(map[string]map[Key]struct{}),
+		now: opts.Now,
+		// No go-cache janitor: it would stop only when the cache is
+		// garbage collected, which the eviction callback (holding m)
+		// prevents. The store runs its own sweeper, stopped by Close.
+		cache:  cache.New(cache.NoExpiration, 0),
+		byUser: make(map[string]userKeys),
 		users:  make(map[string]*UserState),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	m.cache.OnEvicted(m.evicted)
+	go m.sweep(opts.CleanupInterval)
 	return m
+}
+
+// sweep removes expired sessions every interval until Close.
+func (m *Memory) sweep(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			m.cache.DeleteExpired()
+		case <-m.stop:
+			return
+		}
+	}
 }
 
 func ck(k Key) string { return string(k[:]) }
@@ -96,8 +122,9 @@ func (m *Memory) Create(_ context.Context, s *Session) error {
 	}
 	c := s.Clone()
 	c.Version = 1
-	m.index(c.UserID, c.Key)
+	// Set before index: see evicted.
 	m.cache.Set(ck(c.Key), c, m.ttl(c))
+	m.index(c.UserID, c.Key)
 	s.Version = 1
 	return nil
 }
@@ -117,11 +144,11 @@ func (m *Memory) Update(_ context.Context, key Key, fn func(*Session) error) (*S
 	}
 	c.Key = key
 	c.Version = old.Version + 1
+	m.cache.Set(ck(key), c, m.ttl(c))
 	if c.UserID != old.UserID {
 		m.unindex(old.UserID, key)
 		m.index(c.UserID, key)
 	}
-	m.cache.Set(ck(key), c, m.ttl(c))
 	return c, nil
 }
 
@@ -141,9 +168,9 @@ func (m *Memory) Delete(_ context.Context, key Key) (*Session, error) {
 // ByUser implements Store.
 func (m *Memory) ByUser(_ context.Context, userID string) ([]*Session, error) {
 	m.imu.Lock()
-	keys := make([]Key, 0, len(m.byUser[userID]))
-	for k := range m.byUser[userID] {
-		keys = append(keys, k)
+	var keys []Key
+	if uk, ok := m.byUser[userID]; ok {
+		keys = uk.list()
 	}
 	m.imu.Unlock()
 	out := make([]*Session, 0, len(keys))
@@ -220,10 +247,13 @@ func (m *Memory) UpdateUser(_ context.Context, userID string, fn func(*UserState
 // Len returns the number of sessions held, live or not yet swept.
 func (m *Memory) Len() int { return m.cache.ItemCount() }
 
-// Close implements Store. go-cache's janitor stops when the cache is
-// garbage collected; Close drops the data so that happens promptly.
+// Close implements Store: it stops the sweeper and drops every session.
 func (m *Memory) Close() error {
-	m.cache.Flush()
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		<-m.done
+		m.cache.Flush()
+	})
 	return nil
 }
 
@@ -232,12 +262,15 @@ func (m *Memory) index(userID string, key Key) {
 		return
 	}
 	m.imu.Lock()
-	set := m.byUser[userID]
-	if set == nil {
-		set = make(map[Key]struct{}, 1)
-		m.byUser[userID] = set
+	if uk, ok := m.byUser[userID]; !ok {
+		m.byUser[userID] = userKeys{first: key}
+	} else if uk.first != key {
+		if uk.more == nil {
+			uk.more = make(map[Key]struct{})
+			m.byUser[userID] = uk
+		}
+		uk.more[key] = struct{}{}
 	}
-	set[key] = struct{}{}
 	m.imu.Unlock()
 }
 
@@ -246,27 +279,58 @@ func (m *Memory) unindex(userID string, key Key) {
 		return
 	}
 	m.imu.Lock()
-	if set := m.byUser[userID]; set != nil {
-		delete(set, key)
-		if len(set) == 0 {
+	if uk, ok := m.byUser[userID]; ok {
+		switch {
+		case uk.first != key:
+			delete(uk.more, key)
+		case len(uk.more) == 0:
 			delete(m.byUser, userID)
+		default:
+			for k := range uk.more { // promote any other key
+				uk.first = k
+				delete(uk.more, k)
+				break
+			}
+			m.byUser[userID] = uk
 		}
 	}
 	m.imu.Unlock()
 }
 
-// evicted runs when go-cache drops an item (Delete or the sweeper).
+// userKeys are the keys of one user's sessions. Most users have one
+// session, held in first without a map of its own (a map costs ~300 bytes
+// even for one key); more holds the others.
+type userKeys struct {
+	first Key
+	more  map[Key]struct{}
+}
+
+// list returns the keys, first included.
+func (uk userKeys) list() []Key {
+	keys := make([]Key, 0, 1+len(uk.more))
+	keys = append(keys, uk.first)
+	for k := range uk.more {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// evicted runs when go-cache drops an item (Delete or the sweeper). The
+// sweeper does not hold the key's lock, so it can race a re-creation under
+// the same key. Writers store the record before indexing it, and evicted
+// unindexes before looking at the cache again, so whatever the interleaving
+// a record in the cache ends up indexed. An entry left behind for a record
+// deleted meanwhile is harmless: ByUser checks every entry against the cache.
 func (m *Memory) evicted(k string, v any) {
 	s, ok := v.(*Session)
 	if !ok {
 		return
 	}
-	// A sweep can race a re-creation under the same key: keep the index
-	// entry if the cache holds a session again.
-	if cur, ok := m.cache.Get(k); ok && cur.(*Session).UserID == s.UserID {
-		return
-	}
 	m.unindex(s.UserID, s.Key)
+	if cur, ok := m.cache.Get(k); ok {
+		c := cur.(*Session)
+		m.index(c.UserID, c.Key)
+	}
 }
 
 func sortSessions(ss []*Session) {

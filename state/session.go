@@ -77,6 +77,11 @@ type Challenge struct {
 	Expiry        time.Time `json:"exp"`
 	Attempts      int       `json:"att,omitempty"`
 	Closed        bool      `json:"cl,omitempty"`
+	// OTPIssued and OTPExpiry bound the one-time code whose keyed hash is
+	// AnswerHash; OTPUsed marks it spent (see OTPPolicy).
+	OTPIssued time.Time `json:"oi,omitzero"`
+	OTPExpiry time.Time `json:"oe,omitzero"`
+	OTPUsed   bool      `json:"ou,omitempty"`
 }
 
 // Clone returns a deep copy of s.

@@ -69,6 +69,12 @@ type UserState struct {
 	UserID  string   `json:"uid"`
 	Devices []Device `json:"dev,omitempty"`
 	History []Login  `json:"hist,omitempty"`
+	// OTPSends are the times of the codes sent to the user in the last
+	// hour (see OTPPolicy.AllowSend).
+	OTPSends []time.Time `json:"os,omitempty"`
+	// TOTPStep is the last TOTP time step accepted for the user; codes of
+	// that step or earlier are refused as replays (see TOTPPolicy).
+	TOTPStep uint64 `json:"ts,omitempty"`
 	// Version counts writes, like Session.Version.
 	Version uint64 `json:"v"`
 }
@@ -93,5 +99,6 @@ func (u *UserState) Clone() *UserState {
 	c := *u
 	c.Devices = append([]Device(nil), u.Devices...)
 	c.History = append([]Login(nil), u.History...)
+	c.OTPSends = append([]time.Time(nil), u.OTPSends...)
 	return &c
 }

@@ -1,0 +1,329 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+const testHash = "$2a$04$ZiUS0wcKyHEdBbRexZK2ZOz8AmWRI1E5lYF7.zTQTgbzCRU6IlRKi"
+
+func parseApp(input string) (*App, error) {
+	a := new(App)
+	err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	return a, err
+}
+
+// normJSON re-encodes JSON so that key order and spacing do not matter.
+func normJSON(t *testing.T, b []byte) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("invalid JSON %s: %v", b, err)
+	}
+	out, _ := json.MarshalIndent(v, "", "\t")
+	return string(out)
+}
+
+func TestGlobalOptionEveryOption(t *testing.T) {
+	a, err := parseApp(`authsession {
+		store memory {
+			cleanup_interval 2m
+		}
+		session_lifetime 4h
+		idle_timeout 15m
+		touch_interval 30s
+		block_duration 10m
+		store_timeout 2s
+		id_store_name LDAP1
+		require_second_factor
+		cookie {
+			name sid
+			domain example.com
+			path /app
+			insecure
+		}
+		api_user admin ` + testHash + `
+		api_user {env.OPS_USER} {env.OPS_HASH}
+		api_token {env.TOKEN}
+		api_token demo-token
+		api_token_sha256 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+		seal_key {env.SEAL_KEY}
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := normJSON(t, a.StoreRaw); got != normJSON(t, []byte(`{"module":"memory","cleanup_interval":120000000000}`)) {
+		t.Errorf("store = %s", got)
+	}
+	a.StoreRaw = nil
+	want := &App{
+		SessionLifetime:     caddy.Duration(4 * time.Hour),
+		IdleTimeout:         caddy.Duration(15 * time.Minute),
+		TouchInterval:       caddy.Duration(30 * time.Second),
+		BlockDuration:       caddy.Duration(10 * time.Minute),
+		StoreTimeout:        caddy.Duration(2 * time.Second),
+		IDStoreName:         "LDAP1",
+		RequireSecondFactor: true,
+		Cookie:              &CookieConfig{Name: "sid", Domain: "example.com", Path: "/app", Insecure: true},
+		APIUsers: []APIUser{
+			{Username: "admin", PasswordHash: testHash},
+			{Username: "{env.OPS_USER}", PasswordHash: "{env.OPS_HASH}"},
+		},
+		APITokens: []APIToken{
+			{Token: "{env.TOKEN}"},
+			{Token: "demo-token"},
+			{SHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		},
+		SealKey: "{env.SEAL_KEY}",
+	}
+	if !reflect.DeepEqual(a, want) {
+		t.Errorf("parsed\n%+v\nwant\n%+v", a, want)
+	}
+}
+
+func TestGlobalOptionEmptyAndOff(t *testing.T) {
+	a, err := parseApp(`authsession`)
+	if err != nil || !reflect.DeepEqual(a, new(App)) {
+		t.Fatalf("bare option: %+v, %v", a, err)
+	}
+	a, err = parseApp("authsession {\n}")
+	if err != nil || !reflect.DeepEqual(a, new(App)) {
+		t.Fatalf("empty block: %+v, %v", a, err)
+	}
+	a, err = parseApp("authsession {\nidle_timeout off\ncookie\nstore memory\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IdleTimeout >= 0 {
+		t.Errorf("idle_timeout off = %v, want negative (disabled)", a.IdleTimeout)
+	}
+	if a.Cookie == nil || *a.Cookie != (CookieConfig{}) {
+		t.Errorf("cookie without a block = %+v", a.Cookie)
+	}
+	if got := normJSON(t, a.StoreRaw); got != normJSON(t, []byte(`{"module":"memory"}`)) {
+		t.Errorf("store memory = %s", got)
+	}
+}
+
+// rejection is a Caddyfile that must be refused with an error mentioning
+// want (the offending token or option).
+type rejection struct {
+	name, input, want string
+}
+
+func TestGlobalOptionRejections(t *testing.T) {
+	tests := []rejection{
+		{"argument to the option", "authsession extra {\n}", "'extra'"},
+		{"unknown option", "authsession {\nbogus 1\n}", `"bogus"`},
+		{"option with a typo", "authsession {\nsession_lifetim 1h\n}", `"session_lifetim"`},
+		{"repeated session_lifetime", "authsession {\nsession_lifetime 1h\nsession_lifetime 2h\n}", "session_lifetime given twice"},
+		{"repeated cookie", "authsession {\ncookie\ncookie\n}", "cookie given twice"},
+		{"repeated store", "authsession {\nstore memory\nstore memory\n}", "store given twice"},
+		{"repeated seal_key", "authsession {\nseal_key a\nseal_key b\n}", "seal_key given twice"},
+		{"repeated require_second_factor", "authsession {\nrequire_second_factor\nrequire_second_factor\n}", "require_second_factor given twice"},
+		{"repeated id_store_name", "authsession {\nid_store_name a\nid_store_name b\n}", "id_store_name given twice"},
+		{"session_lifetime missing", "authsession {\nsession_lifetime\n}", "'session_lifetime'"},
+		{"session_lifetime extra", "authsession {\nsession_lifetime 1h 2h\n}", "'2h'"},
+		{"session_lifetime bad", "authsession {\nsession_lifetime soon\n}", `"soon"`},
+		{"session_lifetime zero", "authsession {\nsession_lifetime 0\n}", "session_lifetime must be positive"},
+		{"session_lifetime negative", "authsession {\nsession_lifetime -1h\n}", "session_lifetime: duration must not be negative"},
+		{"idle_timeout missing", "authsession {\nidle_timeout\n}", "'idle_timeout'"},
+		{"idle_timeout bad", "authsession {\nidle_timeout never\n}", `"never"`},
+		{"idle_timeout off extra", "authsession {\nidle_timeout off now\n}", "'now'"},
+		{"idle_timeout zero", "authsession {\nidle_timeout 0s\n}", "idle_timeout must be positive"},
+		{"touch_interval bad", "authsession {\ntouch_interval 1x\n}", `"1x"`},
+		{"touch_interval missing", "authsession {\ntouch_interval\n}", "'touch_interval'"},
+		{"block_duration bad", "authsession {\nblock_duration forever\n}", `"forever"`},
+		{"block_duration extra", "authsession {\nblock_duration 1m 2m\n}", "'2m'"},
+		{"store_timeout bad", "authsession {\nstore_timeout fast\n}", `"fast"`},
+		{"store_timeout zero", "authsession {\nstore_timeout 0\n}", "store_timeout must be positive"},
+		{"id_store_name missing", "authsession {\nid_store_name\n}", "'id_store_name'"},
+		{"id_store_name extra", "authsession {\nid_store_name a b\n}", "'b'"},
+		{"require_second_factor argument", "authsession {\nrequire_second_factor yes\n}", "'yes'"},
+		{"api_user missing hash", "authsession {\napi_user admin\n}", "api_user needs <username> <bcrypt_hash>"},
+		{"api_user extra", "authsession {\napi_user admin hash more\n}", "api_user needs"},
+		{"api_user bare", "authsession {\napi_user\n}", "api_user needs"},
+		{"api_token missing", "authsession {\napi_token\n}", "'api_token'"},
+		{"api_token extra", "authsession {\napi_token a b\n}", "'b'"},
+		{"api_token_sha256 missing", "authsession {\napi_token_sha256\n}", "'api_token_sha256'"},
+		{"seal_key missing", "authsession {\nseal_key\n}", "'seal_key'"},
+		{"seal_key extra", "authsession {\nseal_key a b\n}", "'b'"},
+		{"cookie argument", "authsession {\ncookie sid\n}", "'sid'"},
+		{"cookie unknown", "authsession {\ncookie {\nsamesite lax\n}\n}", `"samesite"`},
+		{"cookie name missing", "authsession {\ncookie {\nname\n}\n}", "'name'"},
+		{"cookie name extra", "authsession {\ncookie {\nname a b\n}\n}", "'b'"},
+		{"cookie domain missing", "authsession {\ncookie {\ndomain\n}\n}", "'domain'"},
+		{"cookie path extra", "authsession {\ncookie {\npath /a /b\n}\n}", "'/b'"},
+		{"cookie insecure argument", "authsession {\ncookie {\ninsecure yes\n}\n}", "'yes'"},
+		{"cookie repeated name", "authsession {\ncookie {\nname a\nname b\n}\n}", "cookie name given twice"},
+		{"cookie repeated insecure", "authsession {\ncookie {\ninsecure\ninsecure\n}\n}", "cookie insecure given twice"},
+		{"store missing module", "authsession {\nstore\n}", "'store'"},
+		{"store unknown module", "authsession {\nstore postgres\n}", "authsession.stores.postgres"},
+		{"store memory argument", "authsession {\nstore memory big\n}", "'big'"},
+		{"store memory unknown", "authsession {\nstore memory {\nmax_items 5\n}\n}", `"max_items"`},
+		{"store memory cleanup missing", "authsession {\nstore memory {\ncleanup_interval\n}\n}", "'cleanup_interval'"},
+		{"store memory cleanup bad", "authsession {\nstore memory {\ncleanup_interval often\n}\n}", `"often"`},
+		{"store memory cleanup extra", "authsession {\nstore memory {\ncleanup_interval 1m 2m\n}\n}", "'2m'"},
+		{"store memory cleanup negative", "authsession {\nstore memory {\ncleanup_interval -1m\n}\n}", "must not be negative"},
+		{"store memory cleanup repeated", "authsession {\nstore memory {\ncleanup_interval 1m\ncleanup_interval 2m\n}\n}", "cleanup_interval given twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseApp(tt.input)
+			assertRejected(t, err, tt.want)
+		})
+	}
+}
+
+func assertRejected(t *testing.T, err error, want string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("accepted; want an error mentioning %s", want)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not mention %s", err, want)
+	}
+	if !strings.Contains(err.Error(), "Testfile:") {
+		t.Fatalf("error %q does not say where", err)
+	}
+}
+
+// parseDirective runs the handler directive's parser on input.
+func parseDirective(input string) (any, error) {
+	return parseHandlerDirective(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(input)})
+}
+
+func TestGateDirectiveEveryOption(t *testing.T) {
+	h, err := parseDirective(`authsession gate {
+		login_url https://login.example.com/signin?app=demo
+		session_header Authorization Bearer
+		upstream_header X-Auth-User login
+		upstream_header x-auth-mail attr.mail
+		upstream_header X-Auth-Status status
+		require_group admins ops
+		max_auth_age 10m
+		require_factor ChallengeOMATOTP
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Gate{
+		LoginURL:        "https://login.example.com/signin?app=demo",
+		SessionHeader:   "Authorization",
+		SessionScheme:   "Bearer",
+		UpstreamHeaders: map[string]string{"X-Auth-User": "login", "X-Auth-Mail": "attr.mail", "X-Auth-Status": "status"},
+		RequireGroups:   []string{"admins", "ops"},
+		MaxAuthAge:      caddy.Duration(10 * time.Minute),
+		RequireFactor:   "ChallengeOMATOTP",
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("parsed %+v\nwant %+v", h, want)
+	}
+	if err := h.(*Gate).Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+
+	h, err = parseDirective("authsession gate {\nsession_header X-Session\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := h.(*Gate); g.SessionHeader != "X-Session" || g.SessionScheme != "" {
+		t.Fatalf("session_header without scheme: %+v", g)
+	}
+	for _, in := range []string{"authsession gate", "authsession gate {\n}"} {
+		h, err := parseDirective(in)
+		if err != nil || !reflect.DeepEqual(h, new(Gate)) {
+			t.Fatalf("%q: %+v, %v", in, h, err)
+		}
+	}
+}
+
+func TestAPIDirective(t *testing.T) {
+	for in, want := range map[string][]string{
+		"authsession api":           nil,
+		"authsession api oam":       {"oam"},
+		"authsession api {\n}":      nil,
+		"authsession api oam {\n}":  {"oam"},
+		"authsession api\nrespond ": nil,
+	} {
+		h, err := parseDirective(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := h.(*API).Families; !slices.Equal(got, want) {
+			t.Errorf("%q: families %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestHandlerDirectiveRejections(t *testing.T) {
+	tests := []rejection{
+		{"no kind", "authsession", "needs a kind: api or gate"},
+		{"unknown kind", "authsession portal", `"portal"`},
+		{"unknown family", "authsession api pace", `"pace"`},
+		{"family twice", "authsession api oam oam", `"oam" listed twice`},
+		{"api block", "authsession api {\nfamilies oam\n}", `"families"`},
+		{"gate argument", "authsession gate strict {\n}", "'strict'"},
+		{"gate unknown", "authsession gate {\nlogin_page /x\n}", `"login_page"`},
+		{"login_url missing", "authsession gate {\nlogin_url\n}", "'login_url'"},
+		{"login_url extra", "authsession gate {\nlogin_url /a /b\n}", "'/b'"},
+		{"login_url twice", "authsession gate {\nlogin_url /a\nlogin_url /b\n}", "login_url given twice"},
+		{"session_header missing", "authsession gate {\nsession_header\n}", "session_header needs <header> [<scheme>]"},
+		{"session_header extra", "authsession gate {\nsession_header Authorization Bearer x\n}", "session_header needs"},
+		{"session_header twice", "authsession gate {\nsession_header A\nsession_header B\n}", "session_header given twice"},
+		{"upstream_header one arg", "authsession gate {\nupstream_header X-User\n}", "upstream_header needs <header> <field>"},
+		{"upstream_header three args", "authsession gate {\nupstream_header X-User login group\n}", "upstream_header needs"},
+		{"upstream_header bad field", "authsession gate {\nupstream_header X-User password\n}", `"password"`},
+		{"upstream_header empty attr", "authsession gate {\nupstream_header X-User attr.\n}", `"attr."`},
+		{"upstream_header twice", "authsession gate {\nupstream_header X-User login\nupstream_header x-user group\n}", "X-User given twice"},
+		{"require_group missing", "authsession gate {\nrequire_group\n}", "'require_group'"},
+		{"require_group twice", "authsession gate {\nrequire_group a\nrequire_group b\n}", "require_group given twice"},
+		{"max_auth_age missing", "authsession gate {\nmax_auth_age\n}", "'max_auth_age'"},
+		{"max_auth_age bad", "authsession gate {\nmax_auth_age recent\n}", `"recent"`},
+		{"max_auth_age zero", "authsession gate {\nmax_auth_age 0\n}", "max_auth_age must be positive"},
+		{"max_auth_age twice", "authsession gate {\nmax_auth_age 1m\nmax_auth_age 2m\n}", "max_auth_age given twice"},
+		{"require_factor missing", "authsession gate {\nrequire_factor\n}", "'require_factor'"},
+		{"require_factor extra", "authsession gate {\nrequire_factor a b\n}", "'b'"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseDirective(tt.input)
+			assertRejected(t, err, tt.want)
+		})
+	}
+}
+
+func TestGateValidate(t *testing.T) {
+	for name, g := range map[string]*Gate{
+		"scheme without header": {SessionScheme: "Bearer"},
+		"bad field":             {UpstreamHeaders: map[string]string{"X-A": "secret"}},
+		"empty header name":     {UpstreamHeaders: map[string]string{"": "login"}},
+		"bad login url":         {LoginURL: "http://[::1"},
+	} {
+		if err := g.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestAPIValidate(t *testing.T) {
+	for name, h := range map[string]*API{
+		"unknown": {Families: []string{"pace"}},
+		"twice":   {Families: []string{"oam", "oam"}},
+	} {
+		if err := h.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := (&API{Families: []string{"oam"}}).Validate(); err != nil {
+		t.Errorf("oam: %v", err)
+	}
+}

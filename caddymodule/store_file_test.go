@@ -1,0 +1,257 @@
+package caddymodule
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
+)
+
+func TestFileStoreCaddyfile(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    FileStore
+		wantErr string
+	}{
+		{in: `file`, want: FileStore{}},
+		{in: `file /var/lib/caddy/s.db`, want: FileStore{Path: "/var/lib/caddy/s.db"}},
+		{in: "file s.db {\n encryption_key {env.KEY}\n flush_interval 30s\n sweep_interval 5m\n}",
+			want: FileStore{Path: "s.db", EncryptionKey: "{env.KEY}",
+				FlushInterval: caddy.Duration(30 * time.Second), SweepInterval: caddy.Duration(5 * time.Minute)}},
+		{in: `file a b`, wantErr: "wrong argument count"},
+		{in: "file {\n bogus 1\n}", wantErr: `unrecognized store file option "bogus"`},
+		{in: "file {\n flush_interval 1m\n flush_interval 2m\n}", wantErr: `"flush_interval" given twice`},
+		{in: "file {\n flush_interval\n}", wantErr: "wrong argument count"},
+		{in: "file {\n flush_interval soon\n}", wantErr: `bad duration "soon"`},
+		{in: "file {\n sweep_interval 0s\n}", wantErr: "sweep_interval must be positive"},
+		{in: "file {\n encryption_key\n}", wantErr: "wrong argument count"},
+		{in: "file {\n encryption_key a b\n}", wantErr: "wrong argument count"},
+	} {
+		var got FileStore
+		err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if got.Path != tc.want.Path || got.EncryptionKey != tc.want.EncryptionKey ||
+			got.FlushInterval != tc.want.FlushInterval || got.SweepInterval != tc.want.SweepInterval {
+			t.Errorf("%q: got %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestFileStoreProvision(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	defer cancel()
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+
+	def := new(FileStore)
+	if err := def.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(caddy.AppDataDir(), "authsession", "sessions.db"); def.StoreKey() != "file:"+want {
+		t.Fatalf("default store key %q, want file:%s", def.StoreKey(), want)
+	}
+
+	key := base64.StdEncoding.EncodeToString(state.NewSealKey())
+	t.Setenv("AUTHSESSION_TEST_FILE_KEY", key)
+	dir := t.TempDir()
+	fs := &FileStore{Path: filepath.Join(dir, "sub", "s.db"), EncryptionKey: "{env.AUTHSESSION_TEST_FILE_KEY}"}
+	if err := fs.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := fs.OpenStore(time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+
+	// The same file with another key is refused, naming the file.
+	other := &FileStore{Path: fs.Path, EncryptionKey: base64.StdEncoding.EncodeToString(state.NewSealKey())}
+	if err := other.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.OpenStore(time.Now); err == nil || !strings.Contains(err.Error(), fs.Path) {
+		t.Fatalf("open with another key: %v", err)
+	}
+	bad := &FileStore{Path: fs.Path, EncryptionKey: "c2hvcnQ="}
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "encryption_key") {
+		t.Fatalf("short key: %v", err)
+	}
+}
+
+const fileTestAPIHash = "$2a$10$6uE4D.zKrxsSS.zw5Iz3ve2C.PtdBc0jTfg0xPIDlOr7BCaSGr5WW" // admin-password
+
+// fileStoreConfig is a Caddyfile serving the API and a gated upstream with
+// the given store line.
+func fileStoreConfig(store, upstream string) string {
+	return `{
+	{ADMIN}
+	http_port {PORT}
+	auto_https off
+	authsession {
+		` + store + `
+		cookie {
+			insecure
+		}
+		api_user admin ` + fileTestAPIHash + `
+	}
+}
+http://localhost:{PORT} {
+	authsession api
+	authsession gate
+	reverse_proxy ` + upstream + `
+}
+`
+}
+
+// oamCall sends an authenticated OAM API request and returns status and body.
+func oamCall(t *testing.T, method, u, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("admin", "admin-password")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// gateStatus asks the gate for a protected page with the session cookie.
+func gateStatus(t *testing.T, base, id string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/protected", nil)
+	req.AddCookie(&http.Cookie{Name: "authsession", Value: id})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestFileStoreRestart creates sessions through the OAM API with a file
+// store, stops using the file (a config with the memory store closes it),
+// starts again on the same file, and checks every session is back and the
+// gate decides as before.
+func TestFileStoreRestart(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "upstream")
+	}))
+	defer up.Close()
+	upstream := strings.TrimPrefix(up.URL, "http://")
+	path := filepath.Join(t.TempDir(), "sessions.db")
+	fileCfg := fileStoreConfig("store file "+path+" {\n\t\t\tflush_interval 1s\n\t\t}", upstream)
+
+	tester, port := newTester(t, fileCfg)
+	base := fmt.Sprintf("http://localhost:%d", port)
+	type created struct{ id, user string }
+	var sessions []created
+	for i := range 5 {
+		user := fmt.Sprintf("user%d", i%2)
+		code, body := oamCall(t, http.MethodPost, base+handlers.OAMBase+"/session",
+			`{"userId":"`+user+`","clientIp":"192.0.2.9","userAttributes":{"mail":{"attrName":"mail","attrValue":"`+user+`@example.com"}}}`)
+		if code != http.StatusOK {
+			t.Fatalf("create: %d %s", code, body)
+		}
+		var out struct {
+			SessionID string `json:"sessionId"`
+		}
+		if err := json.Unmarshal([]byte(body), &out); err != nil || out.SessionID == "" {
+			t.Fatalf("create answer %s: %v", body, err)
+		}
+		sessions = append(sessions, created{out.SessionID, user})
+	}
+	// One session is deleted before the restart: it must stay deleted.
+	deleted := sessions[4]
+	sessions = sessions[:4]
+	if code, body := oamCall(t, http.MethodDelete, base+handlers.OAMBase+"/session?sessionId="+deleted.id, ""); code/100 != 2 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	before := map[string]string{}
+	for _, s := range sessions {
+		if got := gateStatus(t, base, s.id); got != http.StatusOK {
+			t.Fatalf("gate before restart: %d", got)
+		}
+		_, body := oamCall(t, http.MethodGet, base+handlers.OAMBase+"/session/"+s.id, "")
+		before[s.id] = body
+	}
+
+	// "Stop": a config without the file store releases and closes it.
+	tester.InitServer(fileExpand(fileStoreConfig("store memory", upstream), port), "caddyfile")
+	if got := gateStatus(t, base, sessions[0].id); got != http.StatusUnauthorized {
+		t.Fatalf("gate on the memory store: %d, want 401", got)
+	}
+	// "Start again" on the same file.
+	tester.InitServer(fileExpand(fileCfg, port), "caddyfile")
+	for _, s := range sessions {
+		if got := gateStatus(t, base, s.id); got != http.StatusOK {
+			t.Fatalf("gate after restart: %d, want 200", got)
+		}
+		code, body := oamCall(t, http.MethodGet, base+handlers.OAMBase+"/session/"+s.id, "")
+		if code != http.StatusOK {
+			t.Fatalf("get after restart: %d %s", code, body)
+		}
+		if stripAccess(body) != stripAccess(before[s.id]) {
+			t.Fatalf("session changed across the restart:\n before %s\n after  %s", before[s.id], body)
+		}
+	}
+	if got := gateStatus(t, base, deleted.id); got != http.StatusUnauthorized {
+		t.Fatalf("deleted session after restart: gate %d, want 401", got)
+	}
+	code, body := oamCall(t, http.MethodPost, base+handlers.OAMBase+"/sessions", `{"userId":"user0"}`)
+	if code != http.StatusOK || strings.Count(body, `"sessionId"`) != 2 {
+		t.Fatalf("search by user after restart: %d %s", code, body)
+	}
+
+	// A reload with the same file keeps the open store (a second open
+	// would find the file locked) and every session.
+	tester.InitServer(fileExpand(strings.Replace(fileCfg, "flush_interval 1s", "flush_interval 2s", 1), port), "caddyfile")
+	for _, s := range sessions {
+		if got := gateStatus(t, base, s.id); got != http.StatusOK {
+			t.Fatalf("gate after reload: %d, want 200", got)
+		}
+	}
+}
+
+// fileExpand substitutes "{ADMIN}" and "{PORT}" as newTester does, for a
+// later InitServer on the same tester.
+func fileExpand(caddyfile string, port int) string {
+	cfg := strings.ReplaceAll(caddyfile, "{ADMIN}", fmt.Sprintf("admin localhost:%d", testAdminPort()))
+	return strings.ReplaceAll(cfg, "{PORT}", fmt.Sprint(port))
+}
+
+// stripAccess drops lastAccessTime, which the gate's hits may move.
+func stripAccess(body string) string {
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return body
+	}
+	delete(m, "lastAccessTime")
+	b, _ := json.Marshal(m)
+	return string(b)
+}

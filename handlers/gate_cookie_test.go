@@ -1,0 +1,69 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// cookieName is a configured cookie name: a valid token.
+const cookieName = "authsession"
+
+func TestCookieValue(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  string
+		ok    bool
+	}{
+		{nil, "", false},
+		{[]string{"authsession=abc"}, "abc", true},
+		{[]string{"theme=dark; authsession=abc; x=y"}, "abc", true},
+		{[]string{"  authsession = abc  "}, " abc", true}, // as net/http: the value keeps its leading blank
+		{[]string{`authsession="abc"`}, "abc", true},
+		{[]string{`authsession="`}, "", false},
+		{[]string{"authsession=a\\b; authsession=second"}, "second", true},
+		{[]string{"theme=dark", "authsession=from-line-2"}, "from-line-2", true},
+		{[]string{"authsessionx=abc; xauthsession=abc"}, "", false},
+		{[]string{"authsession"}, "", true},
+	} {
+		h := http.Header{"Cookie": tc.lines}
+		got, ok := cookieValue(h, cookieName)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("cookieValue(%q) = %q, %v; want %q, %v", tc.lines, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// FuzzCookieValue checks that cookieValue finds what net/http's
+// Request.Cookie finds, for any Cookie header.
+func FuzzCookieValue(f *testing.F) {
+	for _, s := range []string{
+		"authsession=abc", `a=1; authsession="q"; b=2`, " ; ;authsession=\x7f;authsession=ok",
+		"authsession=a b", "authsession==x", "\tauthsession\t=\tv\t", `authsession=""`, "authsession=\"x",
+	} {
+		f.Add(s, "")
+		f.Add(s, "authsession=second")
+	}
+	f.Fuzz(func(t *testing.T, line1, line2 string) {
+		h := http.Header{"Cookie": {line1}}
+		if line2 != "" {
+			h["Cookie"] = append(h["Cookie"], line2)
+		}
+		if strings.Count(line1+line2, ";") > 2000 {
+			t.Skip("net/http refuses requests with that many cookies")
+		}
+		got, ok := cookieValue(h, cookieName)
+		r := &http.Request{Header: h}
+		c, err := r.Cookie(cookieName)
+		if (err == nil) != ok || (ok && c.Value != got) {
+			t.Fatalf("cookieValue = %q, %v; net/http: %v, %v", got, ok, c, err)
+		}
+	})
+}
+
+func TestCookieValueDoesNotAllocate(t *testing.T) {
+	h := http.Header{"Cookie": {"theme=dark; authsession=0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"}}
+	if n := testing.AllocsPerRun(100, func() { _, _ = cookieValue(h, cookieName) }); n != 0 {
+		t.Errorf("cookieValue allocates %v times per call, want 0", n)
+	}
+}

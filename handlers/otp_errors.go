@@ -1,0 +1,122 @@
+package handlers
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// JSONAPIContentType is the media type of the OTP family's error documents.
+const JSONAPIContentType = "application/vnd.api+json"
+
+// jsonAPIDoc is a JSON:API error document.
+type jsonAPIDoc struct {
+	Errors []jsonAPIError `json:"errors"`
+}
+
+type jsonAPIError struct {
+	ID     string         `json:"id"`
+	Status string         `json:"status"`
+	Code   string         `json:"code"`
+	Title  string         `json:"title"`
+	Detail string         `json:"detail,omitempty"`
+	Source *jsonAPISource `json:"source,omitempty"`
+}
+
+type jsonAPISource struct {
+	Pointer string `json:"pointer,omitempty"`
+}
+
+// Stable codes and titles of the OTP family's errors. A title never varies
+// between occurrences; the detail does.
+var otpTitles = map[string]string{
+	"unauthorized":       "Unauthorized",
+	"session-not-found":  "Session not found",
+	"user-not-found":     "User not found",
+	"invalid-otp":        "Invalid one-time password",
+	"bad-request":        "Bad request",
+	"body-too-large":     "Request body too large",
+	"unsupported-media":  "Unsupported media type",
+	"not-acceptable":     "Not acceptable",
+	"unsupported-type":   "Unsupported OTP type",
+	"challenge-blocked":  "Challenge blocked",
+	"too-many-requests":  "Too many requests",
+	"channel_comm_error": "OTP delivery failed",
+	"no-destination":     "No delivery address",
+	"store-unavailable":  "Session store unavailable",
+	"internal-error":     "Internal error",
+	"method-not-allowed": "Method not allowed",
+}
+
+// jsonAPIFail writes a one-error JSON:API document. pointer names the
+// offending body member ("/userId"), if any.
+func jsonAPIFail(w http.ResponseWriter, status int, code, detail, pointer string) {
+	e := jsonAPIError{ID: state.NewIndex(), Status: strconv.Itoa(status), Code: code,
+		Title: otpTitles[code], Detail: detail}
+	if pointer != "" {
+		e.Source = &jsonAPISource{Pointer: pointer}
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="authsession"`)
+	}
+	WriteJSON(w, status, JSONAPIContentType, jsonAPIDoc{Errors: []jsonAPIError{e}})
+}
+
+// jsonAPIBadInput answers a body that cannot be read or decoded.
+func jsonAPIBadInput(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrTooLarge) {
+		jsonAPIFail(w, http.StatusRequestEntityTooLarge, "body-too-large", err.Error(), "")
+		return
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		ptr := ""
+		if fe.Field != "" {
+			ptr = "/" + strings.ReplaceAll(fe.Field, ".", "/")
+		}
+		jsonAPIFail(w, http.StatusBadRequest, "bad-request", fe.Error(), ptr)
+		return
+	}
+	jsonAPIFail(w, http.StatusBadRequest, "bad-request", "the request body cannot be read", "")
+}
+
+// jsonContent reports whether r's Content-Type (if any) is JSON.
+func jsonContent(r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == JSONAPIContentType || strings.HasSuffix(mt, "+json")
+}
+
+// acceptsJSON reports whether r's Accept header (if any) allows a JSON answer.
+func acceptsJSON(r *http.Request) bool {
+	acc := r.Header.Values("Accept")
+	if len(acc) == 0 {
+		return true
+	}
+	for _, line := range acc {
+		for _, part := range strings.Split(line, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			if q := params["q"]; q == "0" || q == "0.0" || q == "0.00" || q == "0.000" {
+				continue
+			}
+			switch mt {
+			case "*/*", "application/*", "application/json", JSONAPIContentType:
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,76 @@
+package handlers
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// totpEnrollBody is the body of POST /user/totp/enroll.
+type totpEnrollBody struct {
+	UserID *string `json:"userId"`
+}
+
+// totpEnrollAnswer carries what an authenticator app needs. It is the one
+// answer that holds a TOTP secret: the caller (a trusted backend) shows it
+// to the user once.
+type totpEnrollAnswer struct {
+	Secret string `json:"secret"`
+	URI    string `json:"uri"`
+	// QRPNG is a QR code of URI, as base64 PNG.
+	QRPNG string `json:"qrPng"`
+}
+
+// enrollTOTP gives the user of the users file a fresh TOTP secret, enables
+// ChallengeOMATOTP and saves the file (our extension of the family).
+func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
+	body, err := ReadBody(w, r)
+	if err != nil {
+		jsonAPIBadInput(w, err)
+		return
+	}
+	var in totpEnrollBody
+	if err := DecodeJSON(body, &in); err != nil {
+		jsonAPIBadInput(w, err)
+		return
+	}
+	if in.UserID == nil || strings.TrimSpace(*in.UserID) == "" {
+		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId is required", "/userId")
+		return
+	}
+	if o.Users == nil {
+		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no users file is configured", "/userId")
+		return
+	}
+	u, ok := o.Users.Lookup(*in.UserID)
+	if !ok {
+		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no such user in the users file", "/userId")
+		return
+	}
+	e, err := o.TOTP.Enroll(u.Login, "")
+	if err != nil {
+		o.storeFail(w, "totp enroll", err)
+		return
+	}
+	if err := o.Users.SetTOTP(u.ID, e.Secret); err != nil {
+		if errors.Is(err, state.ErrUserNotFound) {
+			jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no such user in the users file", "/userId")
+			return
+		}
+		o.storeFail(w, "totp enroll", err)
+		return
+	}
+	if err := o.Users.Save(); err != nil {
+		o.Env.Logger.Error("saving users file failed", zap.Error(err))
+		jsonAPIFail(w, http.StatusInternalServerError, "internal-error", "the users file could not be saved", "")
+		return
+	}
+	o.Env.Logger.Info("totp enrolled", zap.String("login", u.Login))
+	WriteJSON(w, http.StatusCreated, "", totpEnrollAnswer{Secret: e.Secret, URI: e.URI,
+		QRPNG: base64.StdEncoding.EncodeToString(e.PNG)})
+}

@@ -1,0 +1,245 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// OTP types of POST /user/otp/verify. login and totp are supported; the
+// vendor's account and device-totp are known but answer 422.
+const (
+	otpTypeLogin = "login"
+	otpTypeTOTP  = "totp"
+)
+
+var knownOTPTypes = []string{otpTypeLogin, "account", otpTypeTOTP, "device-totp"}
+
+type verifyBody struct {
+	OTP       *string  `json:"otp"`
+	Types     []string `json:"types"`
+	SessionID string   `json:"sessionId"`
+}
+
+type sessionBody struct {
+	SessionID string `json:"sessionId"`
+}
+
+// sessionKey returns the key of the session named in the body or, failing
+// that, by the session cookie; ok is false (and the answer written) when
+// neither names a well-formed id.
+func (o *OTPSessions) sessionKey(w http.ResponseWriter, r *http.Request, fromBody string) (state.Key, bool) {
+	id := fromBody
+	if id == "" && o.CookieName != "" {
+		if c, err := r.Cookie(o.CookieName); err == nil {
+			id = c.Value
+		}
+	}
+	if id == "" {
+		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "sessionId is required (or the session cookie)", "/sessionId")
+		return state.Key{}, false
+	}
+	if state.ValidateID(id) != nil {
+		jsonAPIFail(w, http.StatusNotFound, "session-not-found", "no session with that id", "/sessionId")
+		return state.Key{}, false
+	}
+	return state.KeyOf(id), true
+}
+
+// verify checks a login OTP or a TOTP code for a session.
+func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
+	body, err := ReadBody(w, r)
+	if err != nil {
+		jsonAPIBadInput(w, err)
+		return
+	}
+	var in verifyBody
+	if err := DecodeJSON(body, &in); err != nil {
+		jsonAPIBadInput(w, err)
+		return
+	}
+	if in.OTP == nil || *in.OTP == "" {
+		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "otp is required", "/otp")
+		return
+	}
+	types := in.Types
+	if len(types) == 0 {
+		types = []string{otpTypeLogin, otpTypeTOTP}
+	}
+	for i, t := range types {
+		if !slices.Contains(knownOTPTypes, t) {
+			jsonAPIFail(w, http.StatusUnprocessableEntity, "unsupported-type",
+				"unknown type; allowed values are "+strings.Join(knownOTPTypes, ", "), "/types/"+itoa(i))
+			return
+		}
+		if t != otpTypeLogin && t != otpTypeTOTP {
+			jsonAPIFail(w, http.StatusUnprocessableEntity, "unsupported-type",
+				"type "+t+" is not supported here; use login or totp", "/types/"+itoa(i))
+			return
+		}
+	}
+	key, ok := o.sessionKey(w, r, in.SessionID)
+	if !ok {
+		return
+	}
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	now := o.Env.now()
+	cur, err := o.Env.Store.Get(ctx, key)
+	if err != nil {
+		o.storeFail(w, "get", err)
+		return
+	}
+	if cur.EffectiveStatus(now) == state.StatusChallengeBlocked {
+		o.storeFail(w, "verify", &state.BlockedError{Until: cur.BlockedUntil})
+		return
+	}
+	answer := *in.OTP
+
+	// TOTP first: its replay guard lives in the user's record.
+	totpOK := false
+	if slices.Contains(types, otpTypeTOTP) && o.Users != nil {
+		if u, ok := o.Users.Lookup(cur.UserID); ok && u.TOTPSecret != "" {
+			var res state.TOTPResult
+			_, err := o.Env.Store.UpdateUser(ctx, cur.UserID, func(us *state.UserState) error {
+				var err error
+				res, err = o.TOTP.Check(us, u.TOTPSecret, answer, now)
+				if res != state.TOTPOK {
+					return errNoChange
+				}
+				return err
+			})
+			if err != nil && !errors.Is(err, errNoChange) {
+				o.storeFail(w, "totp", err)
+				return
+			}
+			totpOK = res == state.TOTPOK
+		}
+	}
+	var res state.OTPResult
+	_, err = o.Env.Store.Update(ctx, key, func(s *state.Session) error {
+		switch {
+		case totpOK:
+			res = state.OTPOK
+			return o.OTP.Pass(s, state.FactorTOTP, now)
+		case slices.Contains(types, otpTypeLogin) && s.Challenge != nil && len(s.Challenge.AnswerHash) > 0:
+			res = o.OTP.Verify(s, o.Key, answer, now)
+		default:
+			res = o.OTP.Fail(s, now)
+		}
+		return nil
+	})
+	if err != nil {
+		o.storeFail(w, "verify", err)
+		return
+	}
+	o.Env.Logger.Info("otp verified", zap.String("session", key.Short()), zap.String("result", res.String()))
+	switch res {
+	case state.OTPOK:
+		w.WriteHeader(http.StatusNoContent)
+	case state.OTPBlocked:
+		o.storeFail(w, "verify", &state.BlockedError{Until: now.Add(o.OTP.BlockFor)})
+	default:
+		jsonAPIFail(w, http.StatusNotFound, "invalid-otp", "the one-time password is "+invalidDetail(res), "/otp")
+	}
+}
+
+var errNoChange = errors.New("no change")
+
+func invalidDetail(r state.OTPResult) string {
+	switch r {
+	case state.OTPExpired:
+		return "expired"
+	case state.OTPUsed:
+		return "already used"
+	case state.OTPNone:
+		return "not valid: none was issued for this session"
+	}
+	return "wrong"
+}
+
+// create makes a new login OTP for the session (201 {otp, expiresAt}),
+// without mailing it.
+func (o *OTPSessions) create(w http.ResponseWriter, r *http.Request) {
+	o.issue(w, r, false)
+}
+
+// sendmail makes a new login OTP and mails it to the session's user (204).
+func (o *OTPSessions) sendmail(w http.ResponseWriter, r *http.Request) {
+	o.issue(w, r, true)
+}
+
+func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
+	body, err := ReadBody(w, r)
+	if err != nil {
+		jsonAPIBadInput(w, err)
+		return
+	}
+	var in sessionBody
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := DecodeJSON(body, &in); err != nil {
+			jsonAPIBadInput(w, err)
+			return
+		}
+	}
+	key, ok := o.sessionKey(w, r, in.SessionID)
+	if !ok {
+		return
+	}
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	now := o.Env.now()
+	cur, err := o.Env.Store.Get(ctx, key)
+	if err != nil {
+		o.storeFail(w, "get", err)
+		return
+	}
+	if mail {
+		if _, to := o.destination(cur); to == "" || o.Delivery == nil {
+			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")
+			return
+		}
+		if !o.allowSend(w, ctx, cur.UserID, now) {
+			return
+		}
+	}
+	var code string
+	var exp time.Time
+	s, err := o.Env.Store.Update(ctx, key, func(s *state.Session) error {
+		var err error
+		code, exp, err = o.OTP.Issue(s, o.Key, now)
+		return err
+	})
+	if err != nil {
+		o.storeFail(w, "issue", err)
+		return
+	}
+	if !mail {
+		out := otpAnswer{ExpiresAt: Timestamp(exp)}
+		if o.ExposeOTP {
+			out.OTP = code
+		}
+		WriteJSON(w, http.StatusCreated, "", out)
+		return
+	}
+	if o.deliver(w, r, s, code, exp, true) {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}

@@ -1,0 +1,154 @@
+package state
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// The persisted form of a record, as the file store writes it (one bbolt
+// value per session or user):
+//
+//	byte 0      format version (recordVersion)
+//	byte 1      flags (flagSealed: the payload is encrypted)
+//	bytes 2-9   deadline, Unix nanoseconds, big-endian; 0 = none
+//	bytes 10-   payload: the JSON of the Session or UserState, or, when
+//	            sealed, a 12-byte nonce followed by its AES-256-GCM sealing
+//
+// The JSON uses the short tags of Session and UserState, so a later release
+// that adds fields still reads older records, and the version byte lets it
+// tell formats apart. The deadline sits outside the payload so the sweeper
+// and the loader can skip expired records without decoding (or decrypting)
+// them. When sealed, the bucket name, the record's key and the 10-byte
+// header are the additional data: a record cannot be moved to another key or
+// have its deadline changed without failing authentication.
+const (
+	recordVersion byte = 1
+	flagSealed    byte = 1 << 0
+	headerLen          = 10
+)
+
+// errUnsealed is returned when a record cannot be authenticated with the
+// configured encryption key.
+var errUnsealed = errors.New("record does not open with the encryption key")
+
+// codec encodes and decodes records, sealing them when it has an AEAD.
+type codec struct{ aead cipher.AEAD }
+
+// newCodec returns a codec; key is nil (no encryption) or 32 bytes.
+func newCodec(key []byte) (*codec, error) {
+	if key == nil {
+		return &codec{}, nil
+	}
+	if len(key) != SealKeySize {
+		return nil, fmt.Errorf("encryption key must be %d bytes, got %d", SealKeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &codec{aead: aead}, nil
+}
+
+// encode returns the record of v, stored under key in bucket.
+func (c *codec) encode(bucket, key []byte, deadline time.Time, v any) ([]byte, error) {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding record: %w", err)
+	}
+	hdr := make([]byte, headerLen)
+	hdr[0] = recordVersion
+	binary.BigEndian.PutUint64(hdr[2:], uint64(deadlineNanos(deadline)))
+	if c.aead == nil {
+		return append(hdr, payload...), nil
+	}
+	hdr[1] = flagSealed
+	ns := c.aead.NonceSize()
+	out := make([]byte, headerLen+ns, headerLen+ns+len(payload)+c.aead.Overhead())
+	copy(out, hdr)
+	nonce := out[headerLen:]
+	_, _ = rand.Read(nonce)
+	return c.aead.Seal(out, nonce, payload, additionalData(bucket, key, hdr)), nil
+}
+
+// decode parses the record rec stored under key in bucket into v.
+func (c *codec) decode(bucket, key, rec []byte, v any) error {
+	if len(rec) < headerLen {
+		return errors.New("record too short")
+	}
+	if rec[0] != recordVersion {
+		return fmt.Errorf("record format %d is not one this build reads (%d)", rec[0], recordVersion)
+	}
+	payload := rec[headerLen:]
+	switch rec[1] {
+	case 0:
+	case flagSealed:
+		if c.aead == nil {
+			return errors.New("record is encrypted and no encryption key is configured")
+		}
+		ns := c.aead.NonceSize()
+		if len(payload) < ns+c.aead.Overhead() {
+			return errors.New("sealed record too short")
+		}
+		var err error
+		payload, err = c.aead.Open(nil, payload[:ns], payload[ns:], additionalData(bucket, key, rec[:headerLen]))
+		if err != nil {
+			return errUnsealed
+		}
+	default:
+		return fmt.Errorf("record has unknown flags %#x", rec[1])
+	}
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("decoding record: %w", err)
+	}
+	return nil
+}
+
+// recordDeadline returns the deadline in a record's header (Unix
+// nanoseconds, 0 for none), or ok=false if rec has no valid header.
+func recordDeadline(rec []byte) (nanos int64, ok bool) {
+	if len(rec) < headerLen || rec[0] != recordVersion {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(rec[2:headerLen])), true
+}
+
+// headerError describes what is wrong with a record's header.
+func headerError(rec []byte) error {
+	if len(rec) > 0 && rec[0] != recordVersion {
+		return fmt.Errorf("record format %d is not one this build reads (%d)", rec[0], recordVersion)
+	}
+	return errors.New("record too short")
+}
+
+// deadlineNanos converts a deadline to Unix nanoseconds, clamping instants
+// outside int64's range; the zero time means no deadline.
+func deadlineNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Year() >= 2262:
+		return math.MaxInt64
+	case t.Year() < 1970:
+		return 1
+	}
+	return t.UnixNano()
+}
+
+func additionalData(bucket, key, hdr []byte) []byte {
+	ad := make([]byte, 0, len(bucket)+1+len(key)+len(hdr))
+	ad = append(ad, bucket...)
+	ad = append(ad, 0)
+	ad = append(ad, key...)
+	return append(ad, hdr...)
+}

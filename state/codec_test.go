@@ -1,0 +1,101 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := fullSession(t, now, "dave")
+	for name, key := range map[string][]byte{"plain": nil, "sealed": NewSealKey()} {
+		c, err := newCodec(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := c.encode(bucketSessions, s.Key[:], s.Deadline(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec[0] != recordVersion {
+			t.Fatalf("%s: version byte %d", name, rec[0])
+		}
+		if d, ok := recordDeadline(rec); !ok || d != s.Deadline().UnixNano() {
+			t.Fatalf("%s: header deadline %d, want %d", name, d, s.Deadline().UnixNano())
+		}
+		if sealed := bytes.Contains(rec, []byte("dave")); sealed == (key != nil) {
+			t.Fatalf("%s: user id in the clear = %v", name, sealed)
+		}
+		got := new(Session)
+		if err := c.decode(bucketSessions, s.Key[:], rec, got); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, s) {
+			t.Fatalf("%s: decoded %+v, want %+v", name, got, s)
+		}
+		if key == nil {
+			continue
+		}
+		// A sealed record is bound to its key and header.
+		other := KeyOf(NewID())
+		if err := c.decode(bucketSessions, other[:], rec, new(Session)); !errors.Is(err, errUnsealed) {
+			t.Fatalf("record moved to another key: %v", err)
+		}
+		moved := append([]byte(nil), rec...)
+		moved[9]++
+		if err := c.decode(bucketSessions, s.Key[:], moved, new(Session)); !errors.Is(err, errUnsealed) {
+			t.Fatalf("record with a changed deadline: %v", err)
+		}
+		plain, _ := newCodec(nil)
+		if err := plain.decode(bucketSessions, s.Key[:], rec, new(Session)); err == nil {
+			t.Fatal("sealed record decoded without a key")
+		}
+	}
+}
+
+func TestDeadlineNanos(t *testing.T) {
+	for _, tc := range []struct {
+		t    time.Time
+		want int64
+	}{
+		{time.Time{}, 0},
+		{time.Unix(0, 5), 5},
+		{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), 1},
+		{time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), 1<<63 - 1},
+	} {
+		if got := deadlineNanos(tc.t); got != tc.want {
+			t.Errorf("deadlineNanos(%v) = %d, want %d", tc.t, got, tc.want)
+		}
+	}
+}
+
+// FuzzDecodeRecord checks that no stored bytes make the decoder panic, with
+// or without a key.
+func FuzzDecodeRecord(f *testing.F) {
+	plain, _ := newCodec(nil)
+	sealed, _ := newCodec(make([]byte, SealKeySize))
+	key := KeyOf("fuzz")
+	s := &Session{Key: key, UserID: "u", Challenge: &Challenge{CorrelationID: "c"}}
+	for _, c := range []*codec{plain, sealed} {
+		rec, err := c.encode(bucketSessions, key[:], time.Unix(100, 0), s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(rec)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '{', '}'})
+	f.Add([]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{2, 0})
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		for _, c := range []*codec{plain, sealed} {
+			_ = c.decode(bucketSessions, key[:], rec, new(Session))
+			_ = c.decode(bucketUsers, key[:], rec, new(UserState))
+		}
+		_, _ = recordDeadline(rec)
+		_ = headerError(rec)
+	})
+}
