@@ -1,4 +1,4 @@
-# Benchmarks (docs/performance.md). Included from the Makefile.
+# Benchmarks (the README, "Performance"). Included from the Makefile.
 #
 #   make bench      the load benchmark: bin/caddy + wrk on 127.0.0.1, ~6-7 min,
 #                   writes bench/results/<date>.md (tunables: bench/run.sh)

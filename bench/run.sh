@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the load benchmark behind `make bench` (see docs/performance.md).
+# bench/run.sh — the load benchmark behind `make bench` (see the README, "Performance").
 #
 # Starts, on 127.0.0.1 only: a tiny upstream app, a minimal forward_auth
 # service, and two Caddy processes built from this repository (bin/caddy)
@@ -263,7 +263,7 @@ per_session=$(((RSS_LARGE_1 - RSS_LARGE_0 - (RSS_SMALL_1 - RSS_SMALL_0)) * 10485
 	echo
 	"$BT" report -dir "$WORK"
 	echo
-	echo "Total run time: $(($(date +%s) - START)) s. Reproduce: \`make bench\` (see docs/performance.md)."
+	echo "Total run time: $(($(date +%s) - START)) s. Reproduce: \`make bench\` (see the README, "Performance")."
 } >"$OUT"
 log "wrote $OUT"
 cat "$OUT"

@@ -23,8 +23,8 @@ func init() {
 // Failures are answered in each family's own error shape; it never returns
 // a handler error for bad input or bad credentials.
 type API struct {
-	// Families lists the API families to serve: oam, otp, authn. Default:
-	// all.
+	// Families lists the API families to serve: oam, risk_analyzer, otp,
+	// authn. Default: all.
 	Families []string `json:"families,omitempty"`
 
 	app *App
@@ -35,7 +35,7 @@ type API struct {
 type family interface{ Register(*http.ServeMux) }
 
 // familyNames lists the known families, in the order they are mounted.
-var familyNames = []string{"oam", "otp", "authn"}
+var familyNames = []string{"oam", "risk_analyzer", "otp", "authn"}
 
 // CaddyModule returns the Caddy module information.
 func (API) CaddyModule() caddy.ModuleInfo {
@@ -70,6 +70,8 @@ func (h *API) newFamily(name string) (family, error) {
 	switch name {
 	case "oam":
 		return &handlers.OAM{Env: h.app.env, Auth: h.app.basic}, nil
+	case "risk_analyzer":
+		return h.app.riskAnalyzer()
 	case "otp":
 		return h.app.otpFamily(), nil
 	case "authn":

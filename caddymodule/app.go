@@ -90,6 +90,10 @@ type App struct {
 	// no delivery.
 	OTP *OTPConfig `json:"otp,omitempty"`
 
+	// RiskAnalyzer configures the risk-analyzer family (status sets,
+	// trusted devices, login history). Default: see RiskAnalyzerConfig.
+	RiskAnalyzer *RiskAnalyzerConfig `json:"risk_analyzer,omitempty"`
+
 	// Authn configures the challenge flow API (integration clients,
 	// unknown users). Default: no clients (every POST refused).
 	Authn *AuthnConfig `json:"authn,omitempty"`

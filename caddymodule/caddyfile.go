@@ -54,6 +54,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [seal_key <base64 key>]
 //	    [users_file <path>]
 //	    [otp { ... }]                          # see parseOTP
+//	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -123,6 +124,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.UsersFile, err = oneArg(d)
 		case "otp":
 			err = a.parseOTP(d)
+		case "risk_analyzer":
+			err = a.parseRiskAnalyzer(d)
 		case "authn":
 			err = a.parseAuthn(d)
 		default:
@@ -216,7 +219,8 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //
 //	authsession [<matcher>] api [<family...>]
 //
-// where each family is one of: oam, otp, authn. Default: all families.
+// where each family is one of: oam, risk_analyzer, otp, authn. Default:
+// all families.
 func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextArg() {
 		name := d.Val()

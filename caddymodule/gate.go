@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 func init() {
@@ -66,8 +70,9 @@ type Gate struct {
 	// (e.g. ChallengeOMATOTP). Default: none.
 	RequireFactor string `json:"require_factor,omitempty"`
 
-	app  *App
-	gate *handlers.Gate
+	app       *App
+	gate      *handlers.Gate
+	decisions [handlers.Unavailable + 1]prometheus.Counter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,6 +106,9 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		RequireFactor: g.RequireFactor,
 		TouchInterval: time.Duration(app.TouchInterval),
 	}
+	for o := range g.decisions {
+		g.decisions[o] = app.metrics.gate.WithLabelValues(handlers.Outcome(o).String())
+	}
 	for name, field := range g.UpstreamHeaders {
 		g.gate.SetHeaders = append(g.gate.SetHeaders, handlers.HeaderField{Name: http.CanonicalHeaderKey(name), Field: field})
 	}
@@ -129,25 +137,40 @@ func (g *Gate) Validate() error {
 // ServeHTTP lets authenticated requests through and answers the others.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	s, outcome := g.gate.Check(w, r)
-	g.app.metrics.gate.WithLabelValues(outcome.String()).Inc()
+	g.decisions[outcome].Inc()
 	if outcome != handlers.Pass {
 		return nil
 	}
+	// One provider resolves every placeholder on demand, instead of
+	// setting each one on every request.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", s.UserID)
-	repl.Set("http.auth.user.login", handlers.FieldValue(s, "login"))
-	repl.Set("http.auth.user.group", s.GroupName)
-	for k, v := range s.UserAttributes {
-		switch k {
-		case "id", "login", "group":
-		default:
-			repl.Set("http.auth.user."+k, v)
-		}
-	}
-	repl.Set("http.authsession.status", string(s.Status))
-	repl.Set("http.authsession.session", s.Key.Short())
-	repl.Set("http.authsession.auth_time", handlers.Timestamp(s.AuthTime))
+	repl.Map(func(key string) (any, bool) { return placeholder(s, key) })
 	return next.ServeHTTP(w, r)
+}
+
+// placeholder resolves the gate's placeholders for the session s.
+func placeholder(s *state.Session, key string) (any, bool) {
+	if name, ok := strings.CutPrefix(key, "http.auth.user."); ok {
+		switch name {
+		case "id":
+			return s.UserID, true
+		case "login":
+			return handlers.FieldValue(s, "login"), true
+		case "group":
+			return s.GroupName, true
+		}
+		v, ok := s.UserAttributes[name]
+		return v, ok
+	}
+	switch key {
+	case "http.authsession.status":
+		return string(s.Status), true
+	case "http.authsession.session":
+		return s.Key.Short(), true
+	case "http.authsession.auth_time":
+		return handlers.Timestamp(s.AuthTime), true
+	}
+	return nil, false
 }
 
 // Interface guards

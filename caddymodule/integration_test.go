@@ -33,6 +33,8 @@ func echoUpstream(t *testing.T) *httptest.Server {
 			"group":   r.Header.Get("X-Auth-Group"),
 			"user_id": r.Header.Get("X-User-Id"),
 			"status":  r.Header.Get("X-Session-Status"),
+			"mail":    r.Header.Get("X-Mail"),
+			"login":   r.Header.Get("X-Login"),
 		})
 	}))
 	t.Cleanup(srv.Close)
@@ -59,6 +61,8 @@ http://localhost:{PORT} {
 	reverse_proxy UPSTREAM {
 		header_up X-User-Id {http.auth.user.id}
 		header_up X-Session-Status {http.authsession.status}
+		header_up X-Mail {http.auth.user.mail}
+		header_up X-Login {http.auth.user.login}
 	}
 }
 `
@@ -135,7 +139,8 @@ func TestIntegrationWalkCreatePassDeleteRefuse(t *testing.T) {
 		t.Fatalf("gate with cookie: %d %s", code, body)
 	}
 	got := decode(t, body)
-	if got["user"] != "alice" || got["user_id"] != "alice" || got["status"] != "authenticated" || got["path"] != "/app" {
+	if got["user"] != "alice" || got["user_id"] != "alice" || got["status"] != "authenticated" || got["path"] != "/app" ||
+		got["mail"] != "alice@example.com" || got["login"] != "alice" {
 		t.Fatalf("upstream saw %v", got)
 	}
 

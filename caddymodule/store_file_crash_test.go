@@ -137,8 +137,9 @@ http://127.0.0.1:%d {
 	var (
 		mu        sync.Mutex
 		created   []string            // answered 200
-		touched   = map[string]bool{} // a delete was sent (answered or not)
+		touched   = map[string]bool{} // a delete or status report was sent (answered or not)
 		deleted   []string            // answered 2xx
+		failed    []string            // status report "failed" answered 200
 		acked     atomic.Int64
 		stop      = make(chan struct{})
 		wg        sync.WaitGroup
@@ -184,6 +185,25 @@ http://127.0.0.1:%d {
 				created = append(created, out.SessionID)
 				mu.Unlock()
 				acked.Add(1)
+				if i%3 == 1 {
+					// A status update through the risk-analyzer family:
+					// authenticationStatus 2 (wrong_password) → failed.
+					mu.Lock()
+					touched[out.SessionID] = true
+					mu.Unlock()
+					code, _, err = send(http.MethodPut, base+handlers.RiskBase+"/updatesessionsecurely",
+						`{"requestId":"`+out.SessionID+`","authenticationStatus":2,"clientType":1}`)
+					if err != nil {
+						return
+					}
+					if code == http.StatusOK {
+						mu.Lock()
+						failed = append(failed, out.SessionID)
+						mu.Unlock()
+						acked.Add(1)
+					}
+					continue
+				}
 				if i%3 != 0 {
 					continue
 				}
@@ -213,8 +233,8 @@ http://127.0.0.1:%d {
 	if acked.Load() < killAfter {
 		t.Fatalf("only %d writes acknowledged before the kill:\n%s", acked.Load(), p.out)
 	}
-	t.Logf("killed bin/caddy after %d acknowledged writes (%d creations, %d deletions)",
-		acked.Load(), len(created), len(deleted))
+	t.Logf("killed bin/caddy after %d acknowledged writes (%d creations, %d status updates, %d deletions)",
+		acked.Load(), len(created), len(failed), len(deleted))
 
 	p2 := startCaddy(t, bin, dir, caddyfile, base)
 	if strings.Contains(p2.out.String(), `"level":"error"`) {
@@ -249,5 +269,14 @@ http://127.0.0.1:%d {
 			t.Fatalf("acknowledged deletion lost in the crash: get %d, gate %d", api, gate)
 		}
 	}
-	t.Logf("after restart: %d acknowledged sessions present, %d acknowledged deletions hold", kept, len(deleted))
+	for _, id := range failed {
+		if api, gate := check(id); api != http.StatusOK || gate != http.StatusUnauthorized {
+			t.Fatalf("acknowledged status update lost in the crash: get %d, gate %d", api, gate)
+		}
+		code, body, err := send(http.MethodGet, base+handlers.RiskBase+"/"+id, "")
+		if err != nil || code != http.StatusOK || !strings.Contains(body, `"sessionStatus":"failed","authenticationStatus":2`) {
+			t.Fatalf("status after restart: %d %s %v", code, body, err)
+		}
+	}
+	t.Logf("after restart: %d acknowledged sessions present, %d status updates and %d deletions hold", kept, len(failed), len(deleted))
 }

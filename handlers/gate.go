@@ -139,14 +139,28 @@ type gateBody struct {
 // refuse answers a request without a usable session: browsers are sent to
 // the login page, everyone else gets 401.
 func (g *Gate) refuse(w http.ResponseWriter, r *http.Request) Outcome {
+	// A gated login page must not send browsers to itself in a loop.
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-		strings.Contains(r.Header.Get("Accept"), "text/html") && g.LoginURL != "" {
+		strings.Contains(r.Header.Get("Accept"), "text/html") && g.LoginURL != "" && !g.isLoginPage(r) {
 		http.Redirect(w, r, LoginRedirect(g.LoginURL, r.URL.RequestURI()), http.StatusFound)
 		return Redirected
 	}
 	w.Header().Set("WWW-Authenticate", `Bearer realm="authsession"`)
 	WriteJSON(w, http.StatusUnauthorized, "", gateBody{Error: "unauthorized", Message: "a valid authenticated session is required"})
 	return Unauthorized
+}
+
+// isLoginPage reports whether r asks for the login URL's own path (on this
+// host, when the login URL names one).
+func (g *Gate) isLoginPage(r *http.Request) bool {
+	u, err := url.Parse(g.LoginURL)
+	if err != nil {
+		return false
+	}
+	if u.Host != "" && !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	return u.Path == r.URL.Path
 }
 
 // LoginRedirect returns loginURL with target added as the redirect query

@@ -185,6 +185,19 @@ func TestGateBrowserRedirect(t *testing.T) {
 	}
 }
 
+func TestGateDoesNotRedirectTheLoginPageToItself(t *testing.T) {
+	f := newGate(t)
+	o, w, _ := f.check(browserRequest("GET", "/auth/login?redirect=%2Fapp", ""))
+	if o != Unauthorized || w.Code != http.StatusUnauthorized || w.Header().Get("Location") != "" {
+		t.Fatalf("login page behind the gate: outcome %v status %d Location %q", o, w.Code, w.Header().Get("Location"))
+	}
+	// Another host's page of the same path is still redirected.
+	f.gate.LoginURL = "https://login.example.com/auth/login"
+	if o, _, _ := f.check(browserRequest("GET", "/auth/login", "")); o != Redirected {
+		t.Fatalf("same path on another host: outcome %v", o)
+	}
+}
+
 func TestGateAPIClientsGet401(t *testing.T) {
 	f := newGate(t)
 	for _, r := range []*http.Request{

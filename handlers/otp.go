@@ -90,14 +90,8 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusNotFound, "session-not-found", "no session with that id", "")
 		return
 	}
-	body, err := ReadBody(w, r)
-	if err != nil {
-		jsonAPIBadInput(w, err)
-		return
-	}
 	var in putSessionBody
-	if err := DecodeJSON(body, &in); err != nil {
-		jsonAPIBadInput(w, err)
+	if !readJSONAPI(w, r, &in) {
 		return
 	}
 	if in.UserID == nil || strings.TrimSpace(*in.UserID) == "" {
@@ -304,4 +298,18 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 func retryAfter(until, now time.Time) string {
 	s := int(until.Sub(now).Seconds() + 0.999)
 	return strconv.Itoa(max(s, 1))
+}
+
+// readJSONAPI reads and decodes a JSON body into v, answering a JSON:API
+// error and returning false when it cannot.
+func readJSONAPI(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := ReadBody(w, r)
+	if err == nil {
+		err = DecodeJSON(body, v)
+	}
+	if err != nil {
+		jsonAPIBadInput(w, err)
+		return false
+	}
+	return true
 }

@@ -29,14 +29,8 @@ type totpEnrollAnswer struct {
 // enrollTOTP gives the user of the users file a fresh TOTP secret, enables
 // ChallengeOMATOTP and saves the file (our extension of the family).
 func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
-	body, err := ReadBody(w, r)
-	if err != nil {
-		jsonAPIBadInput(w, err)
-		return
-	}
 	var in totpEnrollBody
-	if err := DecodeJSON(body, &in); err != nil {
-		jsonAPIBadInput(w, err)
+	if !readJSONAPI(w, r, &in) {
 		return
 	}
 	if in.UserID == nil || strings.TrimSpace(*in.UserID) == "" {

@@ -54,14 +54,8 @@ func (o *OTPSessions) sessionKey(w http.ResponseWriter, r *http.Request, fromBod
 
 // verify checks a login OTP or a TOTP code for a session.
 func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
-	body, err := ReadBody(w, r)
-	if err != nil {
-		jsonAPIBadInput(w, err)
-		return
-	}
 	var in verifyBody
-	if err := DecodeJSON(body, &in); err != nil {
-		jsonAPIBadInput(w, err)
+	if !readJSONAPI(w, r, &in) {
 		return
 	}
 	if in.OTP == nil || *in.OTP == "" {

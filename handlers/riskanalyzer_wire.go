@@ -1,0 +1,304 @@
+package handlers
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Limits of the generic document decoder, so a hostile body (deep nesting,
+// very many elements) is refused early. The body itself is capped at MaxBody.
+const (
+	maxDocDepth  = 16
+	maxDocTokens = 4096
+)
+
+// doc is a decoded request body, JSON or XML, as a tree whose member names
+// are lower-cased: the families that take both encodings accept any letter
+// case on input. Scalars keep their text; json remembers the JSON kind.
+type doc struct {
+	kind string // "string", "number", "bool", "object", "array", "text" (XML)
+	text string
+	kids map[string]*doc
+}
+
+// mediaJSON etc. name the encodings of a request or an answer.
+const (
+	mediaJSON = "json"
+	mediaXML  = "xml"
+	mediaText = "text"
+)
+
+// requestMedia returns the encoding of r's body by Content-Type (JSON when
+// absent), or "" when unsupported.
+func requestMedia(r *http.Request) string {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return mediaJSON
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	switch mt {
+	case "application/json":
+		return mediaJSON
+	case "application/xml", "text/xml":
+		return mediaXML
+	}
+	return ""
+}
+
+// answerMedia picks the answer's encoding from Accept among those offered
+// (in order of preference for wildcards), or "" when none is acceptable.
+func answerMedia(r *http.Request, offered ...string) string {
+	accept := r.Header.Get("Accept")
+	if strings.TrimSpace(accept) == "" {
+		return offered[0]
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
+				continue
+			}
+		}
+		var m string
+		switch mt {
+		case "*/*", "application/*":
+			m = offered[0]
+		case "application/json":
+			m = mediaJSON
+		case "application/xml", "text/xml":
+			m = mediaXML
+		case "text/plain", "text/*":
+			m = mediaText
+		}
+		for _, o := range offered {
+			if m == o {
+				return m
+			}
+		}
+	}
+	return ""
+}
+
+// decodeDoc decodes a JSON or XML body into a doc.
+func decodeDoc(body []byte, media string) (*doc, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, &FieldError{Msg: "request body is empty"}
+	}
+	if media == mediaXML {
+		return decodeXMLDoc(body)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	tokens := 0
+	d, err := jsonDoc(dec, 0, &tokens)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &FieldError{Msg: "request body has data after the JSON value"}
+	}
+	if d.kind != "object" {
+		return nil, &FieldError{Msg: "request body must be a JSON object"}
+	}
+	return d, nil
+}
+
+func jsonDoc(dec *json.Decoder, depth int, tokens *int) (*doc, error) {
+	if depth > maxDocDepth {
+		return nil, &FieldError{Msg: "request body is nested too deeply"}
+	}
+	*tokens++
+	if *tokens > maxDocTokens {
+		return nil, &FieldError{Msg: "request body has too many values"}
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, &FieldError{Msg: "malformed JSON"}
+	}
+	switch v := tok.(type) {
+	case json.Delim:
+		switch v {
+		case '{':
+			d := &doc{kind: "object", kids: map[string]*doc{}}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, &FieldError{Msg: "malformed JSON"}
+				}
+				name, _ := kt.(string)
+				kid, err := jsonDoc(dec, depth+1, tokens)
+				if err != nil {
+					return nil, err
+				}
+				if kid != nil {
+					d.kids[strings.ToLower(name)] = kid
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, &FieldError{Msg: "malformed JSON"}
+			}
+			return d, nil
+		case '[':
+			d := &doc{kind: "array"}
+			for dec.More() {
+				if _, err := jsonDoc(dec, depth+1, tokens); err != nil {
+					return nil, err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, &FieldError{Msg: "malformed JSON"}
+			}
+			return d, nil
+		}
+		return nil, &FieldError{Msg: "malformed JSON"}
+	case string:
+		return &doc{kind: "string", text: v}, nil
+	case json.Number:
+		return &doc{kind: "number", text: v.String()}, nil
+	case bool:
+		return &doc{kind: "bool", text: strconv.FormatBool(v)}, nil
+	case nil:
+		return nil, nil // null: as if absent
+	}
+	return nil, &FieldError{Msg: "malformed JSON"}
+}
+
+// decodeXMLDoc decodes an XML document: the root element's children become
+// the doc's members; repeated elements keep the last.
+func decodeXMLDoc(body []byte) (*doc, error) {
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.Strict = true
+	var stack []*doc
+	var root *doc
+	tokens := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, &FieldError{Msg: "malformed XML"}
+		}
+		tokens++
+		if tokens > maxDocTokens {
+			return nil, &FieldError{Msg: "request body has too many XML tokens"}
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) >= maxDocDepth {
+				return nil, &FieldError{Msg: "request body is nested too deeply"}
+			}
+			d := &doc{kind: "text"}
+			if len(stack) == 0 {
+				if root != nil {
+					return nil, &FieldError{Msg: "XML has more than one root element"}
+				}
+				root = d
+			} else {
+				parent := stack[len(stack)-1]
+				if parent.kids == nil {
+					parent.kids = map[string]*doc{}
+				}
+				parent.kind = "object"
+				parent.kids[strings.ToLower(t.Name.Local)] = d
+			}
+			stack = append(stack, d)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if len(stack) > 0 {
+				stack[len(stack)-1].text += string(t)
+			} else if len(bytes.TrimSpace(t)) > 0 {
+				return nil, &FieldError{Msg: "malformed XML: text outside the root element"}
+			}
+		case xml.Directive:
+			return nil, &FieldError{Msg: "XML directives (DOCTYPE) are not accepted"}
+		}
+	}
+	if root == nil {
+		return nil, &FieldError{Msg: "malformed XML: no root element"}
+	}
+	root.kind = "object"
+	return root, nil
+}
+
+// member returns the member named name (any case), or nil.
+func (d *doc) member(name string) *doc {
+	if d == nil {
+		return nil
+	}
+	return d.kids[strings.ToLower(name)]
+}
+
+// str reads a string member; XML text counts as a string.
+func (d *doc) str(name string) (string, error) {
+	m := d.member(name)
+	switch {
+	case m == nil:
+		return "", nil
+	case m.kind == "string":
+		return m.text, nil
+	case m.kind == "text" && m.kids == nil:
+		return strings.TrimSpace(m.text), nil
+	}
+	return "", &FieldError{Field: name, Msg: "must be a string"}
+}
+
+// integer reads an integer member given as a number or a string.
+func (d *doc) integer(name string) (int, bool, error) {
+	m := d.member(name)
+	if m == nil {
+		return 0, false, nil
+	}
+	if m.kind == "object" || m.kind == "array" || m.kind == "bool" {
+		return 0, false, &FieldError{Field: name, Msg: "must be an integer"}
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(m.text), 10, 32)
+	if err != nil {
+		return 0, false, &FieldError{Field: name, Msg: "must be an integer"}
+	}
+	return int(v), true, nil
+}
+
+// boolean reads a boolean member given as a boolean or a string.
+func (d *doc) boolean(name string) (bool, error) {
+	m := d.member(name)
+	if m == nil {
+		return false, nil
+	}
+	if m.kind != "object" && m.kind != "array" && m.kind != "number" {
+		switch strings.TrimSpace(m.text) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	}
+	return false, &FieldError{Field: name, Msg: "must be a boolean (true or false)"}
+}
+
+// object reads an object member.
+func (d *doc) object(name string) (*doc, error) {
+	m := d.member(name)
+	if m == nil || m.kind == "object" {
+		return m, nil
+	}
+	if m.kind == "text" && strings.TrimSpace(m.text) == "" {
+		return &doc{kind: "object"}, nil // <user/> in XML
+	}
+	return nil, &FieldError{Field: name, Msg: "must be an object"}
+}

@@ -1,0 +1,341 @@
+package state
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// maxConflicts bounds the optimistic retries of one Update.
+const maxConflicts = 1000
+
+// Get implements Store. A live session in the near-cache is returned without
+// a round trip while the store is in contact with Redis, and for at most
+// MaxStaleness after contact was lost; otherwise Redis is asked, and a
+// failure is ErrUnavailable, never ErrNotFound.
+func (r *Redis) Get(ctx context.Context, key Key) (*Session, error) {
+	now := r.now()
+	if e, ok := r.near.get(key); ok && e.s.Live(now) &&
+		r.health.fresh(e.at, now, r.opts.MaxStaleness) {
+		return e.s, nil
+	}
+	// Not cached, stale, or looking expired (it may have been touched on
+	// another instance): ask Redis.
+	s, err := r.load(ctx, key, true)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil || !s.Live(r.now()) {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// load reads a session from Redis; nil means there is none. If fill is set,
+// a live result is put in the near-cache.
+func (r *Redis) load(ctx context.Context, key Key, fill bool) (*Session, error) {
+	tok := r.near.token(key)
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	vals, err := r.client.HMGet(ctx, r.sessionKey(key), "d", "v", "at").Result()
+	if err != nil {
+		return nil, unavailable("reading session", err)
+	}
+	s, ok, err := decodeSession(key, vals[0], vals[1], vals[2])
+	if err != nil || !ok {
+		return nil, err
+	}
+	if now := r.now(); fill && s.Live(now) {
+		r.near.fill(s, tok, now, s.Deadline().Sub(now))
+	}
+	return s, nil
+}
+
+// Create implements Store. The user index is written first, so a session is
+// never in Redis without being findable by ByUser.
+func (r *Redis) Create(ctx context.Context, s *Session) error {
+	c := s.Clone()
+	c.Version = 1
+	d, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("redis store: encoding session: %w", err)
+	}
+	now := r.now()
+	at, et, idle := sessionArgs(c)
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	if err := r.index(ctx, c, now); err != nil {
+		return err
+	}
+	tok := r.near.invalidate(c.Key)
+	res, err := createScript.Run(ctx, r.client, []string{r.sessionKey(c.Key)},
+		d, at, et, idle, now.UnixMilli(), randomToken(), r.channel, r.invalidation(c.Key)).Int()
+	if err != nil {
+		return unavailable("creating session", err)
+	}
+	if res == 0 {
+		return ErrExists
+	}
+	s.Version = 1
+	r.near.fill(c, tok, now, c.Deadline().Sub(now))
+	return nil
+}
+
+// Update implements Store with a compare-and-set on the version: fn runs on
+// the newest record (first the near-cached one, which costs no read if it
+// is current) and is run again after a conflicting write elsewhere.
+func (r *Redis) Update(ctx context.Context, key Key, fn func(*Session) error) (*Session, error) {
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	var old *Session
+	if e, ok := r.near.get(key); ok && e.s.Live(r.now()) {
+		old = e.s
+	}
+	for range maxConflicts {
+		now := r.now()
+		if old == nil {
+			s, err := r.load(ctx, key, false)
+			if err != nil {
+				return nil, err
+			}
+			if s == nil || !s.Live(now) {
+				return nil, ErrNotFound
+			}
+			old = s
+		}
+		c := old.Clone()
+		if err := fn(c); err != nil {
+			return nil, err
+		}
+		c.Key = key
+		c.Version = old.Version + 1
+		if c.UserID != old.UserID {
+			if err := r.index(ctx, c, now); err != nil {
+				return nil, err
+			}
+		}
+		d, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("redis store: encoding session: %w", err)
+		}
+		at, et, idle := sessionArgs(c)
+		tok := r.near.invalidate(key)
+		res, err := updateScript.Run(ctx, r.client, []string{r.sessionKey(key)},
+			strconv.FormatUint(old.Version, 10), d, at, et, idle, now.UnixMilli(),
+			randomToken(), r.channel, r.invalidation(key)).Int()
+		if err != nil {
+			return nil, unavailable("updating session", err)
+		}
+		if res == 1 {
+			if c.UserID != old.UserID {
+				r.unindex(ctx, old.UserID, key)
+			}
+			r.near.fill(c, tok, now, c.Deadline().Sub(now))
+			return c, nil
+		}
+		old = nil // conflict or gone: read again
+	}
+	return nil, fmt.Errorf("redis store: updating session %s: too many conflicting writes", key.Short())
+}
+
+// Delete implements Store.
+func (r *Redis) Delete(ctx context.Context, key Key) (*Session, error) {
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	r.near.invalidate(key)
+	vals, err := deleteScript.Run(ctx, r.client, []string{r.sessionKey(key)},
+		r.channel, r.invalidation(key)).Slice()
+	if err != nil {
+		return nil, unavailable("deleting session", err)
+	}
+	if len(vals) < 3 {
+		return nil, ErrNotFound
+	}
+	s, ok, err := decodeSession(key, vals[0], vals[1], vals[2])
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	r.unindex(ctx, s.UserID, key)
+	if !s.Live(r.now()) {
+		return nil, ErrNotFound
+	}
+	return s, nil
+}
+
+// ByUser implements Store. Index entries whose session has gone (expired or
+// moved to another user) are removed as they are found.
+func (r *Redis) ByUser(ctx context.Context, userID string) ([]*Session, error) {
+	ctx, cancel := r.opCtx(ctx)
+	defer cancel()
+	members, err := r.client.SMembers(ctx, r.indexKey(userID)).Result()
+	if err != nil {
+		return nil, unavailable("reading user index", err)
+	}
+	keys := make([]Key, 0, len(members))
+	for _, m := range members {
+		var k Key
+		if _, err := hex.Decode(k[:], []byte(m)); err == nil && len(m) == 2*len(k) {
+			keys = append(keys, k)
+		}
+	}
+	all, err := r.fetchMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	now := r.now()
+	out := make([]*Session, 0, len(all))
+	var gone []any
+	for i, s := range all {
+		switch {
+		case s == nil || s.UserID != userID:
+			gone = append(gone, keys[i].String())
+		case s.Live(now):
+			out = append(out, s)
+		}
+	}
+	if len(gone) > 0 {
+		_ = r.client.SRem(ctx, r.indexKey(userID), gone...).Err()
+	}
+	sortSessions(out)
+	return out, nil
+}
+
+// fetchMany reads sessions in one pipeline; a nil entry means none.
+func (r *Redis) fetchMany(ctx context.Context, keys []Key) ([]*Session, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	pipe := r.client.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HMGet(ctx, r.sessionKey(k), "d", "v", "at")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, unavailable("reading sessions", err)
+	}
+	out := make([]*Session, len(keys))
+	for i, c := range cmds {
+		v := c.Val()
+		s, ok, err := decodeSession(keys[i], v[0], v[1], v[2])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[i] = s
+		}
+	}
+	return out, nil
+}
+
+// Scan implements Store with SCAN over the session keys (on every master in
+// cluster mode). Each batch is bounded by the timeout, not the whole scan.
+func (r *Redis) Scan(ctx context.Context, fn func(*Session) bool) error {
+	var (
+		mu   sync.Mutex
+		done bool
+	)
+	errStop := errors.New("stop")
+	visit := func(ss []*Session) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		now := r.now()
+		for _, s := range ss {
+			if done {
+				return false
+			}
+			if s != nil && s.Live(now) && !fn(s) {
+				done = true
+			}
+		}
+		return !done
+	}
+	scanOne := func(ctx context.Context, c redis.Cmdable) error {
+		match := escapeGlob(r.prefix+"s:") + "*"
+		var cursor uint64
+		for {
+			octx, cancel := r.opCtx(ctx)
+			names, next, err := c.Scan(octx, cursor, match, 256).Result()
+			if err != nil {
+				cancel()
+				return unavailable("scanning sessions", err)
+			}
+			keys := make([]Key, 0, len(names))
+			for _, n := range names {
+				var k Key
+				h := strings.TrimPrefix(n, r.prefix+"s:")
+				if _, err := hex.Decode(k[:], []byte(h)); err == nil && len(h) == 2*len(k) {
+					keys = append(keys, k)
+				}
+			}
+			ss, err := r.fetchMany(octx, keys)
+			cancel()
+			if err != nil {
+				return err
+			}
+			if !visit(ss) {
+				return errStop
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	var err error
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return scanOne(ctx, c)
+		})
+	} else {
+		err = scanOne(ctx, r.client)
+	}
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// index adds s to its user's index, which lives as long as the user's
+// longest session.
+func (r *Redis) index(ctx context.Context, s *Session, now time.Time) error {
+	if s.UserID == "" {
+		return nil
+	}
+	ttl := max(s.ExpiryTime.Sub(now).Milliseconds(), 1)
+	err := indexScript.Run(ctx, r.client, []string{r.indexKey(s.UserID)}, s.Key.String(), ttl).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return unavailable("indexing session", err)
+	}
+	return nil
+}
+
+// unindex removes key from a user's index; a failure is left to ByUser's
+// lazy cleaning.
+func (r *Redis) unindex(ctx context.Context, userID string, key Key) {
+	if userID != "" {
+		_ = r.client.SRem(ctx, r.indexKey(userID), key.String()).Err()
+	}
+}
+
+// escapeGlob escapes the pattern characters of SCAN MATCH.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		switch c {
+		case '*', '?', '[', ']', '\\', '^', '-':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
