@@ -37,6 +37,8 @@ type authnIT struct {
 	base   string
 	smtp   *smtptest.Server
 
+	log  string // Caddy's log file
+
 	mu   sync.Mutex
 	hook []handlers.WebhookPayload
 }
@@ -62,9 +64,15 @@ func startAuthnIT(t *testing.T) *authnIT {
 		{"id":"bob","login":"bob","factors":["ChallengeYOTP"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	it.log = filepath.Join(t.TempDir(), "caddy.log")
 	tester, port := newTester(t, fmt.Sprintf(`{
 	{ADMIN}
 	auto_https off
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}
 	authsession {
 		api_user %s %s
 		users_file %s
@@ -91,7 +99,7 @@ http://localhost:{PORT} {
 	authsession gate
 	respond "protected content"
 }
-`, testAPIUser, testAPIHash, users, it.smtp.Port, hook.URL, itClient, sha256Hex(itClientSecret)))
+`, it.log, testAPIUser, testAPIHash, users, it.smtp.Port, hook.URL, itClient, sha256Hex(itClientSecret)))
 	it.tester, it.base = tester, fmt.Sprintf("http://localhost:%d", port)
 	return it
 }
@@ -180,7 +188,9 @@ func (it *authnIT) lastHook() handlers.WebhookPayload {
 // gate for mail, webhook and TOTP, then the failure paths.
 func TestAuthnFlowsThroughCaddy(t *testing.T) {
 	it := startAuthnIT(t)
+	var secrets []string // what must never reach the log
 	pass := func(t *testing.T, a itAnswer, nonce, code string) {
+		secrets = append(secrets, code, a.SessionID, a.CorrelationID, nonce)
 		t.Helper()
 		if it.gate(a.SessionID) != 401 {
 			t.Fatal("the gate let a pending session through")
@@ -300,6 +310,18 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 			t.Fatalf("wrong client secret: %d %+v", st, c)
 		}
 	})
+	logs, err := os.ReadFile(it.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), "authn step done") {
+		t.Fatalf("log capture did not see the flow:\n%s", logs)
+	}
+	for _, secret := range append(secrets, itClientSecret, "smtp-pass-77", "hook-secret", itTOTPSecret) {
+		if strings.Contains(string(logs), secret) {
+			t.Fatalf("Caddy's log contains %q", secret)
+		}
+	}
 }
 
 func sha256Hex(s string) string {
