@@ -11,7 +11,7 @@ FUZZTIME ?= 3s
 FUZZ_TARGETS := \
 	handlers:FuzzRiskAnalyzerJSON handlers:FuzzRiskAnalyzerXML \
 	handlers:FuzzDecodeJSON handlers:FuzzOAMCreate handlers:FuzzSearchCompile \
-	handlers:FuzzOTPBodies handlers:FuzzCookieValue \
+	handlers:FuzzOTPBodies handlers:FuzzCookieValue handlers:FuzzAuthnDecode handlers:FuzzAuthnPUT \
 	state:FuzzDecodeRecord state:FuzzParseUsers caddymodule:FuzzGlobalOption
 
 .PHONY: build run test unit fuzz clean
