@@ -115,7 +115,7 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 		Env: env, Users: users, OTP: state.OTPPolicy{}.Defaults(), TOTP: state.TOTPPolicy{}.Defaults(),
 		Key: []byte("otp-hmac-key-for-tests-000000000"), CSRFKey: []byte("csrf-key-for-tests"),
 		Delivery: f.mail, Cookie: CookieSpec{Name: "authsession", Insecure: true}, Pages: pages,
-		Title: "Example sign-in",
+		Title:    "Example sign-in",
 		ClientIP: func(r *http.Request) string { return r.Header.Get("X-Test-IP") },
 	}
 	if err := f.portal.Init(); err != nil {
