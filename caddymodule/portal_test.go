@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -210,4 +211,34 @@ http://localhost:{PORT} {
 	expect(do("GET", "/auth/logout", nil), http.StatusOK, "")
 	expect(do("POST", "/auth/logout", url.Values{"csrf": {csrf()}}), http.StatusSeeOther, "/auth/login?signed_out=1")
 	expect(do("GET", "/app", nil), http.StatusFound, "/auth/login?redirect=%2Fapp")
+}
+
+// TestCaddyfileExamplePortalBeforeGate: the demo configuration serves the
+// sign-in pages at the gate's login_url, ahead of the gate.
+func TestCaddyfileExamplePortalBeforeGate(t *testing.T) {
+	raw, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := adapt(t, string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP map[string]any `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var hs []string
+	collectHandlers(cfg.Apps.HTTP, &hs)
+	portal, gate := indexOf(hs, "authsession_portal"), indexOf(hs, "authsession_gate")
+	if portal < 0 || gate < 0 || portal > gate {
+		t.Fatalf("handlers %v: want authsession_portal before authsession_gate", hs)
+	}
+	if !strings.Contains(string(raw), "login_url /auth/login") || !strings.Contains(string(raw), "prefix /auth") {
+		t.Fatal("the gate's login_url and the portal's prefix no longer match")
+	}
 }
