@@ -192,7 +192,7 @@ func (a *App) parseCookie(d *caddyfile.Dispenser) error {
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
 	if !h.NextArg() {
-		return nil, h.Errf("authsession needs a kind: api or gate")
+		return nil, h.Errf("authsession needs a kind: api, gate or portal")
 	}
 	var m interface {
 		caddyhttp.MiddlewareHandler
@@ -203,8 +203,10 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 		m = new(API)
 	case "gate":
 		m = new(Gate)
+	case "portal":
+		m = new(Portal)
 	default:
-		return nil, h.Errf("unknown authsession kind %q: want api or gate", h.Val())
+		return nil, h.Errf("unknown authsession kind %q: want api, gate or portal", h.Val())
 	}
 	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err

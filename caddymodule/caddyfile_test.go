@@ -266,8 +266,8 @@ func TestAPIDirective(t *testing.T) {
 
 func TestHandlerDirectiveRejections(t *testing.T) {
 	tests := []rejection{
-		{"no kind", "authsession", "needs a kind: api or gate"},
-		{"unknown kind", "authsession portal", `"portal"`},
+		{"no kind", "authsession", "needs a kind: api, gate or portal"},
+		{"unknown kind", "authsession pretzel", `"pretzel"`},
 		{"unknown family", "authsession api pace", `"pace"`},
 		{"family twice", "authsession api oam oam", `"oam" listed twice`},
 		{"api block", "authsession api {\nfamilies oam\n}", `"families"`},

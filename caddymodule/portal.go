@@ -1,0 +1,194 @@
+package caddymodule
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/authsession/caddy-authsession/handlers"
+)
+
+func init() {
+	caddy.RegisterModule(Portal{})
+}
+
+// Portal serves the browser sign-in pages under Prefix: sign-in with the
+// users file's passwords, a second factor (email code through the app's
+// OTP delivery, or TOTP), sign-out and the user's sessions. Requests
+// outside the prefix go to the next handler, so it is placed before the
+// gate. The session cookie is the app's (cookie { ... }).
+type Portal struct {
+	// Prefix is the path the pages are served under. Default: /auth.
+	Prefix string `json:"prefix,omitempty"`
+	// Templates is a directory whose files (layout.html, login.html,
+	// otp.html, logout.html, sessions.html, error.html) replace the
+	// embedded pages of the same name. Default: none.
+	Templates string `json:"templates,omitempty"`
+	// Title is shown on every page. Default: "Sign in".
+	Title string `json:"title,omitempty"`
+	// Logo is the URL of an image shown on every page. Default: none.
+	Logo string `json:"logo,omitempty"`
+	// MaxFailures is the number of failed passwords or codes allowed per
+	// client IP and per login in FailureWindow; more answer 429.
+	// Default: 10.
+	MaxFailures int `json:"max_failures,omitempty"`
+	// FailureWindow is the window of MaxFailures. Default: 5m.
+	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
+
+	portal *handlers.Portal
+}
+
+// CaddyModule returns the Caddy module information.
+func (Portal) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.authsession_portal",
+		New: func() caddy.Module { return new(Portal) },
+	}
+}
+
+// Provision builds the pages and binds the portal to the app.
+func (p *Portal) Provision(ctx caddy.Context) error {
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+	pages, err := handlers.LoadPortalPages(repl.ReplaceAll(p.Templates, ""))
+	if err != nil {
+		return err
+	}
+	m := hmac.New(sha256.New, app.otp.key)
+	m.Write([]byte("authsession portal csrf key"))
+	hp := &handlers.Portal{
+		Env: app.env, Users: app.otp.users, OTP: app.otp.policy, TOTP: app.otp.totp, Key: app.otp.key,
+		CSRFKey: m.Sum(nil), Prefix: p.Prefix, Pages: pages, Title: p.Title, Logo: p.Logo,
+		Cookie: handlers.CookieSpec{Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
+			Insecure: app.Cookie.Insecure},
+		Limiter:  &handlers.FailureLimiter{Max: p.MaxFailures, Window: time.Duration(p.FailureWindow)},
+		ClientIP: clientIP,
+	}
+	if app.otp.async != nil {
+		hp.Delivery = app.otp.async
+	}
+	if app.otp.users == nil {
+		ctx.Logger().Warn("authsession portal: no users_file configured, nobody can sign in")
+	}
+	if err := hp.Init(); err != nil {
+		return err
+	}
+	p.portal = hp
+	return nil
+}
+
+// clientIP is Caddy's view of the client address (trusted_proxies aware).
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+// Validate checks the configuration.
+func (p *Portal) Validate() error {
+	if p.Prefix != "" && (!strings.HasPrefix(p.Prefix, "/") || strings.ContainsAny(p.Prefix, "?#{}* ")) {
+		return errors.New("prefix must be a plain path starting with /")
+	}
+	if p.MaxFailures < 0 || p.FailureWindow < 0 {
+		return errors.New("max_failures and failure_window must not be negative")
+	}
+	return nil
+}
+
+// ServeHTTP serves the pages under the prefix and passes the rest on.
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !p.portal.Owns(r.URL.Path) {
+		return next.ServeHTTP(w, r)
+	}
+	p.portal.ServeHTTP(w, r)
+	return nil
+}
+
+// UnmarshalCaddyfile reads the "authsession portal" directive.
+//
+// Syntax:
+//
+//	authsession portal {
+//	    [prefix <path>]
+//	    [templates <dir>]
+//	    [title <text>]
+//	    [logo <url>]
+//	    [max_failures <n>]
+//	    [failure_window <duration>]
+//	}
+func (p *Portal) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("portal %s given twice", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "prefix":
+			p.Prefix, err = oneArg(d)
+		case "templates":
+			p.Templates, err = oneArg(d)
+		case "title":
+			p.Title, err = oneArg(d)
+		case "logo":
+			p.Logo, err = oneArg(d)
+		case "max_failures":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				p.MaxFailures, err = positiveInt(d, v)
+			}
+		case "failure_window":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				var dur time.Duration
+				dur, err = caddy.ParseDuration(v)
+				if err != nil || dur <= 0 {
+					return d.Errf("failure_window: want a positive duration, got %q", v)
+				}
+				p.FailureWindow = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unrecognized portal option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func positiveInt(d *caddyfile.Dispenser, v string) (int, error) {
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' || n > 1e6 {
+			return 0, d.Errf("want a positive number, got %q", v)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n <= 0 {
+		return 0, d.Errf("want a positive number, got %q", v)
+	}
+	return n, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Portal)(nil)
+	_ caddy.Validator             = (*Portal)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Portal)(nil)
+	_ caddyfile.Unmarshaler       = (*Portal)(nil)
+)

@@ -1,0 +1,248 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// Portal serves the browser sign-in pages under Prefix (default /auth):
+//
+//	GET  /login          the sign-in form (login and password)
+//	POST /login          checks the password; opens a pre-auth session in
+//	                     "pending verification" and sends to the factor page
+//	GET  /otp            the second-factor page (choice, email code, TOTP)
+//	POST /otp/send       mails a new code to the user
+//	POST /otp            checks the code; the session id is rotated and the
+//	                     new session is "authenticated"
+//	GET  /logout         a sign-out button; POST /logout signs out
+//	GET  /sessions       the user's sessions; POST /sessions/revoke signs
+//	                     out one (by its index) or all
+//
+// Every form carries a CSRF token (see csrf.go); failures count per client
+// IP and per login (Limiter) and answer 429 with Retry-After once the limit
+// is reached.
+type Portal struct {
+	Env *Env
+	// Users is the users file; nil means nobody can sign in.
+	Users *state.Users
+	OTP   state.OTPPolicy
+	TOTP  state.TOTPPolicy
+	// Key is the server's key for the codes' keyed hashes.
+	Key []byte
+	// CSRFKey signs the CSRF tokens.
+	CSRFKey []byte
+	// Delivery mails codes; nil disables the email factor.
+	Delivery Deliverer
+	// Cookie is the session cookie's configuration.
+	Cookie CookieSpec
+	// Prefix is the path under which the pages are served. Default: /auth.
+	Prefix string
+	// Pages renders the pages (see LoadPortalPages).
+	Pages *PortalPages
+	// Title and Logo (an image URL) appear on every page.
+	Title string
+	Logo  string
+	// Limiter counts failures per IP and per login.
+	Limiter *FailureLimiter
+	// ClientIP returns the client's address; default: the host of
+	// RemoteAddr.
+	ClientIP func(*http.Request) string
+
+	mux *http.ServeMux
+}
+
+// CookieSpec is the session cookie's name, scope and Secure flag.
+type CookieSpec struct {
+	Name   string
+	Domain string
+	Path   string
+	// Insecure drops the Secure attribute (plain-http localhost only).
+	Insecure bool
+}
+
+// Init checks the portal and builds its routes; call it once before use.
+func (p *Portal) Init() error {
+	if p.Env == nil || p.Pages == nil {
+		return errors.New("portal needs an env and pages")
+	}
+	if len(p.CSRFKey) == 0 {
+		return errors.New("portal needs a csrf key")
+	}
+	if p.Prefix == "" {
+		p.Prefix = "/auth"
+	}
+	p.Prefix = "/" + strings.Trim(p.Prefix, "/")
+	if p.Cookie.Name == "" {
+		p.Cookie.Name = "authsession"
+	}
+	if p.Cookie.Path == "" {
+		p.Cookie.Path = "/"
+	}
+	if p.Users == nil {
+		// Nobody can sign in; checks still cost a bcrypt comparison.
+		p.Users = new(state.Users)
+	}
+	if p.Limiter == nil {
+		p.Limiter = &FailureLimiter{}
+	}
+	if p.Title == "" {
+		p.Title = "Sign in"
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("GET "+p.Prefix+"/login", p.loginPage)
+	m.HandleFunc("POST "+p.Prefix+"/login", p.form(p.login))
+	m.HandleFunc("GET "+p.Prefix+"/otp", p.factorPage)
+	m.HandleFunc("POST "+p.Prefix+"/otp", p.form(p.verify))
+	m.HandleFunc("POST "+p.Prefix+"/otp/send", p.form(p.send))
+	m.HandleFunc("GET "+p.Prefix+"/logout", p.logoutPage)
+	m.HandleFunc("POST "+p.Prefix+"/logout", p.form(p.logout))
+	m.HandleFunc("GET "+p.Prefix+"/sessions", p.sessionsPage)
+	m.HandleFunc("POST "+p.Prefix+"/sessions/revoke", p.form(p.revoke))
+	m.HandleFunc("GET "+p.Prefix+"/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
+	})
+	m.HandleFunc(p.Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		p.fail(w, r, http.StatusNotFound, "This page does not exist.")
+	})
+	p.mux = m
+	return nil
+}
+
+// Owns reports whether path is under the portal's prefix.
+func (p *Portal) Owns(path string) bool {
+	return path == p.Prefix || strings.HasPrefix(path, p.Prefix+"/")
+}
+
+// ServeHTTP serves the portal's pages.
+func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Security-Policy",
+		"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if r.URL.Path == p.Prefix {
+		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
+		return
+	}
+	p.mux.ServeHTTP(w, r)
+}
+
+// form wraps a POST handler: it bounds and parses the form and checks the
+// CSRF token (403 on failure) before calling h.
+func (p *Portal) form(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		if err := r.ParseForm(); err != nil {
+			p.fail(w, r, http.StatusBadRequest, "The form could not be read.")
+			return
+		}
+		if !p.checkCSRF(r) {
+			p.Env.Logger.Info("portal form refused: bad csrf token", zap.String("path", r.URL.Path))
+			p.fail(w, r, http.StatusForbidden, "This form has expired or did not come from this site. Please go back, reload the page and try again.")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// clientIP returns the client's address.
+func (p *Portal) clientIP(r *http.Request) string {
+	if p.ClientIP != nil {
+		if ip := p.ClientIP(r); ip != "" {
+			return ip
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// setSession sets the session cookie to id.
+func (p *Portal) setSession(w http.ResponseWriter, id string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: p.Cookie.Name, Value: id, Path: p.Cookie.Path, Domain: p.Cookie.Domain,
+		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// clearSession expires the session cookie.
+func (p *Portal) clearSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: p.Cookie.Name, Value: "", Path: p.Cookie.Path, Domain: p.Cookie.Domain, MaxAge: -1,
+		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// current returns the session named by the cookie, or nil when there is
+// none (absent, malformed, unknown or expired). A store failure is
+// returned as an error.
+func (p *Portal) current(ctx context.Context, r *http.Request) (*state.Session, error) {
+	c, err := r.Cookie(p.Cookie.Name)
+	if err != nil || state.ValidateID(c.Value) != nil {
+		return nil, nil
+	}
+	s, err := p.Env.Store.Get(ctx, state.KeyOf(c.Value))
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	return s, err
+}
+
+// target returns the redirect target of r (form or query) if it is a
+// same-origin path, else "".
+func target(r *http.Request) string {
+	t := r.FormValue("redirect")
+	if SafeRedirect(t) {
+		return t
+	}
+	return ""
+}
+
+// withTarget appends the redirect target to a portal URL.
+func withTarget(u, t string) string {
+	if t == "" {
+		return u
+	}
+	return LoginRedirect(u, t)
+}
+
+// finish sends the browser to the redirect target or /.
+func finish(w http.ResponseWriter, r *http.Request, t string) {
+	if t == "" {
+		t = "/"
+	}
+	http.Redirect(w, r, t, http.StatusSeeOther)
+}
+
+// storeFailed answers a store error with a 503 page.
+func (p *Portal) storeFailed(w http.ResponseWriter, r *http.Request, op string, err error) {
+	p.Env.Logger.Error("portal store call failed", zap.String("op", op), zap.Error(err))
+	p.fail(w, r, http.StatusServiceUnavailable, "The sign-in service is unavailable right now. Please try again in a moment.")
+}
+
+// limited answers 429 with Retry-After if the client IP or login has
+// reached the failure limit.
+func (p *Portal) limited(w http.ResponseWriter, r *http.Request, now time.Time, keys ...string) bool {
+	until, blocked := p.Limiter.Blocked(now, keys...)
+	if !blocked {
+		return false
+	}
+	w.Header().Set("Retry-After", retryAfter(until, now))
+	p.fail(w, r, http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes and try again.")
+	return true
+}
+
+func ipKey(ip string) string      { return "ip:" + ip }
+func userKey(login string) string { return "user:" + strings.ToLower(strings.TrimSpace(login)) }

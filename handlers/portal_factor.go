@@ -1,0 +1,159 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// preAuth returns the browser's session if it is waiting for its second
+// factor, with its user. Otherwise it has answered: a signed-in browser
+// goes on to the target, one without a usable session back to sign-in.
+func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Context) (*state.Session, state.User, bool) {
+	t := target(r)
+	s, err := p.current(ctx, r)
+	if err != nil {
+		p.storeFailed(w, r, "get", err)
+		return nil, state.User{}, false
+	}
+	now := p.Env.now()
+	if s != nil && s.Authenticated(now) {
+		finish(w, r, t)
+		return nil, state.User{}, false
+	}
+	if s == nil || s.UserID == "" {
+		http.Redirect(w, r, withTarget(p.Prefix+"/login", t), http.StatusSeeOther)
+		return nil, state.User{}, false
+	}
+	u, ok := p.Users.ByID(s.UserID)
+	st := s.EffectiveStatus(now)
+	if !ok || (st != state.StatusPendingVerification && st != state.StatusChallengeBlocked) {
+		http.Redirect(w, r, withTarget(p.Prefix+"/login", t), http.StatusSeeOther)
+		return nil, state.User{}, false
+	}
+	if st == state.StatusChallengeBlocked {
+		w.Header().Set("Retry-After", retryAfter(s.BlockedUntil, now))
+		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
+		return nil, state.User{}, false
+	}
+	return s, u, true
+}
+
+// factorPage shows the choice of second factors, or the form of one.
+func (p *Portal) factorPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	s, u, ok := p.preAuth(w, r, ctx)
+	if !ok {
+		return
+	}
+	p.renderFactor(w, r, http.StatusOK, s, u, r.URL.Query().Get("factor"), "")
+}
+
+// renderFactor renders the second-factor page for factor (if the user has
+// it; else the choice, or the only factor).
+func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int, s *state.Session, u state.User, factor, msg string) {
+	fs := p.factors(u)
+	if !slices.ContainsFunc(fs, func(f factorChoice) bool { return f.Key == factor }) {
+		factor = ""
+		if len(fs) == 1 && fs[0].Key == factorKeyTOTP {
+			factor = factorKeyTOTP
+		}
+	}
+	d := pageData{Redirect: target(r), Factors: fs, Factor: factor, Error: msg, Login: u.Login}
+	if factor == factorKeyEmail {
+		if s.HasLiveOTP(p.Env.now()) {
+			d.SentTo = maskMail(u.Mail)
+		} else if msg == "" {
+			d.Notice = "No code is waiting for you: send a new one."
+		}
+	}
+	p.render(w, r, status, "otp", d)
+}
+
+// send mails a new code to the user of the pre-auth session.
+func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	s, u, ok := p.preAuth(w, r, ctx)
+	if !ok {
+		return
+	}
+	if !slices.ContainsFunc(p.factors(u), func(f factorChoice) bool { return f.Key == factorKeyEmail }) {
+		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Codes by email are not available for your account.")
+		return
+	}
+	if !p.sendCode(w, r, s.Key, u, p.Env.now()) {
+		return
+	}
+	http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor=email", target(r)), http.StatusSeeOther)
+}
+
+// sendCode issues a code on the session under key and mails it to u. It
+// answers failures itself (429 with Retry-After for the cool-down and the
+// hourly limit, 502 for a failed delivery).
+func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key, u state.User, now time.Time) bool {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	var re *state.RetryError
+	var be *state.BlockedError
+	_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
+		return p.OTP.AllowSend(us, now)
+	})
+	var code string
+	var exp time.Time
+	if err == nil {
+		_, err = p.Env.Store.Update(ctx, key, func(s *state.Session) error {
+			var err error
+			code, exp, err = p.OTP.Issue(s, p.Key, now)
+			if err == nil {
+				s.Challenge.Factor = state.FactorEmail
+			}
+			return err
+		})
+	}
+	switch {
+	case err == nil:
+	case errors.As(err, &re):
+		w.Header().Set("Retry-After", retryAfter(re.After, now))
+		msg := "A code was sent a moment ago. Please wait a little before asking for another."
+		if errors.Is(err, state.ErrOTPSendLimit) {
+			msg = "Too many codes were sent to you in the last hour. Please try again later."
+		}
+		p.fail(w, r, http.StatusTooManyRequests, msg)
+		return false
+	case errors.As(err, &be):
+		w.Header().Set("Retry-After", retryAfter(be.Until, now))
+		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
+		return false
+	case errors.Is(err, state.ErrNotFound):
+		http.Redirect(w, r, withTarget(p.Prefix+"/login", target(r)), http.StatusSeeOther)
+		return false
+	default:
+		p.storeFailed(w, r, "issue", err)
+		return false
+	}
+	err = p.Delivery.Deliver(r.Context(), Message{Channel: ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp})
+	if err != nil {
+		p.Env.Logger.Warn("portal otp delivery failed", zap.String("session", key.Short()), zap.Error(err))
+		p.fail(w, r, http.StatusBadGateway, "The code could not be sent. Please try again later.")
+		return false
+	}
+	return true
+}
+
+// maskMail shows enough of an address to recognise it: d***@example.com.
+func maskMail(m string) string {
+	local, domain, ok := strings.Cut(m, "@")
+	if !ok || local == "" {
+		return "your email address"
+	}
+	return local[:1] + "***@" + domain
+}

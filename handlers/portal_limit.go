@@ -1,0 +1,119 @@
+package handlers
+
+import (
+	"sync"
+	"time"
+)
+
+// FailureLimiter counts failed sign-in attempts per key (a client IP, a
+// login) in a sliding window, in memory. A key that has reached Max
+// failures within Window is refused until its oldest counted failure leaves
+// the window. It is safe for concurrent use.
+type FailureLimiter struct {
+	// Max is the number of failures allowed per window. Default: 10.
+	Max int
+	// Window is the length of the sliding window. Default: 5m.
+	Window time.Duration
+	// MaxKeys bounds the keys kept; beyond it stale keys are swept and, if
+	// still full, the new key is not tracked. Default: 100000.
+	MaxKeys int
+
+	mu   sync.Mutex
+	fail map[string][]time.Time
+}
+
+// Failure limiter defaults.
+const (
+	DefaultFailureMax    = 10
+	DefaultFailureWindow = 5 * time.Minute
+)
+
+func (l *FailureLimiter) defaults() (int, time.Duration, int) {
+	m, w, k := l.Max, l.Window, l.MaxKeys
+	if m <= 0 {
+		m = DefaultFailureMax
+	}
+	if w <= 0 {
+		w = DefaultFailureWindow
+	}
+	if k <= 0 {
+		k = 100000
+	}
+	return m, w, k
+}
+
+// recent returns the failures of key still inside the window at now,
+// forgetting older ones. l.mu must be held.
+func (l *FailureLimiter) recent(key string, now time.Time, window time.Duration) []time.Time {
+	ts := l.fail[key]
+	cut := now.Add(-window)
+	i := 0
+	for i < len(ts) && !ts[i].After(cut) {
+		i++
+	}
+	if i == len(ts) {
+		delete(l.fail, key)
+		return nil
+	}
+	if i > 0 {
+		ts = append(ts[:0:0], ts[i:]...)
+		l.fail[key] = ts
+	}
+	return ts
+}
+
+// Blocked reports whether any of keys has reached the limit at now and, if
+// so, the time at which the last of them may try again.
+func (l *FailureLimiter) Blocked(now time.Time, keys ...string) (time.Time, bool) {
+	max, window, _ := l.defaults()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var until time.Time
+	for _, k := range keys {
+		ts := l.recent(k, now, window)
+		if len(ts) >= max {
+			if u := ts[len(ts)-max].Add(window); u.After(until) {
+				until = u
+			}
+		}
+	}
+	return until, !until.IsZero()
+}
+
+// Fail records a failure for each of keys at now.
+func (l *FailureLimiter) Fail(now time.Time, keys ...string) {
+	max, window, maxKeys := l.defaults()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail == nil {
+		l.fail = map[string][]time.Time{}
+	}
+	for _, k := range keys {
+		ts := l.recent(k, now, window)
+		if ts == nil && len(l.fail) >= maxKeys {
+			l.sweep(now, window)
+			if len(l.fail) >= maxKeys {
+				continue
+			}
+		}
+		if len(ts) >= 2*max {
+			ts = ts[1:] // the count only needs the last max entries
+		}
+		l.fail[k] = append(ts, now)
+	}
+}
+
+// Reset forgets the failures of key (after a successful sign-in).
+func (l *FailureLimiter) Reset(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.fail, key)
+}
+
+// sweep forgets every key with no failure inside the window. l.mu must be
+// held.
+func (l *FailureLimiter) sweep(now time.Time, window time.Duration) {
+	for k := range l.fail {
+		l.recent(k, now, window)
+	}
+}

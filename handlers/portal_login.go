@@ -1,0 +1,117 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// maxLoginLen bounds the login and password read from the form (bcrypt
+// reads 72 bytes at most anyway).
+const maxLoginLen = 256
+
+// loginPage shows the sign-in form. A browser that is already signed in
+// goes straight on to the redirect target.
+func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	if s, err := p.current(ctx, r); err == nil && s != nil && s.Authenticated(p.Env.Now()) {
+		finish(w, r, target(r))
+		return
+	}
+	d := pageData{Redirect: target(r)}
+	if r.URL.Query().Get("signed_out") == "1" {
+		d.Notice = "You are signed out."
+	}
+	p.render(w, r, http.StatusOK, "login", d)
+}
+
+// login checks the login and password. On success it replaces any session
+// of the browser by a new one in "pending verification" and sends the
+// browser to the second-factor page (mailing a code right away when email
+// is the user's only factor).
+func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
+	now := p.Env.now()
+	login := strings.TrimSpace(r.PostFormValue("login"))
+	password := r.PostFormValue("password")
+	t := target(r)
+	ip := p.clientIP(r)
+	if login == "" || password == "" || len(login) > maxLoginLen || len(password) > maxLoginLen {
+		p.render(w, r, http.StatusBadRequest, "login", pageData{Redirect: t, Login: login,
+			Error: "Enter your login and password."})
+		return
+	}
+	if p.limited(w, r, now, ipKey(ip), userKey(login)) {
+		return
+	}
+	u, ok := p.Users.CheckPassword(login, password)
+	if !ok {
+		p.Limiter.Fail(now, ipKey(ip), userKey(login))
+		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
+		p.render(w, r, http.StatusUnauthorized, "login", pageData{Redirect: t, Login: login,
+			Error: "Wrong login or password."})
+		return
+	}
+	factors := p.factors(u)
+	if len(factors) == 0 {
+		p.Env.Logger.Warn("portal sign-in refused: user has no usable second factor", zap.String("user", u.ID))
+		p.fail(w, r, http.StatusForbidden, "Your account has no second factor set up. Please contact your administrator.")
+		return
+	}
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	p.dropCurrent(ctx, r)
+
+	id := state.NewID()
+	s := p.Env.NewSession(id, now)
+	s.UserID, s.LoginName, s.GroupName, s.ClientIP = u.ID, u.Login, u.Group, ip
+	if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
+		p.storeFailed(w, r, "login", err)
+		return
+	}
+	if err := p.Env.Store.Create(ctx, s); err != nil {
+		p.storeFailed(w, r, "create", err)
+		return
+	}
+	p.setSession(w, id)
+	p.Env.Logger.Info("portal password accepted", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
+	if len(factors) == 1 && factors[0].Key == factorKeyEmail {
+		if !p.sendCode(w, r, s.Key, u, now) {
+			return
+		}
+		http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor=email", t), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, withTarget(p.Prefix+"/otp", t), http.StatusSeeOther)
+}
+
+// dropCurrent deletes the browser's current session, if any: a new sign-in
+// never reuses an id the browser had before.
+func (p *Portal) dropCurrent(ctx context.Context, r *http.Request) {
+	c, err := r.Cookie(p.Cookie.Name)
+	if err != nil || state.ValidateID(c.Value) != nil {
+		return
+	}
+	_, _ = p.Env.Store.Delete(ctx, state.KeyOf(c.Value))
+}
+
+const (
+	factorKeyEmail = "email"
+	factorKeyTOTP  = "totp"
+)
+
+// factors lists the second factors u can use here.
+func (p *Portal) factors(u state.User) []factorChoice {
+	var fs []factorChoice
+	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.Delivery != nil {
+		fs = append(fs, factorChoice{Key: factorKeyEmail, Label: "Email me a code"})
+	}
+	if u.HasFactor(state.FactorTOTP) && u.TOTPSecret != "" {
+		fs = append(fs, factorChoice{Key: factorKeyTOTP, Label: "Use my authenticator app"})
+	}
+	return fs
+}

@@ -1,0 +1,114 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// logoutPage shows a sign-out button (signing out is a POST, so a link on
+// another site cannot do it).
+func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	d := pageData{}
+	if s, err := p.current(ctx, r); err == nil && s != nil {
+		d.Login = FieldValue(s, "login")
+	}
+	p.render(w, r, http.StatusOK, "logout", d)
+}
+
+// logout deletes the browser's session and clears its cookie.
+func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	if c, err := r.Cookie(p.Cookie.Name); err == nil && state.ValidateID(c.Value) == nil {
+		if s, err := p.Env.Store.Delete(ctx, state.KeyOf(c.Value)); err == nil {
+			p.Env.Logger.Info("portal sign-out", zap.String("session", s.Key.Short()))
+		}
+	}
+	p.clearSession(w)
+	http.Redirect(w, r, p.Prefix+"/login?signed_out=1", http.StatusSeeOther)
+}
+
+// signedIn returns the browser's authenticated session, or sends the
+// browser to sign in (coming back to this page).
+func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request) (*state.Session, bool) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	s, err := p.current(ctx, r)
+	if err != nil {
+		p.storeFailed(w, r, "get", err)
+		return nil, false
+	}
+	if s == nil || !s.Authenticated(p.Env.Now()) {
+		http.Redirect(w, r, LoginRedirect(p.Prefix+"/login", p.Prefix+"/sessions"), http.StatusSeeOther)
+		return nil, false
+	}
+	return s, true
+}
+
+// sessionsPage lists the user's live sessions.
+func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
+	s, ok := p.signedIn(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	all, err := p.Env.Store.ByUser(ctx, s.UserID)
+	if err != nil {
+		p.storeFailed(w, r, "by user", err)
+		return
+	}
+	d := pageData{Login: FieldValue(s, "login")}
+	for _, o := range all {
+		d.Sessions = append(d.Sessions, sessionRow{
+			Index: o.Index, Current: o.Key == s.Key, Created: o.CreateTime, LastAccess: o.LastAccessTime,
+			IP: o.ClientIP, Status: string(o.EffectiveStatus(p.Env.Now())), Factors: strings.Join(o.Factors, ", "),
+		})
+	}
+	if r.URL.Query().Get("revoked") == "1" {
+		d.Notice = "The session was signed out."
+	}
+	p.render(w, r, http.StatusOK, "sessions", d)
+}
+
+// revoke signs out one of the user's sessions (form field index, the
+// session index shown on the page, never an id) or, with all set, every
+// one of them including this browser's.
+func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
+	s, ok := p.signedIn(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	all, err := p.Env.Store.ByUser(ctx, s.UserID)
+	if err != nil {
+		p.storeFailed(w, r, "by user", err)
+		return
+	}
+	everyone := r.PostFormValue("all") == "1"
+	index := r.PostFormValue("index")
+	self, n := false, 0
+	for _, o := range all {
+		if !everyone && (index == "" || o.Index != index) {
+			continue
+		}
+		if _, err := p.Env.Store.Delete(ctx, o.Key); err == nil {
+			n++
+			self = self || o.Key == s.Key
+		}
+	}
+	p.Env.Logger.Info("portal sessions signed out", zap.String("session", s.Key.Short()), zap.Int("count", n))
+	if self {
+		p.clearSession(w)
+		http.Redirect(w, r, p.Prefix+"/login?signed_out=1", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, p.Prefix+"/sessions?revoked=1", http.StatusSeeOther)
+}

@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// verify checks the second factor's code. On success the pre-auth session
+// is replaced by a new one under a fresh id (the old id stops working),
+// authenticated with the factor recorded, and the browser goes on to the
+// redirect target.
+func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	s, u, ok := p.preAuth(w, r, ctx)
+	if !ok {
+		return
+	}
+	now := p.Env.now()
+	ip := p.clientIP(r)
+	if p.limited(w, r, now, ipKey(ip), userKey(u.Login)) {
+		return
+	}
+	factor := r.PostFormValue("factor")
+	if !slices.ContainsFunc(p.factors(u), func(f factorChoice) bool { return f.Key == factor }) {
+		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Choose how to confirm your sign-in.")
+		return
+	}
+	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
+	if code == "" || len(code) > 16 {
+		p.renderFactor(w, r, http.StatusBadRequest, s, u, factor, "Enter the code.")
+		return
+	}
+
+	totpOK := false
+	if factor == factorKeyTOTP {
+		var res state.TOTPResult
+		_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
+			var err error
+			res, err = p.TOTP.Check(us, u.TOTPSecret, code, now)
+			if err == nil && res != state.TOTPOK {
+				return errNoChange
+			}
+			return err
+		})
+		if err != nil && !errors.Is(err, errNoChange) {
+			p.storeFailed(w, r, "totp", err)
+			return
+		}
+		totpOK = res == state.TOTPOK
+	}
+	var res state.OTPResult
+	var authed *state.Session
+	_, err := p.Env.Store.Update(ctx, s.Key, func(cur *state.Session) error {
+		authed = nil
+		c := cur.Clone()
+		switch {
+		case factor == factorKeyTOTP && totpOK:
+			res = state.OTPOK
+			if err := p.OTP.Pass(c, state.FactorTOTP, now); err != nil {
+				res = state.OTPBlocked
+			}
+		case factor == factorKeyEmail:
+			res = p.OTP.Verify(c, p.Key, code, now)
+		default:
+			res = p.OTP.Fail(c, now)
+		}
+		if res != state.OTPOK {
+			*cur = *c // attempts counted, maybe blocked
+			return nil
+		}
+		// The old record keeps its spent code but never becomes
+		// authenticated: the new one, under a new id, does.
+		authed = c
+		cur.Challenge = c.Challenge
+		cur.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			http.Redirect(w, r, withTarget(p.Prefix+"/login", target(r)), http.StatusSeeOther)
+			return
+		}
+		p.storeFailed(w, r, "verify", err)
+		return
+	}
+	p.Env.Logger.Info("portal second factor checked", zap.String("session", s.Key.Short()),
+		zap.String("factor", factor), zap.String("result", res.String()))
+	switch res {
+	case state.OTPOK:
+	case state.OTPBlocked:
+		p.Limiter.Fail(now, ipKey(ip), userKey(u.Login))
+		w.Header().Set("Retry-After", retryAfter(now.Add(p.OTP.BlockFor), now))
+		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
+		return
+	default:
+		p.Limiter.Fail(now, ipKey(ip), userKey(u.Login))
+		msg := "That code is not right. Please try again."
+		switch res {
+		case state.OTPExpired, state.OTPUsed, state.OTPNone:
+			msg = "That code has expired or was already used. Send a new one."
+		}
+		p.renderFactor(w, r, http.StatusUnauthorized, s, u, factor, msg)
+		return
+	}
+	id, err := p.rotate(ctx, s.Key, authed, now)
+	if err != nil {
+		p.storeFailed(w, r, "rotate", err)
+		return
+	}
+	p.Limiter.Reset(userKey(u.Login))
+	p.setSession(w, id)
+	p.Env.Logger.Info("portal sign-in complete", zap.String("session", state.KeyOf(id).Short()), zap.String("user", u.ID))
+	finish(w, r, target(r))
+}
+
+// rotate stores authed under a fresh id and deletes the record under old.
+// It returns the new id.
+func (p *Portal) rotate(ctx context.Context, old state.Key, authed *state.Session, now time.Time) (string, error) {
+	id := state.NewID()
+	ns := authed.Clone()
+	ns.Key = state.KeyOf(id)
+	ns.SealedID = nil
+	if p.Env.Sealer != nil {
+		ns.SealedID = p.Env.Sealer.Seal(id)
+	}
+	ns.Index = state.NewIndex()
+	ns.Challenge = nil
+	ns.Version = 0
+	ns.LastAccessTime, ns.UpdateTime = now, now
+	if err := p.Env.Store.Create(ctx, ns); err != nil {
+		return "", err
+	}
+	if _, err := p.Env.Store.Delete(ctx, old); err != nil && !errors.Is(err, state.ErrNotFound) {
+		// The old record is not authenticated; it expires on its own.
+		p.Env.Logger.Warn("portal could not delete the pre-auth session", zap.String("session", old.Short()), zap.Error(err))
+	}
+	return id, nil
+}
