@@ -91,22 +91,25 @@ func (a *App) authnFamily() *handlers.Authn {
 	}
 	if a.otp.async != nil {
 		h.Delivery = a.otp.async
-		otp := a.OTP
-		h.Channels = func(ch string) bool {
-			switch {
-			case otp == nil:
-				return false
-			case otp.LogDelivery:
-				return true
-			case ch == handlers.ChannelEmail:
-				return otp.SMTP != nil
-			case ch == handlers.ChannelSMS:
-				return otp.Webhook != nil
-			}
-			return false
-		}
+		h.Channels = a.otpChannels
 	}
 	return h
+}
+
+// otpChannels reports whether the otp block's delivery serves channel:
+// mail needs smtp, SMS the webhook; log_delivery serves both.
+func (a *App) otpChannels(channel string) bool {
+	switch otp := a.OTP; {
+	case otp == nil:
+		return false
+	case otp.LogDelivery:
+		return true
+	case channel == handlers.ChannelEmail:
+		return otp.SMTP != nil
+	case channel == handlers.ChannelSMS:
+		return otp.Webhook != nil
+	}
+	return false
 }
 
 // parseAuthn reads the authn block of the global option.

@@ -37,7 +37,7 @@ type authnIT struct {
 	base   string
 	smtp   *smtptest.Server
 
-	log  string // Caddy's log file
+	log string // Caddy's log file
 
 	mu   sync.Mutex
 	hook []handlers.WebhookPayload

@@ -20,8 +20,9 @@ func init() {
 }
 
 // Portal serves the browser sign-in pages under Prefix: sign-in with the
-// users file's passwords, a second factor (email code through the app's
-// OTP delivery, or TOTP), sign-out and the user's sessions. Requests
+// users file's passwords, a second factor (a code by mail or through the
+// SMS webhook of the app's OTP delivery, or TOTP) with "trust this
+// device", sign-out and the user's sessions. Requests
 // outside the prefix go to the next handler, so it is placed before the
 // gate. The session cookie is the app's (cookie { ... }).
 type Portal struct {
@@ -41,6 +42,10 @@ type Portal struct {
 	MaxFailures int `json:"max_failures,omitempty"`
 	// FailureWindow is the window of MaxFailures. Default: 5m.
 	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
+	// TrustDevice is how long a browser the user chose to trust after a
+	// second factor signs in with the password alone. Default: 30 days;
+	// a negative value ("trust_device off") removes the option.
+	TrustDevice caddy.Duration `json:"trust_device,omitempty"`
 
 	portal *handlers.Portal
 }
@@ -76,6 +81,13 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 	}
 	if app.otp.async != nil {
 		hp.Delivery = app.otp.async
+		hp.Channels = app.otpChannels
+	}
+	switch {
+	case p.TrustDevice == 0:
+		hp.TrustFor = 30 * 24 * time.Hour
+	case p.TrustDevice > 0:
+		hp.TrustFor = time.Duration(p.TrustDevice)
 	}
 	if app.otp.users == nil {
 		ctx.Logger().Warn("authsession portal: no users_file configured, nobody can sign in")
@@ -124,6 +136,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 //	    [logo <url>]
 //	    [max_failures <n>]
 //	    [failure_window <duration>]
+//	    [trust_device <duration>|off]
 //	}
 func (p *Portal) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
@@ -160,6 +173,19 @@ func (p *Portal) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("failure_window: want a positive duration, got %q", v)
 				}
 				p.FailureWindow = caddy.Duration(dur)
+			}
+		case "trust_device":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if v == "off" {
+					p.TrustDevice = -1
+					break
+				}
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur <= 0 {
+					return d.Errf("trust_device: want a positive duration or off, got %q", v)
+				}
+				p.TrustDevice = caddy.Duration(dur)
 			}
 		default:
 			return d.Errf("unrecognized portal option %q", opt)

@@ -27,15 +27,21 @@ func TestPortalDirectiveEveryOption(t *testing.T) {
 		logo /static/logo.svg
 		max_failures 5
 		failure_window 10m
+		trust_device 7d
 	}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := h.(*Portal)
 	want := Portal{Prefix: "/login", Templates: "/etc/authsession/pages", Title: "Example Corp sign-in",
-		Logo: "/static/logo.svg", MaxFailures: 5, FailureWindow: caddy.Duration(10 * time.Minute)}
+		Logo: "/static/logo.svg", MaxFailures: 5, FailureWindow: caddy.Duration(10 * time.Minute),
+		TrustDevice: caddy.Duration(7 * 24 * time.Hour)}
 	if *p != want {
 		t.Fatalf("got %+v, want %+v", *p, want)
+	}
+	h, err = parseDirective("authsession portal {\ntrust_device off\n}")
+	if err != nil || h.(*Portal).TrustDevice >= 0 {
+		t.Fatalf("trust_device off: %+v, %v", h, err)
 	}
 	h, err = parseDirective("authsession portal")
 	if err != nil || *h.(*Portal) != (Portal{}) {
@@ -52,6 +58,8 @@ func TestPortalDirectiveRejections(t *testing.T) {
 		{"max_failures bad", "authsession portal {\nmax_failures many\n}", `"many"`},
 		{"max_failures zero", "authsession portal {\nmax_failures 0\n}", `"0"`},
 		{"failure_window bad", "authsession portal {\nfailure_window soon\n}", `"soon"`},
+		{"trust_device bad", "authsession portal {\ntrust_device never\n}", `"never"`},
+		{"trust_device zero", "authsession portal {\ntrust_device 0s\n}", `"0s"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseDirective(tt.input)

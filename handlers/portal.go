@@ -39,8 +39,13 @@ type Portal struct {
 	Key []byte
 	// CSRFKey signs the CSRF tokens.
 	CSRFKey []byte
-	// Delivery mails codes; nil disables the email factor.
+	// Delivery sends codes; nil disables the email and SMS factors.
+	// Channels tells which channels it serves (nil: every channel).
 	Delivery Deliverer
+	Channels func(channel string) bool
+	// TrustFor is how long a device the user chose to trust skips the
+	// second factor; 0 hides the option.
+	TrustFor time.Duration
 	// Cookie is the session cookie's configuration.
 	Cookie CookieSpec
 	// Prefix is the path under which the pages are served. Default: /auth.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,10 +66,17 @@ func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int
 			factor = factorKeyTOTP
 		}
 	}
-	d := pageData{Redirect: target(r), Factors: fs, Factor: factor, Error: msg, Login: u.Login}
-	if factor == factorKeyEmail {
-		if s.HasLiveOTP(p.Env.now()) {
+	d := pageData{Redirect: target(r), Factors: fs, Factor: factor, Error: msg, Login: u.Login,
+		TrustDays: int(p.TrustFor / (24 * time.Hour))}
+	if p.TrustFor > 0 && d.TrustDays == 0 {
+		d.TrustDays = 1
+	}
+	if sent(factor) {
+		if s.HasLiveOTP(p.Env.now()) && s.Challenge.Factor == challengeFactor(factor) {
 			d.SentTo = maskMail(u.Mail)
+			if factor == factorKeySMS {
+				d.SentTo = maskPhone(u.Phone)
+			}
 		} else if msg == "" {
 			d.Notice = "No code is waiting for you: send a new one."
 		}
@@ -78,7 +84,22 @@ func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int
 	p.render(w, r, status, "otp", d)
 }
 
-// send mails a new code to the user of the pre-auth session.
+// challengeFactor is the factor key of the challenge engine for a portal
+// factor.
+func challengeFactor(k string) string {
+	switch k {
+	case factorKeyEmail:
+		return state.FactorEmail
+	case factorKeySMS:
+		return state.FactorSMS
+	case factorKeyTOTP:
+		return state.FactorTOTP
+	}
+	return ""
+}
+
+// send sends a new code (by mail, or by SMS with factor=sms) to the user
+// of the pre-auth session.
 func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.Env.storeCtx(r)
 	defer cancel()
@@ -86,20 +107,24 @@ func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !slices.ContainsFunc(p.factors(u), func(f factorChoice) bool { return f.Key == factorKeyEmail }) {
-		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Codes by email are not available for your account.")
+	factor := r.PostFormValue("factor")
+	if factor == "" {
+		factor = factorKeyEmail
+	}
+	if !sent(factor) || !hasFactor(p.factors(u), factor) {
+		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Codes of this kind are not available for your account.")
 		return
 	}
-	if !p.sendCode(w, r, s.Key, u, p.Env.now()) {
+	if !p.sendCode(w, r, s.Key, u, factor, p.Env.now()) {
 		return
 	}
-	http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor=email", target(r)), http.StatusSeeOther)
+	http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor="+factor, target(r)), http.StatusSeeOther)
 }
 
-// sendCode issues a code on the session under key and mails it to u. It
-// answers failures itself (429 with Retry-After for the cool-down and the
-// hourly limit, 502 for a failed delivery).
-func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key, u state.User, now time.Time) bool {
+// sendCode issues a code on the session under key and sends it to u by
+// mail or SMS (factor). It answers failures itself (429 with Retry-After
+// for the cool-down and the hourly limit, 502 for a failed delivery).
+func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key, u state.User, factor string, now time.Time) bool {
 	ctx, cancel := p.Env.storeCtx(r)
 	defer cancel()
 	var re *state.RetryError
@@ -114,7 +139,7 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 			var err error
 			code, exp, err = p.OTP.Issue(s, p.Key, now)
 			if err == nil {
-				s.Challenge.Factor = state.FactorEmail
+				s.Challenge.Factor = challengeFactor(factor)
 			}
 			return err
 		})
@@ -140,20 +165,15 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 		p.storeFailed(w, r, "issue", err)
 		return false
 	}
-	err = p.Delivery.Deliver(r.Context(), Message{Channel: ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp})
+	m := Message{Channel: ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp}
+	if factor == factorKeySMS {
+		m.Channel, m.To = ChannelSMS, u.Phone
+	}
+	err = p.Delivery.Deliver(r.Context(), m)
 	if err != nil {
 		p.Env.Logger.Warn("portal otp delivery failed", zap.String("session", key.Short()), zap.Error(err))
 		p.fail(w, r, http.StatusBadGateway, "The code could not be sent. Please try again later.")
 		return false
 	}
 	return true
-}
-
-// maskMail shows enough of an address to recognise it: d***@example.com.
-func maskMail(m string) string {
-	local, domain, ok := strings.Cut(m, "@")
-	if !ok || local == "" {
-		return "your email address"
-	}
-	return local[:1] + "***@" + domain
 }

@@ -76,7 +76,7 @@ var portalHash = sync.OnceValue(func() string {
 })
 
 // newPortalFixture has the users "demo" (email and TOTP), "mailonly"
-// (email) and "totponly" (TOTP), all with password demo-password. The
+// (email), "totponly" (TOTP) and "smsonly" (a code by the SMS webhook), all with password demo-password. The
 // client IP is read from the X-Test-IP header when present.
 func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	t.Helper()
@@ -97,6 +97,7 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	 "totp_secret":"`+demoSecret+`","factors":["ChallengeEmail","ChallengeOMATOTP"]},
 	{"id":"mail-id","login":"mailonly","mail":"m@example.com","password_hash":"`+h+`","factors":["ChallengeEmail"]},
 	{"id":"totp-id","login":"totponly","password_hash":"`+h+`","totp_secret":"`+demoSecret+`","factors":["ChallengeOMATOTP"]},
+	{"id":"sms-id","login":"smsonly","phone":"+1 555 0100 1234","password_hash":"`+h+`","factors":["ChallengeSMS"]},
 	{"id":"none-id","login":"nofactor","password_hash":"`+h+`"}]}`), 0o600)
 	if err != nil {
 		t.Fatal(err)

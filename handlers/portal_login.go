@@ -69,7 +69,14 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	id := state.NewID()
 	s := p.Env.NewSession(id, now)
 	s.UserID, s.LoginName, s.GroupName, s.ClientIP = u.ID, u.Login, u.Group, ip
-	if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
+	trusted := p.trusted(ctx, r, u, now)
+	if trusted {
+		err := p.OTP.Pass(s, FactorTrustedDevice, now)
+		if err != nil {
+			p.storeFailed(w, r, "login", err)
+			return
+		}
+	} else if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 		p.storeFailed(w, r, "login", err)
 		return
 	}
@@ -78,12 +85,18 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.setSession(w, id)
+	if trusted {
+		p.Limiter.Reset(userKey(u.Login))
+		p.Env.Logger.Info("portal sign-in complete on a trusted device", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
+		finish(w, r, t)
+		return
+	}
 	p.Env.Logger.Info("portal password accepted", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
-	if len(factors) == 1 && factors[0].Key == factorKeyEmail {
-		if !p.sendCode(w, r, s.Key, u, now) {
+	if len(factors) == 1 && sent(factors[0].Key) {
+		if !p.sendCode(w, r, s.Key, u, factors[0].Key, now) {
 			return
 		}
-		http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor=email", t), http.StatusSeeOther)
+		http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor="+factors[0].Key, t), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, withTarget(p.Prefix+"/otp", t), http.StatusSeeOther)
@@ -101,17 +114,44 @@ func (p *Portal) dropCurrent(ctx context.Context, r *http.Request) {
 
 const (
 	factorKeyEmail = "email"
+	factorKeySMS   = "sms"
 	factorKeyTOTP  = "totp"
 )
 
-// factors lists the second factors u can use here.
+// factors lists the second factors u can use here: a code by mail or by
+// the SMS webhook when the user has the factor, a destination and a
+// delivery for its channel; TOTP when the user has a secret.
 func (p *Portal) factors(u state.User) []factorChoice {
 	var fs []factorChoice
-	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.Delivery != nil {
+	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.canDeliver(ChannelEmail) {
 		fs = append(fs, factorChoice{Key: factorKeyEmail, Label: "Email me a code"})
+	}
+	if u.HasFactor(state.FactorSMS) && u.Phone != "" && p.canDeliver(ChannelSMS) {
+		fs = append(fs, factorChoice{Key: factorKeySMS, Label: "Text me a code"})
 	}
 	if u.HasFactor(state.FactorTOTP) && u.TOTPSecret != "" {
 		fs = append(fs, factorChoice{Key: factorKeyTOTP, Label: "Use my authenticator app"})
 	}
 	return fs
+}
+
+// canDeliver reports whether codes can be sent on channel.
+func (p *Portal) canDeliver(channel string) bool {
+	if p.Delivery == nil {
+		return false
+	}
+	return p.Channels == nil || p.Channels(channel)
+}
+
+// sent reports whether factor k is a code the portal sends.
+func sent(k string) bool { return k == factorKeyEmail || k == factorKeySMS }
+
+// hasFactor reports whether fs has the factor k.
+func hasFactor(fs []factorChoice, k string) bool {
+	for _, f := range fs {
+		if f.Key == k {
+			return true
+		}
+	}
+	return false
 }

@@ -100,10 +100,14 @@ type pageData struct {
 	// SentTo is the masked address a code was mailed to.
 	SentTo   string
 	Sessions []sessionRow
+	// TrustDays is how long "trust this device" lasts (0: not offered);
+	// TrustedDevices the user's trusted browsers (sessions page).
+	TrustDays      int
+	TrustedDevices int
 }
 
 type factorChoice struct {
-	// Key is "email" or "totp".
+	// Key is "email", "sms" or "totp".
 	Key   string
 	Label string
 }

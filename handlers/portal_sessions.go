@@ -71,6 +71,13 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 			IP: o.ClientIP, Status: string(o.EffectiveStatus(p.Env.Now())), Factors: strings.Join(o.Factors, ", "),
 		})
 	}
+	if us, err := p.Env.Store.GetUser(ctx, s.UserID); err == nil && us != nil {
+		for _, dv := range us.Devices {
+			if strings.HasPrefix(dv.ID, devicePrefix) && p.Env.Now().Before(dv.Until) {
+				d.TrustedDevices++
+			}
+		}
+	}
 	if r.URL.Query().Get("revoked") == "1" {
 		d.Notice = "The session was signed out."
 	}
@@ -79,7 +86,8 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 
 // revoke signs out one of the user's sessions (form field index, the
 // session index shown on the page, never an id) or, with all set, every
-// one of them including this browser's.
+// one of them including this browser's, and forgets the user's trusted
+// browsers.
 func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
 	s, ok := p.signedIn(w, r)
 	if !ok {
@@ -102,6 +110,11 @@ func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
 		if _, err := p.Env.Store.Delete(ctx, o.Key); err == nil {
 			n++
 			self = self || o.Key == s.Key
+		}
+	}
+	if everyone {
+		if err := p.forgetDevices(ctx, s.UserID); err != nil {
+			p.Env.Logger.Warn("portal could not forget the trusted devices", zap.String("user", s.UserID), zap.Error(err))
 		}
 	}
 	p.Env.Logger.Info("portal sessions signed out", zap.String("session", s.Key.Short()), zap.Int("count", n))

@@ -68,7 +68,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 			if err := p.OTP.Pass(c, state.FactorTOTP, now); err != nil {
 				res = state.OTPBlocked
 			}
-		case factor == factorKeyEmail:
+		case sent(factor):
 			res = p.OTP.Verify(c, p.Key, code, now)
 		default:
 			res = p.OTP.Fail(c, now)
@@ -118,6 +118,9 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Limiter.Reset(userKey(u.Login))
 	p.setSession(w, id)
+	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
+		p.trustDevice(ctx, w, u, now)
+	}
 	p.Env.Logger.Info("portal sign-in complete", zap.String("session", state.KeyOf(id).Short()), zap.String("user", u.ID))
 	finish(w, r, target(r))
 }

@@ -1,0 +1,123 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// A trusted device is a browser that passed the second factor with "trust
+// this device" ticked. It holds a random token in a cookie of its own
+// (HttpOnly, SameSite=Lax, scoped to the portal's prefix); the user's
+// record keeps only the token's SHA-256 in UserState.Devices (the registry
+// the risk-analyzer API also fills), with an expiry. On the next sign-in
+// from that browser the right password alone authenticates the session.
+// Signing out of every session forgets the user's trusted browsers.
+
+// FactorTrustedDevice is the factor recorded on a session authenticated by
+// password on a trusted browser (a gate's require_factor can refuse it).
+const FactorTrustedDevice = "TrustedDevice"
+
+// devicePrefix marks the portal's entries among the user's devices.
+const devicePrefix = "portal:"
+
+// maxPortalDevices bounds the trusted browsers kept per user; the oldest
+// go first.
+const maxPortalDevices = 20
+
+// deviceCookie is the name of the trusted-device cookie.
+func (p *Portal) deviceCookie() string { return p.Cookie.Name + "_device" }
+
+func trustedDeviceID(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return devicePrefix + hex.EncodeToString(h[:])
+}
+
+// trustDevice registers the browser as trusted for u and sets its cookie.
+// A failure is logged: the sign-in has succeeded anyway.
+func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state.User, now time.Time) {
+	token := state.NewID()
+	id := trustedDeviceID(token)
+	_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
+		kept := us.Devices[:0:0]
+		portal := 0
+		for i := len(us.Devices) - 1; i >= 0; i-- {
+			d := us.Devices[i]
+			if !now.Before(d.Until) {
+				continue
+			}
+			if len(d.ID) > len(devicePrefix) && d.ID[:len(devicePrefix)] == devicePrefix {
+				if portal++; portal >= maxPortalDevices {
+					continue
+				}
+			}
+			kept = append(kept, d)
+		}
+		for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
+			kept[i], kept[j] = kept[j], kept[i]
+		}
+		us.Devices = append(kept, state.Device{ID: id, Added: now, Until: now.Add(p.TrustFor)})
+		return nil
+	})
+	if err != nil {
+		p.Env.Logger.Warn("portal could not trust the device", zap.String("user", u.ID), zap.Error(err))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: p.deviceCookie(), Value: token, Path: p.Prefix, Domain: p.Cookie.Domain,
+		MaxAge: int(p.TrustFor / time.Second), HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// trusted reports whether the browser of r holds a live trusted-device
+// token of u.
+func (p *Portal) trusted(ctx context.Context, r *http.Request, u state.User, now time.Time) bool {
+	if p.TrustFor <= 0 {
+		return false
+	}
+	c, err := r.Cookie(p.deviceCookie())
+	if err != nil || state.ValidateID(c.Value) != nil {
+		return false
+	}
+	us, err := p.Env.Store.GetUser(ctx, u.ID)
+	if err != nil || us == nil {
+		return false
+	}
+	want := []byte(trustedDeviceID(c.Value))
+	found := false
+	for _, d := range us.Devices {
+		if subtle.ConstantTimeCompare([]byte(d.ID), want) == 1 && now.Before(d.Until) {
+			found = true
+		}
+	}
+	return found
+}
+
+// forgetDevices drops every trusted browser of the user.
+func (p *Portal) forgetDevices(ctx context.Context, userID string) error {
+	_, err := p.Env.Store.UpdateUser(ctx, userID, func(us *state.UserState) error {
+		kept := us.Devices[:0:0]
+		for _, d := range us.Devices {
+			if len(d.ID) < len(devicePrefix) || d.ID[:len(devicePrefix)] != devicePrefix {
+				kept = append(kept, d)
+			}
+		}
+		if len(kept) == len(us.Devices) {
+			return errNoChange
+		}
+		us.Devices = kept
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		return nil
+	}
+	return err
+}
