@@ -37,7 +37,9 @@ type authnIT struct {
 	base   string
 	smtp   *smtptest.Server
 
-	log string // Caddy's log file
+	log  string // Caddy's log file
+	cfg  string // the Caddyfile, before expand
+	port int
 
 	mu   sync.Mutex
 	hook []handlers.WebhookPayload
@@ -65,7 +67,7 @@ func startAuthnIT(t *testing.T) *authnIT {
 		t.Fatal(err)
 	}
 	it.log = filepath.Join(t.TempDir(), "caddy.log")
-	tester, port := newTester(t, fmt.Sprintf(`{
+	it.cfg = fmt.Sprintf(`{
 	{ADMIN}
 	auto_https off
 	log {
@@ -99,8 +101,9 @@ http://localhost:{PORT} {
 	authsession gate
 	respond "protected content"
 }
-`, it.log, testAPIUser, testAPIHash, users, it.smtp.Port, hook.URL, itClient, sha256Hex(itClientSecret)))
-	it.tester, it.base = tester, fmt.Sprintf("http://localhost:%d", port)
+`, it.log, testAPIUser, testAPIHash, users, it.smtp.Port, hook.URL, itClient, sha256Hex(itClientSecret))
+	tester, port := newTester(t, it.cfg)
+	it.tester, it.port, it.base = tester, port, fmt.Sprintf("http://localhost:%d", port)
 	return it
 }
 
@@ -285,6 +288,25 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 			}
 		}
 	})
+	t.Run("expired correlationId", func(t *testing.T) {
+		st, a := it.call("POST", `{"clientInfo":{"clientId":"`+itClient+`","clientSecret":"`+itClientSecret+
+			`"},"userInfo":{"userId":"alice"},"timeToLiveInSec":1}`)
+		if st != 200 {
+			t.Fatalf("POST: %d %+v", st, a)
+		}
+		b := it.initOp(a, a.Nonce, "ChallengeOMATOTP")
+		time.Sleep(1100 * time.Millisecond) // let the one-second challenge lapse
+		code, err := state.TOTPPolicy{}.Defaults().Code(itTOTPSecret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, c := it.validate(a, b.Nonce, code); st != 400 || c.Status.Code != "1013" {
+			t.Fatalf("Validate after timeToLiveInSec: %d %+v", st, c)
+		}
+		if it.gate(a.SessionID) != 401 {
+			t.Fatal("the gate let an expired challenge's session through")
+		}
+	})
 	t.Run("refusals", func(t *testing.T) {
 		a := it.start("alice")
 		if st, c := it.put(map[string]any{"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": a.Nonce,
@@ -327,6 +349,33 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestAuthnChallengeSurvivesReload starts a mail challenge, reloads
+// Caddy's config, and finishes it: the correlationId, the nonce and the
+// code live in the store with the session.
+func TestAuthnChallengeSurvivesReload(t *testing.T) {
+	it := startAuthnIT(t)
+	a := it.start("alice")
+	b := it.initOp(a, a.Nonce, "ChallengeEmail")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mail, err := it.smtp.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mailCodeRE.FindStringSubmatch(mail.Data)
+	if m == nil {
+		t.Fatalf("mail %+v", mail)
+	}
+	// A changed config (another TTL bound) is a real reload, not a no-op.
+	it.tester.InitServer(expand(strings.Replace(it.cfg, "authn {", "authn {\n\t\t\tmax_ttl 2h", 1), it.port), "caddyfile")
+	if st, c := it.validate(a, b.Nonce, m[1]); st != 200 || c.Status.Status != "authenticated" {
+		t.Fatalf("Validate after reload: %d %+v", st, c)
+	}
+	if g := it.gate(a.SessionID); g != 200 {
+		t.Fatalf("gate after reload: %d", g)
+	}
 }
 
 // TestAuthnDemoAgainstCaddyfileExample runs the README's walk-through on
