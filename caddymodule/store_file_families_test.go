@@ -27,6 +27,11 @@ func familiesFileConfig(store, upstream string) string {
 		otp {
 			key AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
 		}
+		authn {
+			client restart-client 5cf7b37184458cf2f735bc1a19379a737b8fa286481669f2f32dbb0e232fdbde
+			accept_unknown_users
+			default_factors ChallengeFIDO2
+		}
 	}
 }
 http://localhost:{PORT} {
@@ -38,9 +43,9 @@ http://localhost:{PORT} {
 }
 
 // TestFileStoreRestartEveryFamily creates state through the OAM, the
-// risk-analyzer and the OTP families on a file store, stops using the file
+// risk-analyzer, the OTP and the challenge-flow families on a file store, stops using the file
 // and starts again on it: the sessions, the raw risk values and the live
-// OTP are back, and the gate decides as before.
+// OTP and the open challenge are back, and the gate decides as before.
 func TestFileStoreRestartEveryFamily(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "upstream")
@@ -84,6 +89,19 @@ func TestFileStoreRestartEveryFamily(t *testing.T) {
 	if got := gateStatus(t, base, otpID); got != http.StatusUnauthorized {
 		t.Fatalf("gate before the OTP: %d", got)
 	}
+	// Challenge flow: a FIDO2 challenge started (Init), to be finalized
+	// after the restart with the nonce handed out before it.
+	var ch struct{ CorrelationID, Nonce, SessionID string }
+	code, body = oamCall(t, http.MethodPost, base+"/authn/v1",
+		`{"clientInfo":{"clientId":"restart-client","clientSecret":"restart-secret"},"userInfo":{"userId":"fido-user"}}`)
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &ch) != nil {
+		t.Fatalf("authn POST: %d %s", code, body)
+	}
+	code, body = oamCall(t, http.MethodPut, base+"/authn/v1",
+		`{"challengeop":"Init","correlationId":"`+ch.CorrelationID+`","nonce":"`+ch.Nonce+`","challengedata":{"factor":"ChallengeFIDO2"}}`)
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &ch) != nil {
+		t.Fatalf("authn Init: %d %s", code, body)
+	}
 
 	// Stop using the file, then start again on it.
 	tester.InitServer(fileExpand(familiesFileConfig("store memory", upstream), port), "caddyfile")
@@ -112,5 +130,14 @@ func TestFileStoreRestartEveryFamily(t *testing.T) {
 	}
 	if code, _, _ := call(t, http.MethodPost, base+"/user/otp/verify", bearer, verify); code != http.StatusNotFound {
 		t.Fatalf("OTP reused after the restart: %d", code)
+	}
+	// The challenge from before the restart finalizes with its nonce.
+	code, body = oamCall(t, http.MethodPut, base+"/authn/v1",
+		`{"challengeop":"Finalize","correlationId":"`+ch.CorrelationID+`","nonce":"`+ch.Nonce+`","challengeResult":"Success"}`)
+	if code != http.StatusOK || !strings.Contains(body, `"status":"authenticated"`) {
+		t.Fatalf("authn Finalize after restart: %d %s", code, body)
+	}
+	if got := gateStatus(t, base, ch.SessionID); got != http.StatusOK {
+		t.Fatalf("authn session after restart: gate %d", got)
 	}
 }
