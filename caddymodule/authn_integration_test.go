@@ -382,24 +382,7 @@ func TestAuthnChallengeSurvivesReload(t *testing.T) {
 // Caddyfile.example: demo-client/demo-secret, the demo user's TOTP, and the
 // gate then lets the session through to the demo app.
 func TestAuthnDemoAgainstCaddyfileExample(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := freePort()
-	cfg := string(raw)
-	for old, repl := range map[string]string{
-		"admin localhost:2019":          "{ADMIN}",
-		"http://localhost:8080":         "http://localhost:{PORT}",
-		"127.0.0.1:8081":                fmt.Sprintf("127.0.0.1:%d", upstream),
-		"http://:8081":                  fmt.Sprintf("http://:%d", upstream),
-		"users_file users.example.json": "users_file ../users.example.json",
-	} {
-		if !strings.Contains(cfg, old) {
-			t.Fatalf("Caddyfile.example no longer contains %q", old)
-		}
-		cfg = strings.ReplaceAll(cfg, old, repl)
-	}
+	cfg, _ := exampleConfig(t)
 	tester, port := newTester(t, cfg)
 	it := &authnIT{t: t, tester: tester, base: fmt.Sprintf("http://localhost:%d", port)}
 	st, a := it.call("POST", `{"clientInfo":{"clientId":"demo-client","clientSecret":"demo-secret"},"userInfo":{"userId":"demo"}}`)

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,4 +43,32 @@ func newTester(t *testing.T, caddyfile string) (*caddytest.Tester, int) {
 func expand(caddyfile string, port int) string {
 	cfg := strings.ReplaceAll(caddyfile, "{ADMIN}", fmt.Sprintf("admin localhost:%d", testAdminPort()))
 	return strings.ReplaceAll(cfg, "{PORT}", fmt.Sprint(port))
+}
+
+// exampleConfig returns the repository's Caddyfile.example made ready for
+// newTester: the admin endpoint, the site's port and the demo app's port
+// moved to free ones ({ADMIN}, {PORT}, and the returned upstream port), and
+// the users file found from the test's directory. It fails the test when
+// the example no longer has one of the lines it rewrites.
+func exampleConfig(t *testing.T) (cfg string, upstream int) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream = freePort()
+	cfg = string(raw)
+	for old, repl := range map[string]string{
+		"admin localhost:2019":          "{ADMIN}",
+		"http://localhost:8080":         "http://localhost:{PORT}",
+		"127.0.0.1:8081":                fmt.Sprintf("127.0.0.1:%d", upstream),
+		"http://:8081":                  fmt.Sprintf("http://:%d", upstream),
+		"users_file users.example.json": "users_file ../users.example.json",
+	} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("Caddyfile.example no longer contains %q", old)
+		}
+		cfg = strings.ReplaceAll(cfg, old, repl)
+	}
+	return cfg, upstream
 }

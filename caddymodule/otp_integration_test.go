@@ -220,24 +220,7 @@ func wrongCode(code string) string {
 // the test's directory) with the demo token: 200 {otp, expiresAt} the first
 // time, 204 after, although its userId is in no users file.
 func TestOTPSeedAgainstCaddyfileExample(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := freePort()
-	cfg := string(raw)
-	for old, repl := range map[string]string{
-		"admin localhost:2019":          "{ADMIN}",
-		"http://localhost:8080":         "http://localhost:{PORT}",
-		"127.0.0.1:8081":                fmt.Sprintf("127.0.0.1:%d", upstream),
-		"http://:8081":                  fmt.Sprintf("http://:%d", upstream),
-		"users_file users.example.json": "users_file ../users.example.json",
-	} {
-		if !strings.Contains(cfg, old) {
-			t.Fatalf("Caddyfile.example no longer contains %q", old)
-		}
-		cfg = strings.ReplaceAll(cfg, old, repl)
-	}
+	cfg, _ := exampleConfig(t)
 	tester, port := newTester(t, cfg)
 	const id = "ddac0bf6-e618-499e-b6ee-2c45530ea8ed"
 	seed := `{"userId":"738e379f-fe30-45ab-819c-ba88804b6368","passedLoginOTP":true}`

@@ -116,6 +116,26 @@ func (a *Authn) authorize(w http.ResponseWriter, r *http.Request, asXML bool) bo
 	return false
 }
 
+// readRequest checks Basic auth, then reads and decodes the body (JSON or
+// XML with root) into v. It answers failures itself; outXML tells how to
+// answer.
+func (a *Authn) readRequest(w http.ResponseWriter, r *http.Request, root string, v any) (outXML, ok bool) {
+	inXML := isXML(r.Header.Get("Content-Type"))
+	outXML = wantsXML(r, inXML)
+	if !a.authorize(w, r, outXML) {
+		return outXML, false
+	}
+	body, err := ReadBody(w, r)
+	if err == nil {
+		err = decodeAuthn(body, inXML, root, v)
+	}
+	if err != nil {
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return outXML, false
+	}
+	return outXML, true
+}
+
 // authnUser is what the flow needs to know about a user.
 type authnUser struct {
 	id, login, group string

@@ -16,19 +16,9 @@ var errOtherUser = errors.New("the session belongs to another user")
 
 // post starts an authentication: POST /authn/v1.
 func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
-	inXML := isXML(r.Header.Get("Content-Type"))
-	outXML := wantsXML(r, inXML)
-	if !a.authorize(w, r, outXML) {
-		return
-	}
-	body, err := ReadBody(w, r)
-	if err != nil {
-		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
-		return
-	}
 	var in authnRequest
-	if err := decodeAuthn(body, inXML, "AuthnRequest", &in); err != nil {
-		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+	outXML, ok := a.readRequest(w, r, "AuthnRequest", &in)
+	if !ok {
 		return
 	}
 	if in.ClientInfo == nil || in.ClientInfo.ClientID == "" || in.ClientInfo.ClientSecret == "" {
@@ -115,6 +105,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := a.Env.storeCtx(r)
 	defer cancel()
 	var s *state.Session
+	var err error
 	if named {
 		s, err = a.Env.Store.Update(ctx, key, apply)
 	} else {

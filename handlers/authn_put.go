@@ -44,19 +44,9 @@ type putOutcome struct {
 
 // put runs Init, Validate or Finalize: PUT /authn/v1.
 func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
-	inXML := isXML(r.Header.Get("Content-Type"))
-	outXML := wantsXML(r, inXML)
-	if !a.authorize(w, r, outXML) {
-		return
-	}
-	body, err := ReadBody(w, r)
-	if err != nil {
-		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
-		return
-	}
 	var in updateAuthnRequest
-	if err := decodeAuthn(body, inXML, "UpdateAuthnRequest", &in); err != nil {
-		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+	outXML, ok := a.readRequest(w, r, "UpdateAuthnRequest", &in)
+	if !ok {
 		return
 	}
 	cid := string(in.CorrelationID)

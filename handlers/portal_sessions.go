@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -51,17 +52,27 @@ func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request) (*state.Sessio
 	return s, true
 }
 
-// sessionsPage lists the user's live sessions.
-func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
+// userSessions returns the browser's authenticated session and all the
+// sessions of its user. Otherwise it has answered (sign-in or 503).
+func (p *Portal) userSessions(ctx context.Context, w http.ResponseWriter, r *http.Request) (*state.Session, []*state.Session, bool) {
 	s, ok := p.signedIn(w, r)
 	if !ok {
-		return
+		return nil, nil, false
 	}
-	ctx, cancel := p.Env.storeCtx(r)
-	defer cancel()
 	all, err := p.Env.Store.ByUser(ctx, s.UserID)
 	if err != nil {
 		p.storeFailed(w, r, "by user", err)
+		return nil, nil, false
+	}
+	return s, all, true
+}
+
+// sessionsPage lists the user's live sessions.
+func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := p.Env.storeCtx(r)
+	defer cancel()
+	s, all, ok := p.userSessions(ctx, w, r)
+	if !ok {
 		return
 	}
 	d := pageData{Login: FieldValue(s, "login")}
@@ -89,15 +100,10 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 // one of them including this browser's, and forgets the user's trusted
 // browsers.
 func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
-	s, ok := p.signedIn(w, r)
-	if !ok {
-		return
-	}
 	ctx, cancel := p.Env.storeCtx(r)
 	defer cancel()
-	all, err := p.Env.Store.ByUser(ctx, s.UserID)
-	if err != nil {
-		p.storeFailed(w, r, "by user", err)
+	s, all, ok := p.userSessions(ctx, w, r)
+	if !ok {
 		return
 	}
 	everyone := r.PostFormValue("all") == "1"
