@@ -165,6 +165,23 @@ func (it *authnIT) validate(a itAnswer, nonce, answer string) (int, itAnswer) {
 		"challengeAnswer": answer})
 }
 
+// mailedCode waits for the next mail at the loopback SMTP server, checks
+// its recipient and returns the code in it.
+func (it *authnIT) mailedCode(to string) string {
+	it.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mail, err := it.smtp.Next(ctx)
+	if err != nil {
+		it.t.Fatal(err)
+	}
+	m := mailCodeRE.FindStringSubmatch(mail.Data)
+	if m == nil || len(mail.To) != 1 || mail.To[0] != to {
+		it.t.Fatalf("mail %+v", mail)
+	}
+	return m[1]
+}
+
 // gate returns the gate's status for a session id.
 func (it *authnIT) gate(sid string) int {
 	it.t.Helper()
@@ -209,17 +226,7 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 	t.Run("email", func(t *testing.T) {
 		a := it.start("alice")
 		b := it.initOp(a, a.Nonce, "ChallengeEmail")
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		mail, err := it.smtp.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := mailCodeRE.FindStringSubmatch(mail.Data)
-		if m == nil || mail.To[0] != "alice@example.com" {
-			t.Fatalf("mail %+v", mail)
-		}
-		pass(t, a, b.Nonce, m[1])
+		pass(t, a, b.Nonce, it.mailedCode("alice@example.com"))
 	})
 	t.Run("webhook", func(t *testing.T) {
 		a := it.start("alice")
@@ -358,19 +365,10 @@ func TestAuthnChallengeSurvivesReload(t *testing.T) {
 	it := startAuthnIT(t)
 	a := it.start("alice")
 	b := it.initOp(a, a.Nonce, "ChallengeEmail")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	mail, err := it.smtp.Next(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := mailCodeRE.FindStringSubmatch(mail.Data)
-	if m == nil {
-		t.Fatalf("mail %+v", mail)
-	}
+	code := it.mailedCode("alice@example.com")
 	// A changed config (another TTL bound) is a real reload, not a no-op.
 	it.tester.InitServer(expand(strings.Replace(it.cfg, "authn {", "authn {\n\t\t\tmax_ttl 2h", 1), it.port), "caddyfile")
-	if st, c := it.validate(a, b.Nonce, m[1]); st != 200 || c.Status.Status != "authenticated" {
+	if st, c := it.validate(a, b.Nonce, code); st != 200 || c.Status.Status != "authenticated" {
 		t.Fatalf("Validate after reload: %d %+v", st, c)
 	}
 	if g := it.gate(a.SessionID); g != 200 {
