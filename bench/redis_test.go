@@ -1,12 +1,12 @@
 package bench
 
 import (
-	"net"
 	"os/exec"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -25,12 +25,7 @@ func openRedis(b *testing.B) state.Store {
 	if err != nil {
 		b.Skip("SKIPPED: redis-server is not installed (apt-get install -y redis-server)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := testkit.FreePort()
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

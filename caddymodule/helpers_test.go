@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/authsession/caddy-authsession/internal/testkit"
 )
 
 // testAdminPort is the admin port of the in-process Caddy that caddytest
@@ -18,14 +19,7 @@ import (
 var testAdminPort = sync.OnceValue(func() int { return freePort() })
 
 // freePort returns a TCP port free on 127.0.0.1 right now.
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("finding a free port: %v", err))
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+var freePort = testkit.FreePort
 
 // newTester loads a Caddyfile into the in-process Caddy and returns a
 // tester for it. In caddyfile, "{ADMIN}" stands for the admin address line

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -41,7 +42,7 @@ type authnFixture struct {
 
 func newAuthnFixture(t testing.TB) *authnFixture {
 	t.Helper()
-	f := &authnFixture{t: t, clk: &fakeClock{t: t0}, deliverOK: true}
+	f := &authnFixture{t: t, clk: testkit.NewClock(t0), deliverOK: true}
 	f.store = state.NewMemory(state.MemoryOptions{Now: f.clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = f.store.Close() })
 	sealer, err := state.NewSealer(state.NewSealKey())

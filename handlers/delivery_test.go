@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/authsession/caddy-authsession/internal/smtptest"
+	"github.com/authsession/caddy-authsession/internal/testkit"
 )
 
 var codeRE = regexp.MustCompile(`one-time code is ([0-9]+)`)
@@ -82,20 +83,8 @@ func TestSMTPWrongPassword(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port with nothing listening on it.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return p
-}
-
 func TestSMTPDownFailsFast(t *testing.T) {
-	d, err := NewSMTPDeliverer(SMTPConfig{Host: "127.0.0.1", Port: freePort(t), TLS: SMTPTLSNone, From: "auth@example.com"})
+	d, err := NewSMTPDeliverer(SMTPConfig{Host: "127.0.0.1", Port: testkit.FreePort(), TLS: SMTPTLSNone, From: "auth@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +227,7 @@ func TestWebhookDeliverer(t *testing.T) {
 }
 
 func TestWebhookErrorsHideURL(t *testing.T) {
-	url := "http://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/hook/TOKEN-abc123"
+	url := "http://127.0.0.1:" + strconv.Itoa(testkit.FreePort()) + "/hook/TOKEN-abc123"
 	d, err := NewWebhookDeliverer(WebhookConfig{URL: url, Secret: "x"})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -24,7 +25,7 @@ type gateFixture struct {
 
 func newGate(t *testing.T) *gateFixture {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := testkit.NewClock(t0)
 	store := state.NewMemory(state.MemoryOptions{Now: clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = store.Close() })
 	return &gateFixture{t: t, clk: clk, store: store, gate: &Gate{

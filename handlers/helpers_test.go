@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -24,7 +25,7 @@ const (
 )
 
 // t0 is when every test starts on its injected clock.
-var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+var t0 = testkit.Start
 
 // testAuth is the BasicAuth of every test: bcrypt cost 4 keeps it fast.
 var testAuth = sync.OnceValue(func() *BasicAuth {
@@ -36,22 +37,7 @@ var testAuth = sync.OnceValue(func() *BasicAuth {
 })
 
 // fakeClock is an injected clock that tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+type fakeClock = testkit.Clock
 
 // oamFixture is an OAM family on a memory store with an injected clock.
 type oamFixture struct {
@@ -65,7 +51,7 @@ type oamFixture struct {
 
 func newOAM(t *testing.T) *oamFixture {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := testkit.NewClock(t0)
 	store := state.NewMemory(state.MemoryOptions{Now: clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = store.Close() })
 	sealer, err := state.NewSealer(state.NewSealKey())

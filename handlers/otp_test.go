@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/authsession/caddy-authsession/internal/smtptest"
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -71,7 +72,7 @@ func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, port := "127.0.0.1", freePort(t)
+	host, port := "127.0.0.1", testkit.FreePort()
 	if smtpUp {
 		f.smtp = smtptest.Start(t, "", "")
 		port = f.smtp.Port

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -80,7 +81,7 @@ var portalHash = sync.OnceValue(func() string {
 // client IP is read from the X-Test-IP header when present.
 func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	t.Helper()
-	f := &portalFixture{clk: &fakeClock{t: t0}, mail: &mailbox{}}
+	f := &portalFixture{clk: testkit.NewClock(t0), mail: &mailbox{}}
 	f.store = state.NewMemory(state.MemoryOptions{Now: f.clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = f.store.Close() })
 	core, logs := observer.New(zap.DebugLevel)

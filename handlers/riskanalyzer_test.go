@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -42,7 +43,7 @@ type raFixture struct {
 
 func newRA(t *testing.T) *raFixture {
 	t.Helper()
-	clk := &fakeClock{t: t0}
+	clk := testkit.NewClock(t0)
 	store := state.NewMemory(state.MemoryOptions{Now: clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = store.Close() })
 	env := &Env{Store: store, Now: clk.Now, Logger: zap.NewNop(),

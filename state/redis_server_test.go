@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/internal/testkit"
 )
 
 // redisServer is a throwaway redis-server on a free loopback port, without
@@ -27,12 +29,7 @@ func startRedis(t testing.TB) *redisServer {
 	if err != nil {
 		t.Skip("SKIPPED: redis-server is not installed (apt-get install -y redis-server); Redis store tests need it")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := testkit.FreePort()
 	s := &redisServer{t: t, bin: bin, port: port}
 	s.start()
 	t.Cleanup(s.stop)
