@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"net/http"
@@ -29,10 +28,6 @@ const FactorTrustedDevice = "TrustedDevice"
 // devicePrefix marks the portal's entries among the user's devices.
 const devicePrefix = "portal:"
 
-// maxPortalDevices bounds the trusted browsers kept per user; the oldest
-// go first.
-const maxPortalDevices = 20
-
 // deviceCookie is the name of the trusted-device cookie.
 func (p *Portal) deviceCookie() string { return p.Cookie.Name + "_device" }
 
@@ -47,24 +42,7 @@ func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state
 	token := state.NewID()
 	id := trustedDeviceID(token)
 	_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
-		kept := us.Devices[:0:0]
-		portal := 0
-		for i := len(us.Devices) - 1; i >= 0; i-- {
-			d := us.Devices[i]
-			if !now.Before(d.Until) {
-				continue
-			}
-			if len(d.ID) > len(devicePrefix) && d.ID[:len(devicePrefix)] == devicePrefix {
-				if portal++; portal >= maxPortalDevices {
-					continue
-				}
-			}
-			kept = append(kept, d)
-		}
-		for i, j := 0, len(kept)-1; i < j; i, j = i+1, j-1 {
-			kept[i], kept[j] = kept[j], kept[i]
-		}
-		us.Devices = append(kept, state.Device{ID: id, Added: now, Until: now.Add(p.TrustFor)})
+		us.TrustDevice(id, now, now.Add(p.TrustFor))
 		return nil
 	})
 	if err != nil {
@@ -91,29 +69,15 @@ func (p *Portal) trusted(ctx context.Context, r *http.Request, u state.User, now
 	if err != nil || us == nil {
 		return false
 	}
-	want := []byte(trustedDeviceID(c.Value))
-	found := false
-	for _, d := range us.Devices {
-		if subtle.ConstantTimeCompare([]byte(d.ID), want) == 1 && now.Before(d.Until) {
-			found = true
-		}
-	}
-	return found
+	return us.Trusts(trustedDeviceID(c.Value), now)
 }
 
 // forgetDevices drops every trusted browser of the user.
 func (p *Portal) forgetDevices(ctx context.Context, userID string) error {
 	_, err := p.Env.Store.UpdateUser(ctx, userID, func(us *state.UserState) error {
-		kept := us.Devices[:0:0]
-		for _, d := range us.Devices {
-			if len(d.ID) < len(devicePrefix) || d.ID[:len(devicePrefix)] != devicePrefix {
-				kept = append(kept, d)
-			}
-		}
-		if len(kept) == len(us.Devices) {
+		if !us.ForgetDevices(devicePrefix) {
 			return errNoChange
 		}
-		us.Devices = kept
 		return nil
 	})
 	if errors.Is(err, errNoChange) {

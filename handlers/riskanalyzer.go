@@ -355,13 +355,7 @@ func (ra *RiskAnalyzer) recordUser(ctx context.Context, s *state.Session, q *raR
 	dev := deviceID(q)
 	_, err := ra.Env.Store.UpdateUser(ctx, s.UserID, func(u *state.UserState) error {
 		if register {
-			kept := u.Devices[:0]
-			for _, d := range u.Devices {
-				if d.ID != dev && d.Until.After(now) {
-					kept = append(kept, d)
-				}
-			}
-			u.Devices = append(kept, state.Device{ID: dev, Added: now, Until: now.Add(ra.DeviceTrust)})
+			u.TrustDevice(dev, now, now.Add(ra.DeviceTrust))
 		}
 		if remember {
 			u.History = append(u.History, state.Login{Time: now, ClientIP: s.ClientIP, DeviceID: dev, ClientApplication: q.clientApplication})
