@@ -26,7 +26,7 @@ func openRedis(b *testing.B) state.Store {
 		b.Skip("SKIPPED: redis-server is not installed (apt-get install -y redis-server)")
 	}
 	port := testkit.FreePort()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", b.TempDir())
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func startRedisServer(t *testing.T, port int) *exec.Cmd {
 	if err != nil {
 		t.Skip("SKIPPED: redis-server is not installed (apt-get install -y redis-server)")
 	}
-	cmd := startProc(t, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := startProc(t, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			c.Close()

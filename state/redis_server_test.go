@@ -18,6 +18,7 @@ type redisServer struct {
 	t    testing.TB
 	bin  string
 	port int
+	dir  string
 	cmd  *exec.Cmd
 }
 
@@ -41,8 +42,11 @@ func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port)
 // start runs the server (again) on its port and waits until it answers.
 func (s *redisServer) start() {
 	s.t.Helper()
+	if s.dir == "" {
+		s.dir = s.t.TempDir() // never the package directory: no stray dump.rdb is loaded or left
+	}
 	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
+		"--save", "", "--appendonly", "no", "--dir", s.dir)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}

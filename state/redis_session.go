@@ -240,10 +240,15 @@ func (r *Redis) fetchMany(ctx context.Context, keys []Key) ([]*Session, error) {
 
 // Scan implements Store with SCAN over the session keys (on every master in
 // cluster mode). Each batch is bounded by the timeout, not the whole scan.
+// SCAN may return a key more than once (when Redis resizes its table during
+// the scan), so the keys already visited are remembered: fn sees each
+// session once, at the cost of 32 bytes and a map entry per session for the
+// length of the scan.
 func (r *Redis) Scan(ctx context.Context, fn func(*Session) bool) error {
 	var (
 		mu   sync.Mutex
 		done bool
+		seen = map[Key]struct{}{}
 	)
 	errStop := errors.New("stop")
 	visit := func(ss []*Session) bool {
@@ -254,7 +259,14 @@ func (r *Redis) Scan(ctx context.Context, fn func(*Session) bool) error {
 			if done {
 				return false
 			}
-			if s != nil && s.Live(now) && !fn(s) {
+			if s == nil {
+				continue
+			}
+			if _, dup := seen[s.Key]; dup {
+				continue
+			}
+			seen[s.Key] = struct{}{}
+			if s.Live(now) && !fn(s) {
 				done = true
 			}
 		}
