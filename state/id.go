@@ -54,10 +54,12 @@ func NewID() string {
 }
 
 // ValidateID checks a caller-supplied session id: a v4 UUID (122 random
-// bits), or at least 22 base64url characters (132 bits) that do not look
-// constant (at least 8 distinct characters). Up to two padding '=' are
-// allowed at the end (not counted), and '+', '/' and '|' as found in some
-// vendors' ids. A string in UUID form must be a v4 UUID.
+// bits), or a string of at least 128 bits by its alphabet that does not
+// look constant (at least 8 distinct characters): 22 base64url characters
+// (6 bits each), 32 if they are all hex digits of one case (4 bits each),
+// 39 if they are all decimal digits. Up to two padding '=' are allowed at
+// the end (not counted), and '+', '/' and '|' as found in some vendors'
+// ids. A string in UUID form must be a v4 UUID.
 func ValidateID(id string) error {
 	if len(id) > MaxIDLength {
 		return ErrBadID
@@ -77,8 +79,13 @@ func ValidateID(id string) error {
 	}
 	var seen [256]bool
 	distinct := 0
+	digits, lowerHex, upperHex := true, true, true
 	for i := 0; i < len(body); i++ {
 		c := body[i]
+		isDigit := c >= '0' && c <= '9'
+		digits = digits && isDigit
+		lowerHex = lowerHex && (isDigit || c >= 'a' && c <= 'f')
+		upperHex = upperHex && (isDigit || c >= 'A' && c <= 'F')
 		switch {
 		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
 			c == '-', c == '_', c == '+', c == '/', c == '|':
@@ -90,7 +97,10 @@ func ValidateID(id string) error {
 			return ErrBadID
 		}
 	}
-	if distinct < 8 {
+	switch {
+	case distinct < 8,
+		digits && len(body) < 39,
+		(lowerHex || upperHex) && len(body) < 32:
 		return ErrBadID
 	}
 	return nil
