@@ -1,12 +1,13 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -130,20 +131,45 @@ func get[T any](d *e2eDemo, what string, a chromedp.Action[T]) T {
 	return v
 }
 
+// submit runs actions that end with a click on a form button and waits for
+// the page the browser is sent to (through any redirects), failing the test
+// if it does not load or answers an error status.
+func (d *e2eDemo) submit(what string, actions ...chromedp.Action[chromedp.Void]) {
+	d.t.Helper()
+	resp, err := chromedp.RunResponse(d.ctx, actions...)
+	if err != nil {
+		body, _ := chromedp.Run(d.ctx, chromedp.Text(chromedp.CSS("body")))
+		d.t.Fatalf("%s: %v\npage: %s", what, err, body)
+	}
+	if resp.Status >= 400 {
+		body, _ := chromedp.Run(d.ctx, chromedp.Text(chromedp.CSS("body")))
+		d.t.Fatalf("%s: %s answered %d\npage: %s", what, resp.URL, resp.Status, body)
+	}
+}
+
 // page checks that the browser is at path (and query, if given) and that
 // the page's text contains want, then saves a screenshot named name.
 func (d *e2eDemo) page(name, path, want string) {
 	d.t.Helper()
-	// The page may still be loading after a click: wait (bounded) until
-	// the browser is where it should be and the text is there.
+	// The page may still be loading: wait (bounded) until the browser is
+	// where it should be and the text is there. A query that meets a
+	// document being replaced fails ("No node with given id found");
+	// that is retried until the deadline, then reported.
 	var loc, body string
+	var err error
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		d.run("waiting for "+name, chromedp.WaitReady(chromedp.CSS("body")))
-		loc = get(d, "location of "+name, chromedp.Location())
-		body = get(d, "text of "+name, chromedp.Text(chromedp.CSS("body")))
-		if (strings.TrimPrefix(loc, d.base) == path && strings.Contains(body, want)) || time.Now().After(deadline) {
+		if err = chromedp.Do(d.ctx, chromedp.WaitReady(chromedp.CSS("body"))); err == nil {
+			if loc, err = chromedp.Run(d.ctx, chromedp.Location()); err == nil {
+				body, err = chromedp.Run(d.ctx, chromedp.Text(chromedp.CSS("body")))
+			}
+		}
+		done := err == nil && strings.TrimPrefix(loc, d.base) == path && strings.Contains(body, want)
+		if done || time.Now().After(deadline) || d.ctx.Err() != nil {
 			break
 		}
+	}
+	if err != nil {
+		d.t.Fatalf("%s: reading the page at %q: %v", name, loc, err)
 	}
 	png := get(d, "screenshot of "+name, chromedp.FullScreenshot(100))
 	d.n++
@@ -179,22 +205,41 @@ func (d *e2eDemo) sessionCookie() string {
 	return value
 }
 
-var logOTP = regexp.MustCompile(`"otp":"([0-9]+)"`)
+// deliveredMsg is the message of the development delivery's log line
+// (handlers.LogDeliverer).
+const deliveredMsg = "otp delivered to the log (development delivery, unsafe)"
 
-// mailedCodes counts the codes the development delivery has written to
-// Caddy's log so far.
-func (d *e2eDemo) mailedCodes() int {
+// mailedCodes returns, oldest first, the codes that the development
+// delivery has written to Caddy's JSON log for the demo user's email.
+func (d *e2eDemo) mailedCodes() []string {
 	b, _ := os.ReadFile(d.log)
-	return len(logOTP.FindAll(b, -1))
+	var codes []string
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var e struct {
+			Msg     string `json:"msg"`
+			Unsafe  bool   `json:"unsafe"`
+			Channel string `json:"channel"`
+			Login   string `json:"login"`
+			OTP     string `json:"otp"`
+		}
+		if json.Unmarshal(line, &e) != nil || e.Msg != deliveredMsg {
+			continue // another log line, or a line still being written
+		}
+		if !e.Unsafe || e.Channel != "email" || e.Login != "demo" || len(e.OTP) != 6 {
+			d.t.Fatalf("unexpected delivery log line: %s", line)
+		}
+		codes = append(codes, e.OTP)
+	}
+	return codes
 }
 
-// nextCode waits for the code after the first `seen` ones in Caddy's log.
+// nextCode waits (bounded) for a code after the first `seen` ones in
+// Caddy's log and returns the newest.
 func (d *e2eDemo) nextCode(seen int) string {
 	d.t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		b, _ := os.ReadFile(d.log)
-		if m := logOTP.FindAllSubmatch(b, -1); len(m) > seen {
-			return string(m[seen][1])
+		if codes := d.mailedCodes(); len(codes) > seen {
+			return codes[len(codes)-1]
 		}
 	}
 	d.t.Fatalf("no new code in Caddy's log %s", d.log)
@@ -207,11 +252,10 @@ func (d *e2eDemo) signIn() string {
 	d.t.Helper()
 	d.run("opening the app", chromedp.Navigate(d.base+"/"))
 	d.page("login", "/auth/login?redirect=%2F", "caddy-authsession demo")
-	d.run("signing in",
+	d.submit("signing in",
 		chromedp.SendKeys(chromedp.CSS("#login"), "demo"),
 		chromedp.SendKeys(chromedp.CSS("#password"), "demo-password"),
-		chromedp.Click(chromedp.CSS("#signin")),
-		chromedp.WaitVisible(chromedp.CSS("#factor-email")))
+		chromedp.Click(chromedp.CSS("#signin")))
 	d.page("factor-choice", "/auth/otp?redirect=%2F", "Confirm it is you")
 	pre := d.sessionCookie()
 	if state.ValidateID(pre) != nil {
@@ -235,7 +279,7 @@ func (d *e2eDemo) signOut() {
 	d.t.Helper()
 	d.run("opening sign-out", chromedp.Navigate(d.base+"/auth/logout"))
 	d.page("logout", "/auth/logout", "You are signed in as demo")
-	d.run("signing out", chromedp.Click(chromedp.CSS("#signout")), chromedp.WaitVisible(chromedp.CSS("#notice")))
+	d.submit("signing out", chromedp.Click(chromedp.CSS("#signout")))
 	d.page("signed-out", "/auth/login?signed_out=1", "You are signed out.")
 	d.run("opening the app again", chromedp.Navigate(d.base+"/"), chromedp.WaitVisible(chromedp.CSS("#signin")))
 	d.page("login-again", "/auth/login?redirect=%2F", "caddy-authsession demo")
@@ -249,12 +293,11 @@ func (d *e2eDemo) signOut() {
 func TestPortalE2EEmail(t *testing.T) {
 	d := startE2EDemo(t, "email")
 	pre := d.signIn()
-	seen := d.mailedCodes()
-	d.run("asking for a code", chromedp.Click(chromedp.CSS("#factor-email")), chromedp.WaitVisible(chromedp.CSS("#code")))
+	seen := len(d.mailedCodes())
+	d.submit("asking for a code", chromedp.Click(chromedp.CSS("#factor-email")))
 	d.page("email-code", "/auth/otp?factor=email&redirect=%2F", "We sent a one-time code to d***@example.com")
 	code := d.nextCode(seen)
-	d.run("entering the code", chromedp.SendKeys(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS("#verify")),
-		chromedp.WaitReady(chromedp.CSS("body")))
+	d.submit("entering the code", chromedp.SendKeys(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS("#verify")))
 	d.landed(pre)
 	// The pre-login id opens nothing.
 	if got := gateStatus(t, d.base, pre); got != 401 {
@@ -269,20 +312,19 @@ func TestPortalE2EEmail(t *testing.T) {
 func TestPortalE2ETOTP(t *testing.T) {
 	d := startE2EDemo(t, "totp")
 	pre := d.signIn()
-	d.run("choosing the app", chromedp.Click(chromedp.CSS("#factor-totp")), chromedp.WaitVisible(chromedp.CSS("#code")))
+	d.submit("choosing the app", chromedp.Click(chromedp.CSS("#factor-totp")))
 	d.page("totp-code", "/auth/otp?factor=totp&redirect=%2F", "Code from your authenticator app")
 	code, err := state.TOTPPolicy{}.Defaults().Code("JBSWY3DPEHPK3PXP", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.run("entering the code", chromedp.SendKeys(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS("#trust")),
-		chromedp.Click(chromedp.CSS("#verify")), chromedp.WaitReady(chromedp.CSS("body")))
+	d.submit("entering the code", chromedp.SendKeys(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS("#trust")),
+		chromedp.Click(chromedp.CSS("#verify")))
 	d.landed(pre)
 	d.signOut()
-	d.run("signing in on the trusted browser",
+	d.submit("signing in on the trusted browser",
 		chromedp.SendKeys(chromedp.CSS("#login"), "demo"),
 		chromedp.SendKeys(chromedp.CSS("#password"), "demo-password"),
-		chromedp.Click(chromedp.CSS("#signin")),
-		chromedp.WaitReady(chromedp.CSS("body")))
+		chromedp.Click(chromedp.CSS("#signin")))
 	d.page("trusted-sign-in", "/", "Hello demo, this is the protected demo app.")
 }
