@@ -76,7 +76,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 		CSRFKey: m.Sum(nil), Prefix: p.Prefix, Pages: pages, Title: p.Title, Logo: p.Logo,
 		Cookie: handlers.CookieSpec{Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
 			Insecure: app.Cookie.Insecure},
-		Limiter:  &handlers.FailureLimiter{Max: p.MaxFailures, Window: time.Duration(p.FailureWindow)},
+		Limiter:  failureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
 		ClientIP: clientIP,
 	}
 	if app.otp.async != nil {

@@ -55,8 +55,9 @@ type Portal struct {
 	// Title and Logo (an image URL) appear on every page.
 	Title string
 	Logo  string
-	// Limiter counts failures per IP and per login.
-	Limiter *FailureLimiter
+	// Limiter counts failures per IP and per login. Default: a
+	// FailureLimiter in memory with its defaults.
+	Limiter FailureCounter
 	// ClientIP returns the client's address; default: the host of
 	// RemoteAddr.
 	ClientIP func(*http.Request) string
@@ -240,7 +241,7 @@ func (p *Portal) storeFailed(w http.ResponseWriter, r *http.Request, op string, 
 // limited answers 429 with Retry-After if the client IP or login has
 // reached the failure limit.
 func (p *Portal) limited(w http.ResponseWriter, r *http.Request, now time.Time, keys ...string) bool {
-	until, blocked := p.Limiter.Blocked(now, keys...)
+	until, blocked := p.Limiter.Blocked(r.Context(), now, keys...)
 	if !blocked {
 		return false
 	}

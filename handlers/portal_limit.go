@@ -1,9 +1,23 @@
 package handlers
 
 import (
+	"context"
 	"sync"
 	"time"
 )
+
+// FailureCounter counts failed sign-in attempts per key (a client IP, a
+// login). FailureLimiter counts in memory; a shared store can count for
+// every instance (see caddymodule).
+type FailureCounter interface {
+	// Blocked reports whether any of keys has reached the limit at now
+	// and, if so, when the last of them may try again.
+	Blocked(ctx context.Context, now time.Time, keys ...string) (time.Time, bool)
+	// Fail records a failure of each of keys at now.
+	Fail(ctx context.Context, now time.Time, keys ...string)
+	// Reset forgets the failures of key.
+	Reset(ctx context.Context, key string)
+}
 
 // FailureLimiter counts failed sign-in attempts per key (a client IP, a
 // login) in a sliding window, in memory. A key that has reached Max
@@ -64,7 +78,7 @@ func (l *FailureLimiter) recent(key string, now time.Time, window time.Duration)
 
 // Blocked reports whether any of keys has reached the limit at now and, if
 // so, the time at which the last of them may try again.
-func (l *FailureLimiter) Blocked(now time.Time, keys ...string) (time.Time, bool) {
+func (l *FailureLimiter) Blocked(_ context.Context, now time.Time, keys ...string) (time.Time, bool) {
 	max, window, _ := l.defaults()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -81,7 +95,7 @@ func (l *FailureLimiter) Blocked(now time.Time, keys ...string) (time.Time, bool
 }
 
 // Fail records a failure for each of keys at now.
-func (l *FailureLimiter) Fail(now time.Time, keys ...string) {
+func (l *FailureLimiter) Fail(_ context.Context, now time.Time, keys ...string) {
 	max, window, maxKeys := l.defaults()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -104,7 +118,7 @@ func (l *FailureLimiter) Fail(now time.Time, keys ...string) {
 }
 
 // Reset forgets the failures of key (after a successful sign-in).
-func (l *FailureLimiter) Reset(key string) {
+func (l *FailureLimiter) Reset(_ context.Context, key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.fail, key)
@@ -117,3 +131,5 @@ func (l *FailureLimiter) sweep(now time.Time, window time.Duration) {
 		l.recent(k, now, window)
 	}
 }
+
+var _ FailureCounter = (*FailureLimiter)(nil)

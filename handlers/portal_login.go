@@ -50,7 +50,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	}
 	u, ok := p.Users.CheckPassword(login, password)
 	if !ok {
-		p.Limiter.Fail(now, ipKey(ip), userKey(login))
+		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(login))
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{Redirect: t, Login: login,
 			Error: "Wrong login or password."})
@@ -86,7 +86,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p.setSession(w, id)
 	if trusted {
-		p.Limiter.Reset(userKey(u.Login))
+		p.Limiter.Reset(r.Context(), userKey(u.Login))
 		p.Env.Logger.Info("portal sign-in complete on a trusted device", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
 		finish(w, r, t)
 		return

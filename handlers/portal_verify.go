@@ -97,12 +97,12 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	switch res {
 	case state.OTPOK:
 	case state.OTPBlocked:
-		p.Limiter.Fail(now, ipKey(ip), userKey(u.Login))
+		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
 		w.Header().Set("Retry-After", retryAfter(now.Add(p.OTP.BlockFor), now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return
 	default:
-		p.Limiter.Fail(now, ipKey(ip), userKey(u.Login))
+		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
 		msg := "That code is not right. Please try again."
 		switch res {
 		case state.OTPExpired, state.OTPUsed, state.OTPNone:
@@ -116,7 +116,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "rotate", err)
 		return
 	}
-	p.Limiter.Reset(userKey(u.Login))
+	p.Limiter.Reset(r.Context(), userKey(u.Login))
 	p.setSession(w, id)
 	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
 		p.trustDevice(ctx, w, u, now)

@@ -1,0 +1,65 @@
+package caddymodule
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// sharedFailures counts the portal's sign-in failures in the Redis store,
+// so that instances behind one load balancer share the limits (an attacker
+// gets max_failures in all, not per instance) and a restart forgets none.
+// It counts in memory too: when Redis cannot answer, the local count still
+// applies.
+type sharedFailures struct {
+	local  *handlers.FailureLimiter
+	shared *state.FailureWindow
+	log    *zap.Logger
+}
+
+// failureCounter returns the portal's failure counter for the app's store.
+func failureCounter(store state.Store, max int, window time.Duration, log *zap.Logger) handlers.FailureCounter {
+	local := &handlers.FailureLimiter{Max: max, Window: window}
+	rs, ok := store.(*state.Redis)
+	if !ok {
+		return local
+	}
+	if max <= 0 {
+		max = handlers.DefaultFailureMax
+	}
+	if window <= 0 {
+		window = handlers.DefaultFailureWindow
+	}
+	return &sharedFailures{local: local, shared: rs.FailureWindow(max, window), log: log}
+}
+
+func (s *sharedFailures) Blocked(ctx context.Context, now time.Time, keys ...string) (time.Time, bool) {
+	until, blocked := s.local.Blocked(ctx, now, keys...)
+	su, sb, err := s.shared.Blocked(ctx, now, keys...)
+	if err != nil {
+		s.log.Warn("portal failure limits: shared counts unavailable, using this instance's", zap.Error(err))
+		return until, blocked
+	}
+	if sb && su.After(until) {
+		until = su
+	}
+	return until, blocked || sb
+}
+
+func (s *sharedFailures) Fail(ctx context.Context, now time.Time, keys ...string) {
+	s.local.Fail(ctx, now, keys...)
+	if err := s.shared.Fail(ctx, now, keys...); err != nil {
+		s.log.Warn("portal failure limits: could not record a failure in the store", zap.Error(err))
+	}
+}
+
+func (s *sharedFailures) Reset(ctx context.Context, key string) {
+	s.local.Reset(ctx, key)
+	if err := s.shared.Reset(ctx, key); err != nil {
+		s.log.Warn("portal failure limits: could not reset a count in the store", zap.Error(err))
+	}
+}

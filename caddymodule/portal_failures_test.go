@@ -1,0 +1,73 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
+)
+
+// TestPortalFailuresSharedThroughRedis: two instances on one Redis share
+// the portal's failure limits, and with Redis gone each still applies its
+// own count.
+func TestPortalFailuresSharedThroughRedis(t *testing.T) {
+	port := freePort()
+	srv := startRedisServer(t, port)
+	open := func() handlers.FailureCounter {
+		st, err := state.NewRedis(state.RedisOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return failureCounter(st, 4, 5*time.Minute, zap.NewNop())
+	}
+	a, b := open(), open()
+	if _, shared := a.(*sharedFailures); !shared {
+		t.Fatalf("a Redis store gives %T, want the shared counter", a)
+	}
+	ctx := context.Background()
+	now := time.Now()
+	// Two failures on each instance: the key is blocked on both.
+	for i, c := range []handlers.FailureCounter{a, b, a, b} {
+		if _, blocked := c.Blocked(ctx, now, "user:alice"); blocked {
+			t.Fatalf("blocked after %d failures", i)
+		}
+		c.Fail(ctx, now, "user:alice")
+	}
+	for name, c := range map[string]handlers.FailureCounter{"a": a, "b": b} {
+		if until, blocked := c.Blocked(ctx, now, "user:alice"); !blocked || until.Sub(now) < 4*time.Minute {
+			t.Fatalf("instance %s after 4 failures over two instances: blocked %v until %v", name, blocked, until)
+		}
+	}
+	b.Reset(ctx, "user:alice")
+	if _, blocked := a.Blocked(ctx, now, "user:alice"); blocked {
+		t.Fatal("a reset on b did not reach a")
+	}
+
+	// Without Redis, each instance counts alone.
+	_ = srv.Process.Kill()
+	_ = srv.Wait()
+	for range 4 {
+		a.Fail(ctx, now, "ip:192.0.2.7")
+	}
+	if _, blocked := a.Blocked(ctx, now, "ip:192.0.2.7"); !blocked {
+		t.Fatal("with Redis down, the local count was not applied")
+	}
+	if _, blocked := b.Blocked(ctx, now, "ip:192.0.2.7"); blocked {
+		t.Fatal("with Redis down, b saw a's failures")
+	}
+
+	// Any other store counts in memory.
+	mem := state.NewMemory(state.MemoryOptions{})
+	defer mem.Close()
+	if c := failureCounter(mem, 0, 0, zap.NewNop()); c == nil {
+		t.Fatal("no counter for the memory store")
+	} else if _, ok := c.(*handlers.FailureLimiter); !ok {
+		t.Fatalf("memory store gives %T, want *handlers.FailureLimiter", c)
+	}
+}
