@@ -19,7 +19,8 @@ import (
 // record keeps only the token's SHA-256 in UserState.Devices (the registry
 // the risk-analyzer API also fills), with an expiry. On the next sign-in
 // from that browser the right password alone authenticates the session.
-// Signing out of every session forgets the user's trusted browsers.
+// Signing out of every session forgets the user's trusted browsers, and a
+// new password ends their trust (the hash is bound to the password's).
 
 // FactorTrustedDevice is the factor recorded on a session authenticated by
 // password on a trusted browser (a gate's require_factor can refuse it).
@@ -31,16 +32,22 @@ const devicePrefix = "portal:"
 // deviceCookie is the name of the trusted-device cookie.
 func (p *Portal) deviceCookie() string { return p.Cookie.Name + "_device" }
 
-func trustedDeviceID(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return devicePrefix + hex.EncodeToString(h[:])
+// trustedDeviceID is what the registry keeps of a browser's token: its
+// SHA-256 bound to the user's current password hash, so that changing the
+// password (caddy authsession user passwd) ends the trust of every browser.
+func trustedDeviceID(token string, u state.User) string {
+	h := sha256.New()
+	h.Write([]byte(token))
+	h.Write([]byte{0})
+	h.Write([]byte(u.PasswordHash))
+	return devicePrefix + hex.EncodeToString(h.Sum(nil))
 }
 
 // trustDevice registers the browser as trusted for u and sets its cookie.
 // A failure is logged: the sign-in has succeeded anyway.
 func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state.User, now time.Time) {
 	token := state.NewID()
-	id := trustedDeviceID(token)
+	id := trustedDeviceID(token, u)
 	_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
 		us.TrustDevice(id, now, now.Add(p.TrustFor))
 		return nil
@@ -69,7 +76,7 @@ func (p *Portal) trusted(ctx context.Context, r *http.Request, u state.User, now
 	if err != nil || us == nil {
 		return false
 	}
-	return us.Trusts(trustedDeviceID(c.Value), now)
+	return us.Trusts(trustedDeviceID(c.Value, u), now)
 }
 
 // forgetDevices drops every trusted browser of the user.

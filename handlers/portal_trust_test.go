@@ -4,10 +4,14 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -183,4 +187,42 @@ func TestPortalSMSWebhookFactor(t *testing.T) {
 	o.get("/auth/otp")
 	resp = o.post("/auth/otp/send", "factor", "sms")
 	wantStatus(t, resp, http.StatusBadRequest, o.page)
+}
+
+// TestPortalNewPasswordEndsTrust: a browser trusted under the old password
+// must pass the second factor again after the password changes.
+func TestPortalNewPasswordEndsTrust(t *testing.T) {
+	f := newPortalFixture(t, "")
+	f.portal.TrustFor = 30 * 24 * time.Hour
+	b := f.browser(t)
+	b.signIn("totponly", "")
+	wantStatus(t, b.totpCode(true), http.StatusSeeOther, b.page)
+	token := b.deviceCookie()
+	au, _ := url.Parse(f.srv.URL + "/auth/")
+	signInWith := func(password string) *http.Response {
+		o := f.browser(t)
+		o.c.Jar.SetCookies(au, []*http.Cookie{{Name: "authsession_device", Value: token, Path: "/auth"}})
+		o.get("/auth/login")
+		return o.post("/auth/login", "login", "totponly", "password", password)
+	}
+	if resp := signInWith(demoPassword); resp.Header.Get("Location") != "/" {
+		t.Fatalf("trusted browser, same password: Location %q, want /", resp.Header.Get("Location"))
+	}
+
+	// The administrator sets a new password (the users file is reloaded).
+	hash, err := bcrypt.GenerateFromPassword([]byte("new-password"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(p, []byte(`{"users":[{"id":"totp-id","login":"totponly","password_hash":"`+string(hash)+
+		`","totp_secret":"`+demoSecret+`","factors":["ChallengeOMATOTP"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f.portal.Users, err = state.LoadUsers(p, false); err != nil {
+		t.Fatal(err)
+	}
+	if resp := signInWith("new-password"); resp.Header.Get("Location") != "/auth/otp" {
+		t.Fatalf("trusted browser, new password: Location %q, want the second factor", resp.Header.Get("Location"))
+	}
 }
