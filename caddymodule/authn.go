@@ -127,13 +127,7 @@ func (a *App) parseAuthn(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	c := new(AuthnConfig)
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] && opt != "client" {
-			return d.Errf("authn %s given twice", opt)
-		}
-		seen[opt] = true
+	if err := eachOption(d, "authn", []string{"client"}, func(opt string) error {
 		switch opt {
 		case "client":
 			args := d.RemainingArgs()
@@ -163,6 +157,9 @@ func (a *App) parseAuthn(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized authn option %q", opt)
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	a.Authn = c
 	return nil

@@ -62,14 +62,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		repeatable := opt == "api_user" || opt == "api_token" || opt == "api_token_sha256"
-		if seen[opt] && !repeatable {
-			return d.Errf("%s given twice", opt)
-		}
-		seen[opt] = true
+	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256"}, func(opt string) error {
 		var err error
 		switch opt {
 		case "store":
@@ -131,11 +124,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // parseStore reads "store <module> ..." through the module's own
@@ -158,13 +148,7 @@ func (a *App) parseCookie(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	c := new(CookieConfig)
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("cookie %s given twice", opt)
-		}
-		seen[opt] = true
+	if err := eachOption(d, "cookie", nil, func(opt string) error {
 		var err error
 		switch opt {
 		case "name":
@@ -181,9 +165,9 @@ func (a *App) parseCookie(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized cookie option %q", opt)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	a.Cookie = c
 	return nil
@@ -260,13 +244,7 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] && opt != "upstream_header" {
-			return d.Errf("%s given twice", opt)
-		}
-		seen[opt] = true
+	return eachOption(d, "", []string{"upstream_header"}, func(opt string) error {
 		var err error
 		switch opt {
 		case "login_url":
@@ -308,11 +286,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized authsession gate option %q", opt)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // oneArg reads exactly one argument.
@@ -346,3 +321,21 @@ var (
 	_ caddyfile.Unmarshaler = (*API)(nil)
 	_ caddyfile.Unmarshaler = (*Gate)(nil)
 )
+
+// eachOption calls fn for each option of the block at d's cursor and
+// refuses an option given twice, unless it is one of repeatable. what
+// names the block in that error ("" at the top of a directive).
+func eachOption(d *caddyfile.Dispenser, what string, repeatable []string, fn func(opt string) error) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] && !slices.Contains(repeatable, opt) {
+			return d.Errf("%s given twice", strings.TrimSpace(what+" "+opt))
+		}
+		seen[opt] = true
+		if err := fn(opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -39,13 +39,7 @@ func (a *App) parseOTP(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	c := new(OTPConfig)
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("otp %s given twice", opt)
-		}
-		seen[opt] = true
+	if err := eachOption(d, "otp", nil, func(opt string) error {
 		var err error
 		switch opt {
 		case "digits":
@@ -95,9 +89,9 @@ func (a *App) parseOTP(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized otp option %q", opt)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	a.OTP = c
 	return nil
@@ -108,13 +102,7 @@ func parseSMTP(d *caddyfile.Dispenser) (*SMTPConfig, error) {
 		return nil, d.ArgErr()
 	}
 	s := new(SMTPConfig)
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] {
-			return nil, d.Errf("smtp %s given twice", opt)
-		}
-		seen[opt] = true
+	err := eachOption(d, "smtp", nil, func(opt string) error {
 		var err error
 		switch opt {
 		case "host":
@@ -124,7 +112,7 @@ func parseSMTP(d *caddyfile.Dispenser) (*SMTPConfig, error) {
 		case "tls":
 			s.TLS, err = oneArg(d)
 			if err == nil && s.TLS != "none" && s.TLS != "starttls" && s.TLS != "tls" {
-				return nil, d.Errf("smtp tls must be none, starttls or tls, not %q", s.TLS)
+				return d.Errf("smtp tls must be none, starttls or tls, not %q", s.TLS)
 			}
 		case "username":
 			s.Username, err = oneArg(d)
@@ -137,11 +125,12 @@ func parseSMTP(d *caddyfile.Dispenser) (*SMTPConfig, error) {
 		case "body":
 			s.Body, err = oneArg(d)
 		default:
-			return nil, d.Errf("unrecognized smtp option %q", opt)
+			return d.Errf("unrecognized smtp option %q", opt)
 		}
-		if err != nil {
-			return nil, err
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if s.Host == "" || s.From == "" {
 		return nil, d.Err("smtp needs host and from")

@@ -142,13 +142,7 @@ func (p *Portal) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("portal %s given twice", opt)
-		}
-		seen[opt] = true
+	return eachOption(d, "portal", nil, func(opt string) error {
 		var err error
 		switch opt {
 		case "prefix":
@@ -190,11 +184,8 @@ func (p *Portal) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized portal option %q", opt)
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func positiveInt(d *caddyfile.Dispenser, v string) (int, error) {

@@ -88,13 +88,7 @@ func (a *App) parseRiskAnalyzer(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	c := new(RiskAnalyzerConfig)
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("risk_analyzer %s given twice", opt)
-		}
-		seen[opt] = true
+	if err := eachOption(d, "risk_analyzer", nil, func(opt string) error {
 		switch opt {
 		case "success_status", "pending_status":
 			args := d.RemainingArgs()
@@ -135,6 +129,9 @@ func (a *App) parseRiskAnalyzer(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized risk_analyzer option %q", opt)
 		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	for _, v := range c.PendingStatuses {
 		if slices.Contains(c.SuccessStatuses, v) || (len(c.SuccessStatuses) == 0 && v == 0) {

@@ -69,13 +69,8 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		if seen[d.Val()] {
-			return d.Errf("store memory: %s given twice", d.Val())
-		}
-		seen[d.Val()] = true
-		switch d.Val() {
+	return eachOption(d, "store memory", nil, func(opt string) error {
+		switch opt {
 		case "cleanup_interval":
 			dur, err := parseDuration(d)
 			if err != nil {
@@ -83,10 +78,10 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			m.CleanupInterval = caddy.Duration(dur)
 		default:
-			return d.Errf("unrecognized store memory option %q", d.Val())
+			return d.Errf("unrecognized store memory option %q", opt)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // parseDuration reads exactly one duration argument.

@@ -148,13 +148,7 @@ func (fs *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("store file option %q given twice", opt)
-		}
-		seen[opt] = true
+	return eachOption(d, "store file", nil, func(opt string) error {
 		switch opt {
 		case "encryption_key":
 			if !d.NextArg() {
@@ -180,8 +174,8 @@ func (fs *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized store file option %q", opt)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Interface guards

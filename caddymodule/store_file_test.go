@@ -32,7 +32,7 @@ func TestFileStoreCaddyfile(t *testing.T) {
 				FlushInterval: caddy.Duration(30 * time.Second), SweepInterval: caddy.Duration(5 * time.Minute)}},
 		{in: `file a b`, wantErr: "wrong argument count"},
 		{in: "file {\n bogus 1\n}", wantErr: `unrecognized store file option "bogus"`},
-		{in: "file {\n flush_interval 1m\n flush_interval 2m\n}", wantErr: `"flush_interval" given twice`},
+		{in: "file {\n flush_interval 1m\n flush_interval 2m\n}", wantErr: `store file flush_interval given twice`},
 		{in: "file {\n flush_interval\n}", wantErr: "wrong argument count"},
 		{in: "file {\n flush_interval soon\n}", wantErr: `bad duration "soon"`},
 		{in: "file {\n sweep_interval 0s\n}", wantErr: "sweep_interval must be positive"},

@@ -221,13 +221,7 @@ func (rs *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("store redis: %s given twice", opt)
-		}
-		seen[opt] = true
+	if err := eachOption(d, "store redis", nil, func(opt string) error {
 		var err error
 		switch opt {
 		case "addresses":
@@ -268,9 +262,9 @@ func (rs *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized store redis option %q", opt)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	if rs.URL == "" && len(rs.Addresses) == 0 {
 		return d.Err("store redis needs a url or addresses")
