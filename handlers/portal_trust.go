@@ -33,13 +33,15 @@ const devicePrefix = "portal:"
 func (p *Portal) deviceCookie() string { return p.Cookie.Name + "_device" }
 
 // trustedDeviceID is what the registry keeps of a browser's token: its
-// SHA-256 bound to the user's current password hash, so that changing the
-// password (caddy authsession user passwd) ends the trust of every browser.
+// SHA-256 bound to the user's current password hash and TOTP secret, so
+// that a new password (caddy authsession user passwd) or a new TOTP
+// enrolment ends the trust of every browser.
 func trustedDeviceID(token string, u state.User) string {
 	h := sha256.New()
-	h.Write([]byte(token))
-	h.Write([]byte{0})
-	h.Write([]byte(u.PasswordHash))
+	for _, part := range []string{token, u.PasswordHash, u.TOTPSecret} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
 	return devicePrefix + hex.EncodeToString(h.Sum(nil))
 }
 

@@ -190,7 +190,8 @@ func TestPortalSMSWebhookFactor(t *testing.T) {
 }
 
 // TestPortalNewPasswordEndsTrust: a browser trusted under the old password
-// must pass the second factor again after the password changes.
+// (or the old TOTP secret) must pass the second factor again after it
+// changes.
 func TestPortalNewPasswordEndsTrust(t *testing.T) {
 	f := newPortalFixture(t, "")
 	f.portal.TrustFor = 30 * 24 * time.Hour
@@ -224,5 +225,27 @@ func TestPortalNewPasswordEndsTrust(t *testing.T) {
 	}
 	if resp := signInWith("new-password"); resp.Header.Get("Location") != "/auth/otp" {
 		t.Fatalf("trusted browser, new password: Location %q, want the second factor", resp.Header.Get("Location"))
+	}
+
+	// Trusted again under the new password, then the TOTP secret is
+	// enrolled anew: the trust ends too.
+	b = f.browser(t)
+	b.get("/auth/login")
+	wantStatus(t, b.post("/auth/login", "login", "totponly", "password", "new-password"), http.StatusSeeOther, b.page)
+	f.clk.Advance(31 * time.Second)
+	wantStatus(t, b.totpCode(true), http.StatusSeeOther, b.page)
+	token = b.deviceCookie()
+	if resp := signInWith("new-password"); resp.Header.Get("Location") != "/" {
+		t.Fatalf("trusted again: Location %q, want /", resp.Header.Get("Location"))
+	}
+	if err := os.WriteFile(p, []byte(`{"users":[{"id":"totp-id","login":"totponly","password_hash":"`+string(hash)+
+		`","totp_secret":"KRSXG5CTMVRXEZLU","factors":["ChallengeOMATOTP"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f.portal.Users, err = state.LoadUsers(p, false); err != nil {
+		t.Fatal(err)
+	}
+	if resp := signInWith("new-password"); resp.Header.Get("Location") != "/auth/otp" {
+		t.Fatalf("trusted browser, new TOTP secret: Location %q, want the second factor", resp.Header.Get("Location"))
 	}
 }
