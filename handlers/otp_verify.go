@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -33,6 +34,21 @@ type sessionBody struct {
 
 // sessionKey returns the key of the session named in the body or, failing
 // that, by the session cookie; ok is false (and the answer written) when
+// findSession returns the session named in the body or by the cookie (see
+// sessionKey), answering failures itself.
+func (o *OTPSessions) findSession(ctx context.Context, w http.ResponseWriter, r *http.Request, fromBody string) (*state.Session, bool) {
+	key, ok := o.sessionKey(w, r, fromBody)
+	if !ok {
+		return nil, false
+	}
+	cur, err := o.Env.Store.Get(ctx, key)
+	if err != nil {
+		o.storeFail(w, "get", err)
+		return nil, false
+	}
+	return cur, true
+}
+
 // neither names a well-formed id.
 func (o *OTPSessions) sessionKey(w http.ResponseWriter, r *http.Request, fromBody string) (state.Key, bool) {
 	id := fromBody
@@ -78,18 +94,13 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	key, ok := o.sessionKey(w, r, in.SessionID)
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	cur, ok := o.findSession(ctx, w, r, in.SessionID)
 	if !ok {
 		return
 	}
-	ctx, cancel := o.Env.storeCtx(r)
-	defer cancel()
-	now := o.Env.now()
-	cur, err := o.Env.Store.Get(ctx, key)
-	if err != nil {
-		o.storeFail(w, "get", err)
-		return
-	}
+	key, now := cur.Key, o.Env.now()
 	if cur.EffectiveStatus(now) == state.StatusChallengeBlocked {
 		o.storeFail(w, "verify", &state.BlockedError{Until: cur.BlockedUntil})
 		return
@@ -117,7 +128,7 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var res state.OTPResult
-	_, err = o.Env.Store.Update(ctx, key, func(s *state.Session) error {
+	_, err := o.Env.Store.Update(ctx, key, func(s *state.Session) error {
 		switch {
 		case totpOK:
 			res = state.OTPOK
@@ -182,18 +193,13 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 			return
 		}
 	}
-	key, ok := o.sessionKey(w, r, in.SessionID)
+	ctx, cancel := o.Env.storeCtx(r)
+	defer cancel()
+	cur, ok := o.findSession(ctx, w, r, in.SessionID)
 	if !ok {
 		return
 	}
-	ctx, cancel := o.Env.storeCtx(r)
-	defer cancel()
-	now := o.Env.now()
-	cur, err := o.Env.Store.Get(ctx, key)
-	if err != nil {
-		o.storeFail(w, "get", err)
-		return
-	}
+	key, now := cur.Key, o.Env.now()
 	if mail {
 		if _, to := o.destination(cur); to == "" || o.Delivery == nil {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")

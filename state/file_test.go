@@ -13,28 +13,15 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/authsession/caddy-authsession/internal/testkit"
 )
 
 // testClock is an injected clock that tests move by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type testClock = testkit.Clock
 
 func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	return testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 func openTestFile(t *testing.T, opts FileOptions) *File {
@@ -143,10 +130,7 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
 	var want []*Session
 	for i, user := range []string{"alice", "alice", "bob"} {
 		s := fullSession(t, clk.Now().Add(time.Duration(i)*time.Second), user)
@@ -234,10 +218,7 @@ func TestFileExpiry(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
 	short := NewSession(NewID(), nil, clk.Now(), 6*time.Minute, 0)
 	idle := NewSession(NewID(), nil, clk.Now(), time.Hour, 5*time.Minute)
 	for _, s := range []*Session{short, idle} {
@@ -398,10 +379,7 @@ func TestFileConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
 	const writers, each = 8, 40
 	keys := make([][]Key, writers)
 	var wg sync.WaitGroup
@@ -665,10 +643,7 @@ func TestFileBackgroundLoad(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
 	var ss []*Session
 	for i := range 40 {
 		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
@@ -739,10 +714,7 @@ func TestFileBackgroundLoad(t *testing.T) {
 func TestFileBackgroundLoadSkipsBadRecord(t *testing.T) {
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
 	var bad Key
 	for i := range 20 {
 		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
