@@ -185,14 +185,7 @@ func (it *authnIT) mailedCode(to string) string {
 // gate returns the gate's status for a session id.
 func (it *authnIT) gate(sid string) int {
 	it.t.Helper()
-	req, _ := http.NewRequest("GET", it.base+"/app", nil)
-	req.AddCookie(&http.Cookie{Name: "authsession", Value: sid})
-	resp, err := it.tester.Client.Do(req)
-	if err != nil {
-		it.t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return cookieStatus(it.t, it.base+"/app", "authsession", sid)
 }
 
 func (it *authnIT) lastHook() handlers.WebhookPayload {

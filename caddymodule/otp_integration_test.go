@@ -122,16 +122,7 @@ http://localhost:{PORT} {
 	code := m[1]
 
 	// Not yet through the gate.
-	gate := func() int {
-		req, _ := http.NewRequest("GET", base+"/app", nil)
-		req.AddCookie(&http.Cookie{Name: "authsession", Value: itSessionID})
-		resp, err := tester.Client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	gate := func() int { return cookieStatus(t, base+"/app", "authsession", itSessionID) }
 	if st := gate(); st != 401 {
 		t.Fatalf("gate before verify: %d", st)
 	}

@@ -203,15 +203,8 @@ http://localhost:{PORT} {
 		t.Fatalf("app said %q", page)
 	}
 	// The pre-login id is refused by the gate.
-	req, _ := http.NewRequest("GET", base+"/app", nil)
-	req.AddCookie(&http.Cookie{Name: "sid", Value: pre})
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("pre-login id: %d, want 401", resp.StatusCode)
+	if st := cookieStatus(t, base+"/app", "sid", pre); st != http.StatusUnauthorized {
+		t.Fatalf("pre-login id: %d, want 401", st)
 	}
 	if state.ValidateID(pre) != nil {
 		t.Fatalf("pre-login id %q malformed", pre)

@@ -144,8 +144,15 @@ func oamCall(t *testing.T, method, u, body string) (int, string) {
 // gateStatus asks the gate for a protected page with the session cookie.
 func gateStatus(t *testing.T, base, id string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+"/protected", nil)
-	req.AddCookie(&http.Cookie{Name: "authsession", Value: id})
+	return cookieStatus(t, base+"/protected", "authsession", id)
+}
+
+// cookieStatus returns the status of a GET of url sent with the cookie
+// name=value, as an API client (no redirect to follow).
+func cookieStatus(t *testing.T, url, name, value string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.AddCookie(&http.Cookie{Name: name, Value: value})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

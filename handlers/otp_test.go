@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,32 +32,22 @@ const (
 
 type otpFixture struct {
 	h     http.Handler
-	now   time.Time
-	mu    sync.Mutex
+	clk   *fakeClock
 	store *state.Memory
 	smtp  *smtptest.Server
 	logs  *observer.ObservedLogs
 	async *Async
 }
 
-func (f *otpFixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *otpFixture) advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-}
+func (f *otpFixture) clock() time.Time        { return f.clk.Now() }
+func (f *otpFixture) advance(d time.Duration) { f.clk.Advance(d) }
 
 // newOTPFixture serves the OTP family with a users file holding "alice"
 // (mail, TOTP) and mail going to a loopback SMTP server (smtpUp) or to a
 // closed port.
 func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 	t.Helper()
-	f := &otpFixture{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	f := &otpFixture{clk: testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))}
 	f.store = state.NewMemory(state.MemoryOptions{Now: f.clock})
 	t.Cleanup(func() { f.store.Close() })
 	core, logs := observer.New(zapcore.DebugLevel)
