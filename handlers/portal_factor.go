@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -60,7 +59,7 @@ func (p *Portal) factorPage(w http.ResponseWriter, r *http.Request) {
 // it; else the choice, or the only factor).
 func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int, s *state.Session, u state.User, factor, msg string) {
 	fs := p.factors(u)
-	if !slices.ContainsFunc(fs, func(f factorChoice) bool { return f.Key == factor }) {
+	if !hasFactor(fs, factor) {
 		factor = ""
 		if len(fs) == 1 && fs[0].Key == factorKeyTOTP {
 			factor = factorKeyTOTP

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"go.uber.org/zap"
@@ -148,10 +149,5 @@ func sent(k string) bool { return k == factorKeyEmail || k == factorKeySMS }
 
 // hasFactor reports whether fs has the factor k.
 func hasFactor(fs []factorChoice, k string) bool {
-	for _, f := range fs {
-		if f.Key == k {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(fs, func(f factorChoice) bool { return f.Key == k })
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +29,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	factor := r.PostFormValue("factor")
-	if !slices.ContainsFunc(p.factors(u), func(f factorChoice) bool { return f.Key == factor }) {
+	if !hasFactor(p.factors(u), factor) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Choose how to confirm your sign-in.")
 		return
 	}
