@@ -2,13 +2,10 @@ package caddymodule
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -328,62 +325,14 @@ func (a *App) tokenHashes(repl *caddy.Replacer) ([][32]byte, error) {
 	return out, nil
 }
 
-// sealer returns the id sealer from the configured key, or from the key
-// kept in Caddy's data directory (made on first use).
+// sealer returns the sealer for sealed values (seal_key, or the key file
+// seal.key in Caddy's data directory, made on first use).
 func (a *App) sealer(repl *caddy.Replacer) (*state.Sealer, error) {
-	if a.SealKey != "" {
-		raw := repl.ReplaceAll(a.SealKey, "")
-		key, err := decodeKey(raw)
-		if err != nil {
-			return nil, fmt.Errorf("seal_key: %w", err)
-		}
-		return state.NewSealer(key)
+	key, err := a.loadOrCreateKey(repl, a.SealKey, "seal_key", "seal.key")
+	if err != nil {
+		return nil, err
 	}
-	path := filepath.Join(caddy.AppDataDir(), "authsession", "seal.key")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		key, err := decodeKey(strings.TrimSpace(string(b)))
-		if err != nil {
-			return nil, fmt.Errorf("seal key file %s: %w", path, err)
-		}
-		return state.NewSealer(key)
-	case errors.Is(err, os.ErrNotExist):
-		key := state.NewSealKey()
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("creating seal key directory: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			return a.sealer(repl) // made meanwhile by another instance
-		}
-		if err != nil {
-			return nil, fmt.Errorf("creating seal key file: %w", err)
-		}
-		_, err = f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("writing seal key file %s: %w", path, err)
-		}
-		a.logger.Info("generated a new seal key", zap.String("file", path))
-		return state.NewSealer(key)
-	default:
-		return nil, fmt.Errorf("reading seal key file %s: %w", path, err)
-	}
-}
-
-func decodeKey(s string) ([]byte, error) {
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != state.SealKeySize {
-				return nil, fmt.Errorf("key must be %d bytes, got %d", state.SealKeySize, len(b))
-			}
-			return b, nil
-		}
-	}
-	return nil, errors.New("key is not base64")
+	return state.NewSealer(key)
 }
 
 // appFrom returns the authsession app of ctx, loading it with defaults if

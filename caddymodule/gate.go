@@ -27,7 +27,11 @@ func init() {
 // accepting text/html) without one are redirected to the login URL with
 // the original URI in a "redirect" query parameter; other clients get 401
 // with a WWW-Authenticate header and a small JSON body. A session that
-// fails require_group gets 403.
+// fails require_group gets 403, and 503 answers when the store cannot be
+// read. When the server has error routes (handle_errors), these refusals
+// (302, 401, 403, 503) go through Caddy's error path instead, with their
+// Location or WWW-Authenticate header already set, so the routes can
+// restyle them; {err.message} then says why.
 //
 // Client-sent headers named in upstream_headers are always removed before
 // the trusted values are set. On pass it sets these placeholders:
@@ -136,16 +140,40 @@ func (g *Gate) Validate() error {
 
 // ServeHTTP lets authenticated requests through and answers the others.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s, outcome := g.gate.Check(w, r)
+	s, outcome := g.gate.Decide(r)
 	g.decisions[outcome].Inc()
 	if outcome != handlers.Pass {
-		return nil
+		return g.refuse(w, r, outcome)
 	}
 	// One provider resolves every placeholder on demand, instead of
 	// setting each one on every request.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Map(func(key string) (any, bool) { return placeholder(s, key) })
 	return next.ServeHTTP(w, r)
+}
+
+// refuse answers a refused request. When the server has error routes
+// (handle_errors), the refusal goes through Caddy's error path with its
+// headers (Location, WWW-Authenticate) already set, so those routes can
+// restyle it; otherwise the gate writes its standard answer, as a server
+// without error routes would only write the bare status.
+func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, o handlers.Outcome) error {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok &&
+		srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		status := g.gate.PrepareRefusal(w, r, o)
+		return caddyhttp.Error(status, refusalErrors[o])
+	}
+	g.gate.Refuse(w, r, o)
+	return nil
+}
+
+// refusalErrors are the errors handed to handle_errors ({err.message}),
+// one per outcome, made once.
+var refusalErrors = [handlers.Unavailable + 1]error{
+	handlers.Redirected:   errors.New("authsession: no authenticated session, redirected to the login page"),
+	handlers.Unauthorized: errors.New("authsession: a valid authenticated session is required"),
+	handlers.Forbidden:    errors.New("authsession: the session's group may not use this resource"),
+	handlers.Unavailable:  errors.New("authsession: session store unavailable"),
 }
 
 // placeholder resolves the gate's placeholders for the session s.

@@ -1,12 +1,7 @@
 package caddymodule
 
 import (
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -127,7 +122,7 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 		return err
 	}
 	rt.totp = state.TOTPPolicy{Issuer: cfg.TOTPIssuer}.Defaults()
-	key, err := a.otpKey(repl, cfg.Key)
+	key, err := a.loadOrCreateKey(repl, cfg.Key, "otp key", "otp.key")
 	if err != nil {
 		return err
 	}
@@ -193,50 +188,4 @@ func (a *App) otpFamily() *handlers.OTPSessions {
 		o.Delivery = a.otp.async
 	}
 	return o
-}
-
-// otpKey returns the configured key or the one kept in the data directory.
-func (a *App) otpKey(repl *caddy.Replacer, configured string) ([]byte, error) {
-	if configured != "" {
-		k, err := decodeKey(repl.ReplaceAll(configured, ""))
-		if err != nil {
-			return nil, fmt.Errorf("otp key: %w", err)
-		}
-		return k, nil
-	}
-	path := filepath.Join(caddy.AppDataDir(), "authsession", "otp.key")
-	for range 2 {
-		b, err := os.ReadFile(path)
-		if err == nil {
-			k, err := decodeKey(strings.TrimSpace(string(b)))
-			if err != nil {
-				return nil, fmt.Errorf("otp key file %s: %w", path, err)
-			}
-			return k, nil
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("reading otp key file %s: %w", path, err)
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("creating otp key directory: %w", err)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			continue // made meanwhile by another instance
-		}
-		if err != nil {
-			return nil, fmt.Errorf("creating otp key file: %w", err)
-		}
-		k := state.NewSealKey()
-		_, err = f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("writing otp key file %s: %w", path, err)
-		}
-		a.logger.Info("generated a new otp key", zap.String("file", path))
-		return k, nil
-	}
-	return nil, fmt.Errorf("otp key file %s: cannot be read or created", path)
 }

@@ -67,16 +67,28 @@ type Gate struct {
 	TouchInterval time.Duration
 }
 
-// Check decides r. On Pass it returns the session (a shared read-only
-// snapshot) and has set the configured upstream headers; otherwise it has
-// written the refusal.
+// Check decides r and, unless it passes, writes the standard refusal
+// (Refuse). On Pass it returns the session (a shared read-only snapshot)
+// and has set the configured upstream headers.
 func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Outcome) {
+	s, o := g.Decide(r)
+	if o != Pass {
+		g.Refuse(w, r, o)
+	}
+	return s, o
+}
+
+// Decide decides r and writes nothing. On Pass it returns the session (a
+// shared read-only snapshot) and has set the configured upstream headers
+// on r; otherwise the caller answers with Refuse, or with PrepareRefusal
+// and an error path of its own.
+func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	for _, h := range g.SetHeaders {
 		r.Header.Del(h.Name)
 	}
 	id := g.sessionID(r)
 	if id == "" || len(id) > state.MaxIDLength {
-		return nil, g.refuse(w, r)
+		return nil, g.refusal(r)
 	}
 	s, err := g.Store.Get(r.Context(), state.KeyOf(id))
 	if err != nil {
@@ -84,23 +96,21 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Ou
 			if ce := g.Logger.Check(zap.WarnLevel, "gate cannot read session store"); ce != nil {
 				ce.Write(zap.Error(err))
 			}
-			WriteJSON(w, http.StatusServiceUnavailable, "", gateBody{Error: "unavailable", Message: "session store unavailable"})
 			return nil, Unavailable
 		}
-		return nil, g.refuse(w, r)
+		return nil, g.refusal(r)
 	}
 	now := g.Now()
 	if !s.Authenticated(now) {
-		return nil, g.refuse(w, r)
+		return nil, g.refusal(r)
 	}
 	if g.MaxAuthAge > 0 && now.Sub(s.AuthTime) > g.MaxAuthAge {
-		return nil, g.refuse(w, r)
+		return nil, g.refusal(r)
 	}
 	if g.RequireFactor != "" && !slices.Contains(s.Factors, g.RequireFactor) {
-		return nil, g.refuse(w, r)
+		return nil, g.refusal(r)
 	}
 	if len(g.RequireGroups) > 0 && !slices.Contains(g.RequireGroups, s.GroupName) {
-		WriteJSON(w, http.StatusForbidden, "", gateBody{Error: "forbidden", Message: "your group may not use this resource"})
 		return nil, Forbidden
 	}
 	if g.TouchInterval > 0 && now.Sub(s.LastAccessTime) >= g.TouchInterval {
@@ -114,6 +124,54 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Ou
 	}
 	return s, Pass
 }
+
+// Status is the HTTP status of a refusal with outcome o (0 for Pass).
+func (o Outcome) Status() int {
+	switch o {
+	case Redirected:
+		return http.StatusFound
+	case Unauthorized:
+		return http.StatusUnauthorized
+	case Forbidden:
+		return http.StatusForbidden
+	case Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return 0
+}
+
+// Refuse writes the standard answer for a refusal with outcome o: a
+// redirect to the login page, or 401 (with WWW-Authenticate), 403 or 503
+// with a small JSON body.
+func (g *Gate) Refuse(w http.ResponseWriter, r *http.Request, o Outcome) {
+	switch o {
+	case Redirected:
+		http.Redirect(w, r, LoginRedirect(g.LoginURL, r.URL.RequestURI()), http.StatusFound)
+	case Unauthorized:
+		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
+		WriteJSON(w, http.StatusUnauthorized, "", gateBody{Error: "unauthorized", Message: "a valid authenticated session is required"})
+	case Forbidden:
+		WriteJSON(w, http.StatusForbidden, "", gateBody{Error: "forbidden", Message: "your group may not use this resource"})
+	case Unavailable:
+		WriteJSON(w, http.StatusServiceUnavailable, "", gateBody{Error: "unavailable", Message: "session store unavailable"})
+	}
+}
+
+// PrepareRefusal sets the headers of the refusal with outcome o on w
+// (Location for a redirect, WWW-Authenticate for 401), writes nothing,
+// and returns its status, for a caller whose own error path renders the
+// body.
+func (g *Gate) PrepareRefusal(w http.ResponseWriter, r *http.Request, o Outcome) int {
+	switch o {
+	case Redirected:
+		w.Header().Set("Location", LoginRedirect(g.LoginURL, r.URL.RequestURI()))
+	case Unauthorized:
+		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
+	}
+	return o.Status()
+}
+
+const wwwAuthenticate = `Bearer realm="authsession"`
 
 // sessionID finds the session id in the configured header or the cookie.
 func (g *Gate) sessionID(r *http.Request) string {
@@ -136,17 +194,14 @@ type gateBody struct {
 	Message string `json:"message"`
 }
 
-// refuse answers a request without a usable session: browsers are sent to
-// the login page, everyone else gets 401.
-func (g *Gate) refuse(w http.ResponseWriter, r *http.Request) Outcome {
+// refusal decides how to refuse a request without a usable session:
+// browsers are sent to the login page, everyone else gets 401.
+func (g *Gate) refusal(r *http.Request) Outcome {
 	// A gated login page must not send browsers to itself in a loop.
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 		strings.Contains(r.Header.Get("Accept"), "text/html") && g.LoginURL != "" && !g.isLoginPage(r) {
-		http.Redirect(w, r, LoginRedirect(g.LoginURL, r.URL.RequestURI()), http.StatusFound)
 		return Redirected
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="authsession"`)
-	WriteJSON(w, http.StatusUnauthorized, "", gateBody{Error: "unauthorized", Message: "a valid authenticated session is required"})
 	return Unauthorized
 }
 

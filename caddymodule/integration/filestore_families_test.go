@@ -1,4 +1,4 @@
-package caddymodule
+package integration
 
 import (
 	"encoding/json"
@@ -104,11 +104,11 @@ func TestFileStoreRestartEveryFamily(t *testing.T) {
 	}
 
 	// Stop using the file, then start again on it.
-	tester.InitServer(fileExpand(familiesFileConfig("store memory", upstream), port), "caddyfile")
+	tester.InitServer(expand(familiesFileConfig("store memory", upstream), port), "caddyfile")
 	if got := gateStatus(t, base, oam.SessionID); got != http.StatusUnauthorized {
 		t.Fatalf("gate on the memory store: %d", got)
 	}
-	tester.InitServer(fileExpand(fileCfg, port), "caddyfile")
+	tester.InitServer(expand(fileCfg, port), "caddyfile")
 
 	if got := gateStatus(t, base, oam.SessionID); got != http.StatusOK {
 		t.Fatalf("OAM session after restart: gate %d", got)

@@ -1,4 +1,4 @@
-package caddymodule
+package integration
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ func caddyBin(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("AUTHSESSION_CADDY_BIN")
 	if bin == "" {
-		bin, _ = filepath.Abs(filepath.Join("..", "bin", "caddy"))
+		bin, _ = filepath.Abs(filepath.Join("..", "..", "bin", "caddy"))
 	}
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("SKIPPED: %s not found; run `make bin/caddy` (or `make test`) to build it", bin)

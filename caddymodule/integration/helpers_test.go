@@ -1,4 +1,4 @@
-package caddymodule
+package integration
 
 import (
 	"fmt"
@@ -46,7 +46,7 @@ func expand(caddyfile string, port int) string {
 // the example no longer has one of the lines it rewrites.
 func exampleConfig(t *testing.T) (cfg string, upstream int) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "Caddyfile.example"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "Caddyfile.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func exampleConfig(t *testing.T) (cfg string, upstream int) {
 		"http://localhost:8080":         "http://localhost:{PORT}",
 		"127.0.0.1:8081":                fmt.Sprintf("127.0.0.1:%d", upstream),
 		"http://:8081":                  fmt.Sprintf("http://:%d", upstream),
-		"users_file users.example.json": "users_file ../users.example.json",
+		"users_file users.example.json": "users_file ../../users.example.json",
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("Caddyfile.example no longer contains %q", old)

@@ -1,4 +1,4 @@
-package caddymodule
+package integration
 
 import (
 	"bytes"
@@ -36,7 +36,7 @@ func artifactDir(t *testing.T, name string) string {
 	t.Helper()
 	dir := os.Getenv("AUTHSESSION_ARTIFACTS")
 	if dir == "" {
-		dir = filepath.Join("..", "artifacts", "portal-e2e")
+		dir = filepath.Join("..", "..", "artifacts", "portal-e2e")
 	}
 	dir, err := filepath.Abs(filepath.Join(dir, name))
 	if err != nil {
@@ -65,7 +65,7 @@ func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	chrome := browserPath(t)
 	dir := t.TempDir()
 	cfg, _ := exampleConfig(t)
-	users, err := filepath.Abs(filepath.Join("..", "users.example.json"))
+	users, err := filepath.Abs(filepath.Join("..", "..", "users.example.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	logFile := filepath.Join(dir, "caddy.log")
 	cfg = strings.ReplaceAll(cfg, "{ADMIN}", "admin off")
 	cfg = strings.ReplaceAll(cfg, "{PORT}", fmt.Sprint(port))
-	cfg = strings.ReplaceAll(cfg, "users_file ../users.example.json", "users_file "+users)
+	cfg = strings.ReplaceAll(cfg, "users_file ../../users.example.json", "users_file "+users)
 	if !strings.Contains(cfg, "\tauto_https off\n") {
 		t.Fatal("Caddyfile.example no longer has 'auto_https off' in its global options")
 	}
