@@ -2,24 +2,24 @@ package caddymodule
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/internal/redistest"
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/redisstore"
 )
 
 // TestPortalFailuresSharedThroughRedis: two instances on one Redis share
 // the portal's failure limits, and with Redis gone each still applies its
 // own count.
 func TestPortalFailuresSharedThroughRedis(t *testing.T) {
-	port := freePort()
-	srv := startRedisServer(t, port)
+	srv := redistest.Start(t)
 	open := func() handlers.FailureCounter {
-		st, err := state.NewRedis(state.RedisOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Timeout: time.Second})
+		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,8 +50,7 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	}
 
 	// Without Redis, each instance counts alone.
-	_ = srv.Process.Kill()
-	_ = srv.Wait()
+	srv.Stop()
 	for range 4 {
 		a.Fail(ctx, now, "ip:192.0.2.7")
 	}

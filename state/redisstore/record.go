@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"crypto/rand"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // The Lua scripts below each touch a single key (so they run unchanged on
@@ -133,19 +135,19 @@ func unstamp(s string) (time.Time, bool) {
 func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // sessionArgs returns the at, et and idle fields of s.
-func sessionArgs(s *Session) (at, et, idle string) {
+func sessionArgs(s *state.Session) (at, et, idle string) {
 	return stamp(s.LastAccessTime), millis(s.ExpiryTime),
 		strconv.FormatInt(s.IdleTimeout.Milliseconds(), 10)
 }
 
 // decodeSession rebuilds a session from the hash fields d, v and at (any
 // may be nil when absent). ok is false if the record does not exist.
-func decodeSession(key Key, d, v, at any) (s *Session, ok bool, err error) {
+func decodeSession(key state.Key, d, v, at any) (s *state.Session, ok bool, err error) {
 	ds, isStr := d.(string)
 	if !isStr {
 		return nil, false, nil
 	}
-	s = new(Session)
+	s = new(state.Session)
 	if err := json.Unmarshal([]byte(ds), s); err != nil {
 		return nil, false, fmt.Errorf("redis store: decoding session %s: %w", key.Short(), err)
 	}
