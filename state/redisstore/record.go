@@ -78,11 +78,10 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return f
 `)
 
-// touchScript: KEYS[1] session; ARGV at, now_ms. Moves "at" forward and
+// touchLua: KEYS[1] session; ARGV at, now_ms. Moves "at" forward and
 // extends the TTL; never creates a key. Touches are not announced: other
 // instances re-read a cached session that looks idle before refusing it.
-var touchScript = redis.NewScript(touchLua)
-
+// flushTouches sends it with EVAL, many to a pipeline.
 const touchLua = liveLua + `
 local f = redis.call('HMGET', KEYS[1], 'at', 'et', 'idle')
 if not f[2] then return 0 end
