@@ -209,8 +209,9 @@ type Sentinel struct {
 // Addr returns the Sentinel's host:port, the address clients are given.
 func (s *Sentinel) Addr() string { return s.Server.Addr() }
 
-// StartSentinel starts the setup and waits until the Sentinel reports the
-// master and, withReplica, the replica.
+// StartSentinel starts the setup and waits until the replica, if any, has
+// finished its first sync and the Sentinel reports the master (and the
+// replica).
 func StartSentinel(t testing.TB, withReplica bool) *Sentinel {
 	t.Helper()
 	bin := tool(t, "redis-server")
@@ -237,6 +238,14 @@ func StartSentinel(t testing.TB, withReplica bool) *Sentinel {
 		"--bind", "127.0.0.1", "--dir", dir}
 	su.Server.run()
 	t.Cleanup(su.Server.Stop)
+	if su.Replica != nil {
+		if _, ok := testkit.WaitFor(startTimeout, func() bool {
+			out, err := su.Replica.CLI("info", "replication")
+			return err == nil && strings.Contains(out, "master_link_status:up")
+		}); !ok {
+			t.Fatal("the replica never finished its first sync with the master")
+		}
+	}
 	if _, ok := testkit.WaitFor(startTimeout, func() bool {
 		return strings.Contains(su.Ask("get-master-addr-by-name", su.MasterName), strconv.Itoa(su.Master.Port())) &&
 			(su.Replica == nil || strings.Contains(su.Ask("replicas", su.MasterName), strconv.Itoa(su.Replica.Port())))

@@ -29,7 +29,7 @@ func TestRedisInvalidationBound(t *testing.T) {
 		}
 		// B's first read may race the announcement of the creation, in
 		// which case it is not cached; read until it is.
-		if _, ok := waitFor(time.Second, func() bool {
+		if _, ok := waitFor(settle, func() bool {
 			_, err := b.Get(ctx, s.Key)
 			_, cached := b.near.get(s.Key)
 			return err == nil && cached
@@ -117,7 +117,7 @@ func benchStore(b *testing.B, srv *redistest.Server) (*Store, *state.Session) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = r.Close() })
-	if _, ok := waitFor(10*time.Second, r.Up); !ok {
+	if _, ok := waitFor(settle, r.Up); !ok {
 		b.Fatal("store never subscribed")
 	}
 	s := state.NewSession(state.NewID(), nil, time.Now(), time.Hour, 0)

@@ -57,13 +57,13 @@ func TestRedisStoppedThenRestarted(t *testing.T) {
 	}
 
 	srv.Stop()
-	if _, ok := waitFor(5*time.Second, func() bool { return !a.Up() }); !ok {
+	if _, ok := waitFor(settle, func() bool { return !a.Up() }); !ok {
 		t.Fatal("store did not notice that Redis stopped")
 	}
 	checkDegraded(t, a, clk, cached, other)
 
 	srv.Restart()
-	took, ok := waitFor(10*time.Second, a.Up)
+	took, ok := waitFor(settle, a.Up)
 	if !ok {
 		t.Fatal("store did not recover after Redis restarted")
 	}
@@ -100,7 +100,7 @@ func TestRedisFrozenThenThawed(t *testing.T) {
 	}
 
 	srv.Freeze()
-	took, ok := waitFor(5*time.Second, func() bool { return !a.Up() })
+	took, ok := waitFor(settle, func() bool { return !a.Up() })
 	if !ok {
 		srv.Thaw()
 		t.Fatal("store did not notice that Redis hung")
@@ -112,7 +112,7 @@ func TestRedisFrozenThenThawed(t *testing.T) {
 	}
 
 	srv.Thaw()
-	took, ok = waitFor(10*time.Second, a.Up)
+	took, ok = waitFor(settle, a.Up)
 	if !ok {
 		t.Fatal("store did not recover after Redis resumed")
 	}

@@ -30,7 +30,7 @@ func newTestRedis(t *testing.T, srv *redistest.Server, clk *fakeClock, mod func(
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
-	if _, ok := waitFor(10*time.Second, r.Up); !ok {
+	if _, ok := waitFor(settle, r.Up); !ok {
 		t.Fatal("store never subscribed to invalidations")
 	}
 	return r
@@ -232,12 +232,12 @@ func TestRedisTwoInstances(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	took, ok := waitFor(time.Second, func() bool {
+	took, ok := waitFor(settle, func() bool {
 		got, err := b.Get(ctx, s.Key)
 		return err == nil && got.Status == state.StatusAuthenticated
 	})
 	if !ok {
-		t.Fatal("status change on A not seen on B within 1s")
+		t.Fatalf("status change on A not seen on B within %v", settle)
 	}
 	t.Logf("status change on A seen on B after %v", took)
 
@@ -245,12 +245,12 @@ func TestRedisTwoInstances(t *testing.T) {
 	if _, err := b.Delete(ctx, s.Key); err != nil {
 		t.Fatal(err)
 	}
-	took, ok = waitFor(time.Second, func() bool {
+	took, ok = waitFor(settle, func() bool {
 		_, err := a.Get(ctx, s.Key)
 		return errors.Is(err, state.ErrNotFound)
 	})
 	if !ok {
-		t.Fatal("deletion on B not seen on A within 1s")
+		t.Fatalf("deletion on B not seen on A within %v", settle)
 	}
 	t.Logf("deletion on B seen on A after %v", took)
 }
@@ -287,7 +287,7 @@ func TestRedisConcurrentUpdatesLoseNothing(t *testing.T) {
 	wg.Wait()
 	for _, st := range []*Store{a, b} {
 		var got *state.Session
-		if _, ok := waitFor(time.Second, func() bool {
+		if _, ok := waitFor(settle, func() bool {
 			g, err := st.Get(ctx, s.Key)
 			got = g
 			return err == nil && g.Challenge.Attempts == workers*each

@@ -28,7 +28,7 @@ func newTopologyRedis(t *testing.T, clk *fakeClock, o Options) *Store {
 		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
-	if _, ok := waitFor(10*time.Second, r.Up); !ok {
+	if _, ok := waitFor(settle, r.Up); !ok {
 		t.Fatal("store never subscribed to invalidations")
 	}
 	return r
@@ -72,22 +72,22 @@ func checkTwoStores(t *testing.T, clk *fakeClock, a, b *Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if took, ok := waitFor(2*time.Second, func() bool {
+	if took, ok := waitFor(settle, func() bool {
 		got, err := b.Get(ctx, k)
 		return err == nil && got.Status == state.StatusAuthenticated
 	}); !ok {
-		t.Fatal("status change on A not seen on B within 2s")
+		t.Fatalf("status change on A not seen on B within %v", settle)
 	} else {
 		t.Logf("status change on A seen on B after %v", took)
 	}
 	if _, err := b.Delete(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	if took, ok := waitFor(2*time.Second, func() bool {
+	if took, ok := waitFor(settle, func() bool {
 		_, err := a.Get(ctx, k)
 		return errors.Is(err, state.ErrNotFound)
 	}); !ok {
-		t.Fatal("deletion on B not seen on A within 2s")
+		t.Fatalf("deletion on B not seen on A within %v", settle)
 	} else {
 		t.Logf("deletion on B seen on A after %v", took)
 	}
@@ -166,22 +166,24 @@ func TestRedisSentinelFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the replica has it (replication is asynchronous).
-	if _, ok := waitFor(5*time.Second, func() bool {
+	if took, ok := waitFor(settle, func() bool {
 		out, err := su.Replica.CLI("exists", "t:s:"+before.Key.String())
 		return err == nil && out == "1"
 	}); !ok {
-		t.Fatal("the replica never received the session")
+		t.Fatalf("the replica never received the session (waited %v)", took)
+	} else {
+		t.Logf("the replica received the session after %v", took)
 	}
 
 	su.Master.Stop()
 	start := time.Now()
-	if _, ok := waitFor(30*time.Second, func() bool {
+	if _, ok := waitFor(settle, func() bool {
 		return strings.Contains(su.Ask("get-master-addr-by-name", su.MasterName), strconv.Itoa(su.Replica.Port()))
 	}); !ok {
 		t.Fatal("the sentinel never promoted the replica")
 	}
 	var after *state.Session
-	took, ok := waitFor(30*time.Second, func() bool {
+	took, ok := waitFor(settle, func() bool {
 		after = testSession(clk, "bob")
 		return r.Create(ctx, after) == nil
 	})
@@ -202,7 +204,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if took, ok := waitFor(10*time.Second, func() bool {
+	if took, ok := waitFor(settle, func() bool {
 		got, err := other.Get(ctx, before.Key)
 		return err == nil && got.Status == state.StatusAuthenticated
 	}); !ok {
