@@ -12,7 +12,7 @@ FUZZ_TARGETS := \
 	handlers:FuzzRiskAnalyzerJSON handlers:FuzzRiskAnalyzerXML \
 	handlers:FuzzDecodeJSON handlers:FuzzOAMCreate handlers:FuzzSearchCompile \
 	handlers:FuzzOTPBodies handlers:FuzzCookieValue handlers:FuzzAuthnDecode handlers:FuzzAuthnPUT \
-	state:FuzzDecodeRecord state:FuzzParseUsers caddymodule:FuzzGlobalOption
+	state/filestore:FuzzDecodeRecord state:FuzzParseUsers caddymodule:FuzzGlobalOption
 
 .PHONY: build run test unit fuzz clean
 

@@ -13,6 +13,6 @@ large=-authsession.large
 {
 	echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(go version) $(nproc) CPUs"
 	go test -run '^$' -bench 'Create|GateHit' -benchtime 2s ./bench/
-	go test -run '^$' -bench 'MemoryCreate|FileCreate|MemoryGet|FileGet' -benchtime 2s ./state/
-	go test -run '^$' -bench 'FileOpen' -benchtime 1x ./state/ $large
+	go test -run '^$' -bench 'MemoryCreate|FileCreate|MemoryGet|FileGet' -benchtime 2s ./state/filestore/
+	go test -run '^$' -bench 'FileOpen' -benchtime 1x ./state/filestore/ $large
 } 2>&1 | tee "$out"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/filestore"
 )
 
 // stores opens each kind of store for a benchmark.
@@ -23,7 +24,7 @@ var stores = []struct {
 }{
 	{"memory", func(*testing.B) state.Store { return state.NewMemory(state.MemoryOptions{}) }},
 	{"file", func(b *testing.B) state.Store {
-		f, err := state.OpenFile(state.FileOptions{Path: filepath.Join(b.TempDir(), "sessions.db")})
+		f, err := filestore.Open(filestore.Options{Path: filepath.Join(b.TempDir(), "sessions.db")})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/redisstore"
 )
 
 // sharedFailures counts the portal's sign-in failures in the Redis store,
@@ -17,14 +18,14 @@ import (
 // applies.
 type sharedFailures struct {
 	local  *handlers.FailureLimiter
-	shared *state.FailureWindow
+	shared *redisstore.FailureWindow
 	log    *zap.Logger
 }
 
 // failureCounter returns the portal's failure counter for the app's store.
 func failureCounter(store state.Store, max int, window time.Duration, log *zap.Logger) handlers.FailureCounter {
 	local := &handlers.FailureLimiter{Max: max, Window: window}
-	rs, ok := store.(*state.Redis)
+	rs, ok := store.(*redisstore.Store)
 	if !ok {
 		return local
 	}

@@ -2,28 +2,24 @@ package caddymodule
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/authsession/caddy-authsession/handlers"
-	"github.com/authsession/caddy-authsession/internal/testkit"
+	"github.com/authsession/caddy-authsession/internal/redistest"
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/redisstore"
 )
 
 // TestPortalFailuresSharedThroughRedis: two instances on one Redis share
 // the portal's failure limits, and with Redis gone each still applies its
 // own count.
 func TestPortalFailuresSharedThroughRedis(t *testing.T) {
-	port := testkit.FreePort()
-	srv := startRedisServer(t, port)
+	srv := redistest.Start(t)
 	open := func() handlers.FailureCounter {
-		st, err := state.NewRedis(state.RedisOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Timeout: time.Second})
+		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,8 +50,7 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	}
 
 	// Without Redis, each instance counts alone.
-	_ = srv.Process.Kill()
-	_ = srv.Wait()
+	srv.Stop()
 	for range 4 {
 		a.Fail(ctx, now, "ip:192.0.2.7")
 	}
@@ -74,27 +69,4 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	} else if _, ok := c.(*handlers.FailureLimiter); !ok {
 		t.Fatalf("memory store gives %T, want *handlers.FailureLimiter", c)
 	}
-}
-
-// startRedisServer starts a throwaway redis-server on port (replaced by
-// internal/redistest when the store split lands).
-func startRedisServer(t *testing.T, port int) *exec.Cmd {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("SKIPPED: redis-server is not installed (apt-get install -y redis-server)")
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			_ = c.Close()
-			return cmd
-		}
-	}
-	t.Fatal("redis-server did not start")
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/filestore"
 )
 
 func init() {
@@ -95,7 +96,7 @@ func (fs *FileStore) OpenStore(now state.Clock) (state.Store, error) {
 	}
 	logger := fs.logger
 	start := time.Now()
-	st, err := state.OpenFile(state.FileOptions{
+	st, err := filestore.Open(filestore.Options{
 		Path:          fs.path,
 		Now:           now,
 		EncryptionKey: fs.key,

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/redisstore"
 )
 
 func init() {
@@ -69,7 +70,7 @@ type RedisStore struct {
 	// after contact with Redis was lost. Default: 30s.
 	MaxStaleness caddy.Duration `json:"max_staleness,omitempty"`
 
-	opts   state.RedisOptions
+	opts   redisstore.Options
 	key    string
 	logger *zap.Logger
 }
@@ -96,10 +97,10 @@ func (RedisStore) CaddyModule() caddy.ModuleInfo {
 func (rs *RedisStore) Provision(ctx caddy.Context) error {
 	rs.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
-	var o state.RedisOptions
+	var o redisstore.Options
 	if rs.URL != "" {
 		var err error
-		if o, err = state.ParseRedisURL(repl.ReplaceKnown(rs.URL, "")); err != nil {
+		if o, err = redisstore.ParseURL(repl.ReplaceKnown(rs.URL, "")); err != nil {
 			return err
 		}
 	}
@@ -191,7 +192,7 @@ func (rs *RedisStore) OpenStore(now state.Clock) (state.Store, error) {
 		logger.Error("redis unreachable: API writes answer 503, the gate serves cached sessions for max_staleness",
 			zap.Strings("addresses", o.Addrs), zap.Error(err))
 	}
-	return state.NewRedis(o)
+	return redisstore.New(o)
 }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens.

@@ -179,7 +179,7 @@ func (m *Memory) ByUser(_ context.Context, userID string) ([]*Session, error) {
 			out = append(out, s)
 		}
 	}
-	sortSessions(out)
+	SortSessions(out)
 	return out, nil
 }
 
@@ -333,7 +333,9 @@ func (m *Memory) evicted(k string, v any) {
 	}
 }
 
-func sortSessions(ss []*Session) {
+// SortSessions sorts ss oldest first (by CreateTime, then Index): the order
+// in which every Store's ByUser returns a user's sessions.
+func SortSessions(ss []*Session) {
 	sort.Slice(ss, func(i, j int) bool {
 		if !ss[i].CreateTime.Equal(ss[j].CreateTime) {
 			return ss[i].CreateTime.Before(ss[j].CreateTime)

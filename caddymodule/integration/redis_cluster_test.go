@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/internal/redistest"
 )
 
 // demoAdminHash is the bcrypt hash of "admin-password" (Caddyfile.example).
@@ -40,23 +41,6 @@ func waitHTTP(t *testing.T, url string) {
 		}
 	}
 	t.Fatalf("%s never answered", url)
-}
-
-func startRedisServer(t *testing.T, port int) *exec.Cmd {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("SKIPPED: redis-server is not installed (apt-get install -y redis-server)")
-	}
-	cmd := startProc(t, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			c.Close()
-			return cmd
-		}
-	}
-	t.Fatal("redis-server did not start")
-	return nil
 }
 
 // startRedisCaddy runs bin/caddy with the authsession API and gate on a Redis
@@ -117,8 +101,8 @@ func redisCall(t *testing.T, method, url, body, sid string) (int, string) {
 
 func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	bin := caddyBin(t)
-	redisPort := freePort()
-	redis := startRedisServer(t, redisPort)
+	redis := redistest.Start(t)
+	redisPort := redis.Port()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	seal := base64.StdEncoding.EncodeToString(key)
@@ -170,8 +154,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	if status, _ := redisCall(t, "GET", a+"/", "", bob); status != 200 {
 		t.Fatalf("gate on A for bob: %d", status)
 	}
-	_ = redis.Process.Kill()
-	_ = redis.Wait()
+	redis.Stop()
 	if status, body := redisCall(t, "POST", a+oam, `{"userId":"carol"}`, ""); status != 503 {
 		t.Errorf("create while Redis is down: %d %s, want 503", status, body)
 	}
@@ -190,7 +173,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	}
 
 	// Redis restarted: recovery without restarting Caddy.
-	startRedisServer(t, redisPort)
+	redis.Restart()
 	ok := false
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if status, _ := redisCall(t, "POST", b+oam, `{"userId":"dave"}`, ""); status == 200 {

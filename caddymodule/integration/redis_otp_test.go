@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/authsession/caddy-authsession/internal/redistest"
 )
 
 // startRedisOTPCaddy runs bin/caddy with the OTP session family on a Redis
@@ -71,8 +73,7 @@ func bearerCall(t *testing.T, method, url, body string) (int, http.Header, strin
 // spread over instances is blocked after max_attempts in all.
 func TestRedisOTPAttemptsSplitOverInstances(t *testing.T) {
 	bin := caddyBin(t)
-	redisPort := freePort()
-	startRedisServer(t, redisPort)
+	redisPort := redistest.Start(t).Port()
 	key := func() string {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)

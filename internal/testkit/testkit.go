@@ -1,5 +1,6 @@
 // Package testkit holds what the tests of several packages share: a clock
-// moved by hand and free loopback ports. Only tests import it.
+// moved by hand, free loopback ports and a poll for conditions that come
+// true asynchronously. Only tests import it.
 package testkit
 
 import (
@@ -46,4 +47,25 @@ func FreePort() int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// WaitFor polls cond until it holds or timeout has passed, and returns how
+// long it waited and whether cond held. It polls every millisecond at
+// first, then less often (at most every 50ms), so a cond that runs a
+// process or a network round trip does not load the machine. Tests wait
+// with it on a condition rather than sleep a fixed time; their timeouts
+// are generous (see the callers) since a loaded machine can be slow.
+func WaitFor(timeout time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	pause := time.Millisecond
+	for {
+		if cond() {
+			return time.Since(start), true
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), false
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 50*time.Millisecond)
+	}
 }

@@ -32,3 +32,15 @@ func TestFreePortCanBeListenedOn(t *testing.T) {
 	}
 	l.Close()
 }
+
+func TestWaitFor(t *testing.T) {
+	n := 0
+	took, ok := WaitFor(10*time.Second, func() bool { n++; return n == 5 })
+	if !ok || n != 5 {
+		t.Fatalf("WaitFor = %v, %v after %d calls; want true after 5", took, ok, n)
+	}
+	took, ok = WaitFor(20*time.Millisecond, func() bool { return false })
+	if ok || took < 20*time.Millisecond {
+		t.Fatalf("WaitFor of a condition that never holds = %v, %v", took, ok)
+	}
+}

@@ -1,15 +1,17 @@
-package state
+package redisstore
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
-// GetUser implements Store. Per-user state is not near-cached: it is read
+// GetUser implements state.Store. Per-user state is not near-cached: it is read
 // from Redis each time.
-func (r *Redis) GetUser(ctx context.Context, userID string) (*UserState, error) {
+func (r *Store) GetUser(ctx context.Context, userID string) (*state.UserState, error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	u, err := r.loadUser(ctx, userID)
@@ -17,12 +19,12 @@ func (r *Redis) GetUser(ctx context.Context, userID string) (*UserState, error) 
 		return nil, err
 	}
 	if u == nil {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	return u, nil
 }
 
-func (r *Redis) loadUser(ctx context.Context, userID string) (*UserState, error) {
+func (r *Store) loadUser(ctx context.Context, userID string) (*state.UserState, error) {
 	vals, err := r.client.HMGet(ctx, r.userKey(userID), "d", "v").Result()
 	if err != nil {
 		return nil, unavailable("reading user state", err)
@@ -31,7 +33,7 @@ func (r *Redis) loadUser(ctx context.Context, userID string) (*UserState, error)
 	if !ok {
 		return nil, nil
 	}
-	u := new(UserState)
+	u := new(state.UserState)
 	if err := json.Unmarshal([]byte(d), u); err != nil {
 		return nil, fmt.Errorf("redis store: decoding user state: %w", err)
 	}
@@ -44,9 +46,9 @@ func (r *Redis) loadUser(ctx context.Context, userID string) (*UserState, error)
 	return u, nil
 }
 
-// UpdateUser implements Store with a compare-and-set on the version, like
+// UpdateUser implements state.Store with a compare-and-set on the version, like
 // Update. User state has no TTL: it lives until removed.
-func (r *Redis) UpdateUser(ctx context.Context, userID string, fn func(*UserState) error) (*UserState, error) {
+func (r *Store) UpdateUser(ctx context.Context, userID string, fn func(*state.UserState) error) (*state.UserState, error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	for range maxConflicts {
@@ -55,12 +57,12 @@ func (r *Redis) UpdateUser(ctx context.Context, userID string, fn func(*UserStat
 			return nil, err
 		}
 		expected := ""
-		var c *UserState
+		var c *state.UserState
 		if old != nil {
 			expected = strconv.FormatUint(old.Version, 10)
 			c = old.Clone()
 		} else {
-			c = &UserState{UserID: userID}
+			c = &state.UserState{UserID: userID}
 		}
 		if err := fn(c); err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // touchShards spreads pending access times over several maps so that gate
@@ -17,16 +19,16 @@ const flushChunk = 4096
 
 type touchShard struct {
 	mu sync.Mutex
-	m  map[Key]time.Time
+	m  map[state.Key]time.Time
 }
 
 type touchEntry struct {
-	key Key
+	key state.Key
 	at  time.Time
 }
 
 // noteTouch records that key was accessed at at, for the next flush.
-func (f *File) noteTouch(key Key, at time.Time) {
+func (f *Store) noteTouch(key state.Key, at time.Time) {
 	sh := &f.touches[key[0]%touchShards]
 	sh.mu.Lock()
 	if cur, ok := sh.m[key]; !ok || at.After(cur) {
@@ -37,7 +39,7 @@ func (f *File) noteTouch(key Key, at time.Time) {
 
 // dropTouch forgets a pending access time (the record was just written or
 // removed).
-func (f *File) dropTouch(key Key) {
+func (f *Store) dropTouch(key state.Key) {
 	sh := &f.touches[key[0]%touchShards]
 	sh.mu.Lock()
 	delete(sh.m, key)
@@ -45,7 +47,7 @@ func (f *File) dropTouch(key Key) {
 }
 
 // background runs the flusher and the sweeper until Close.
-func (f *File) background(touchEvery, sweepEvery time.Duration) {
+func (f *Store) background(touchEvery, sweepEvery time.Duration) {
 	defer f.done.Done()
 	tt := time.NewTicker(touchEvery)
 	defer tt.Stop()
@@ -74,7 +76,7 @@ func (f *File) background(touchEvery, sweepEvery time.Duration) {
 // the later of its stored and pending access time, and written back in the
 // same transaction, so a flush never overwrites a concurrent Update. On
 // failure the unwritten times stay pending for the next flush.
-func (f *File) flushTouches() error {
+func (f *Store) flushTouches() error {
 	var pending []touchEntry
 	for i := range f.touches {
 		sh := &f.touches[i]
@@ -95,7 +97,7 @@ func (f *File) flushTouches() error {
 				if v == nil {
 					continue
 				}
-				s := new(Session)
+				s := new(state.Session)
 				if err := f.codec.decode(bucketSessions, e.key[:], v, s); err != nil {
 					f.onErr(fmt.Errorf("session store %s: record %s: %w", f.path, e.key.Short(), err))
 					continue
@@ -129,15 +131,15 @@ func (f *File) flushTouches() error {
 // from memory, and returns how many it removed from the file. A record whose
 // stored deadline has passed but that memory holds live (an access not yet
 // flushed) is kept.
-func (f *File) sweep() (int, error) {
+func (f *Store) sweep() (int, error) {
 	now := f.now()
 	nowNanos := now.UnixNano()
-	var expired []Key
+	var expired []state.Key
 	err := f.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSessions).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if d, ok := recordDeadline(v); ok && d != 0 && d <= nowNanos && len(k) == len(Key{}) {
-				expired = append(expired, Key(k))
+			if d, ok := recordDeadline(v); ok && d != 0 && d <= nowNanos && len(k) == len(state.Key{}) {
+				expired = append(expired, state.Key(k))
 			}
 		}
 		return nil
@@ -150,7 +152,7 @@ func (f *File) sweep() (int, error) {
 		n := min(len(expired), flushChunk)
 		chunk := expired[:n]
 		expired = expired[n:]
-		var gone []Key
+		var gone []state.Key
 		err := f.db.Update(func(tx *bolt.Tx) error {
 			gone = gone[:0]
 			b := tx.Bucket(bucketSessions)
@@ -159,7 +161,7 @@ func (f *File) sweep() (int, error) {
 				if d, ok := recordDeadline(v); !ok || d == 0 || d > nowNanos {
 					continue // rewritten since the scan
 				}
-				if cur, ok := f.mem.cache.Get(ck(k)); ok && cur.(*Session).Live(now) {
+				if f.mem.HoldsLive(k, now) {
 					continue
 				}
 				if err := b.Delete(k[:]); err != nil {
@@ -174,18 +176,8 @@ func (f *File) sweep() (int, error) {
 		}
 		removed += len(gone)
 		for _, k := range gone {
-			f.mem.dropIfDead(k, now)
+			f.mem.DropIfDead(k, now)
 		}
 	}
 	return removed, nil
-}
-
-// dropIfDead removes key from memory unless it holds a live session.
-func (m *Memory) dropIfDead(key Key, now time.Time) {
-	l := &m.locks[key[0]]
-	l.Lock()
-	defer l.Unlock()
-	if v, ok := m.cache.Get(ck(key)); ok && !v.(*Session).Live(now) {
-		m.cache.Delete(ck(key))
-	}
 }

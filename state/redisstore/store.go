@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
-// RedisOptions configures a Redis store.
-type RedisOptions struct {
+// Options configures a Redis store.
+type Options struct {
 	// Addrs are the host:port addresses of the server, of the Sentinels
 	// (with MasterName) or of cluster seed nodes (with Cluster). Required.
 	Addrs []string
@@ -34,10 +36,10 @@ type RedisOptions struct {
 	// Cluster selects Redis Cluster: Addrs are seed nodes.
 	Cluster bool
 	// Timeout bounds every operation on Redis; a write that cannot finish
-	// in time fails with ErrUnavailable. Default: 500ms.
+	// in time fails with state.ErrUnavailable. Default: 500ms.
 	Timeout time.Duration
 	// MaxStaleness is how long Get keeps serving near-cached sessions after
-	// contact with Redis was lost; later it returns ErrUnavailable.
+	// contact with Redis was lost; later it returns state.ErrUnavailable.
 	// Default: 30s.
 	MaxStaleness time.Duration
 	// CacheTTL bounds how long a session stays in the local near-cache
@@ -52,17 +54,17 @@ type RedisOptions struct {
 	// Default: 1s.
 	PingInterval time.Duration
 	// Now is the clock used for liveness and staleness. Default: time.Now.
-	Now Clock
+	Now state.Clock
 	// OnHealth, if set, is called once each time the store loses (up is
 	// false, err says why) or regains (up is true) contact with Redis.
 	// It runs on the store's background goroutine and must not block.
 	OnHealth func(up bool, err error)
 }
 
-// ParseRedisURL returns options for a redis:// or rediss:// (TLS) URL of the
+// ParseURL returns options for a redis:// or rediss:// (TLS) URL of the
 // form redis://[user:password@]host:port[/db]. Query parameters are refused:
-// timeouts and the like are set through RedisOptions.
-func ParseRedisURL(raw string) (RedisOptions, error) {
+// timeouts and the like are set through Options.
+func ParseURL(raw string) (Options, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Not the *url.Error itself: it quotes the URL, password included.
@@ -70,19 +72,19 @@ func ParseRedisURL(raw string) (RedisOptions, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return RedisOptions{}, fmt.Errorf("parsing redis url: %w", err)
+		return Options{}, fmt.Errorf("parsing redis url: %w", err)
 	}
 	if u.RawQuery != "" {
-		return RedisOptions{}, fmt.Errorf("redis url: query parameters are not supported")
+		return Options{}, fmt.Errorf("redis url: query parameters are not supported")
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return RedisOptions{}, fmt.Errorf("redis url: scheme must be redis or rediss, not %q", u.Scheme)
+		return Options{}, fmt.Errorf("redis url: scheme must be redis or rediss, not %q", u.Scheme)
 	}
 	o, err := redis.ParseURL(raw)
 	if err != nil {
-		return RedisOptions{}, fmt.Errorf("parsing redis url: %w", err)
+		return Options{}, fmt.Errorf("parsing redis url: %w", err)
 	}
-	return RedisOptions{
+	return Options{
 		Addrs:    []string{o.Addr},
 		Username: o.Username,
 		Password: o.Password,
@@ -91,7 +93,7 @@ func ParseRedisURL(raw string) (RedisOptions, error) {
 	}, nil
 }
 
-// Redis is the store for several instances: sessions and per-user state
+// Store is the store for several instances: sessions and per-user state
 // live in Redis, and a local near-cache in front of it answers Get without a
 // network round trip. Writes publish the key on an invalidation channel and
 // every instance drops its cached copy on receipt, so a change made on one
@@ -105,15 +107,15 @@ func ParseRedisURL(raw string) (RedisOptions, error) {
 // several instances never lose an update; fn is retried instead.
 //
 // When Redis is unreachable, every write and every read that misses the
-// near-cache fails within Timeout with an error wrapping ErrUnavailable;
+// near-cache fails within Timeout with an error wrapping state.ErrUnavailable;
 // near-cached sessions are served for MaxStaleness after the last moment the
 // invalidation subscription was known good. A write that failed drops the
 // session from the near-cache (it may have been applied). Nothing is deleted
 // because of a failed read. On resubscription the near-cache is emptied,
 // since invalidations may have been missed.
-type Redis struct {
-	opts   RedisOptions
-	now    Clock
+type Store struct {
+	opts   Options
+	now    state.Clock
 	client redis.UniversalClient
 	near   *nearCache
 	health health
@@ -123,7 +125,7 @@ type Redis struct {
 	self    string // instance id, to ignore our own invalidations
 
 	touchMu   sync.Mutex
-	touches   map[Key]time.Time
+	touches   map[state.Key]time.Time
 	touchKick chan struct{}
 
 	cancel    context.CancelFunc
@@ -131,10 +133,10 @@ type Redis struct {
 	closeOnce sync.Once
 }
 
-// NewRedis connects to Redis as opts says and starts the store's background
-// work (invalidation subscription, touch writer). It does not wait for Redis:
-// an unreachable server shows as ErrUnavailable on use and OnHealth(false).
-func NewRedis(opts RedisOptions) (*Redis, error) {
+// New connects to Redis as opts says and starts the store's background work
+// (invalidation subscription, touch writer). It does not wait for Redis: an
+// unreachable server shows as state.ErrUnavailable on use and OnHealth(false).
+func New(opts Options) (*Store, error) {
 	if len(opts.Addrs) == 0 {
 		return nil, errors.New("redis store: no address")
 	}
@@ -193,7 +195,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		client = redis.NewClient(uo.Simple())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Redis{
+	r := &Store{
 		opts:      opts,
 		now:       opts.Now,
 		client:    client,
@@ -201,7 +203,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		prefix:    opts.KeyPrefix,
 		channel:   opts.KeyPrefix + "inv",
 		self:      randomToken(),
-		touches:   make(map[Key]time.Time),
+		touches:   make(map[state.Key]time.Time),
 		touchKick: make(chan struct{}, 1),
 		cancel:    cancel,
 	}
@@ -214,7 +216,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 
 // Close stops the background work, writes pending touches (bounded by the
 // timeout) and closes the connections.
-func (r *Redis) Close() error {
+func (r *Store) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		r.cancel()
@@ -230,21 +232,21 @@ func (r *Redis) Close() error {
 
 // Up reports whether the store currently has contact with Redis (its
 // invalidation subscription is established).
-func (r *Redis) Up() bool { return r.health.isUp() }
+func (r *Store) Up() bool { return r.health.isUp() }
 
-func (r *Redis) sessionKey(k Key) string   { return r.prefix + "s:" + k.String() }
-func (r *Redis) userKey(id string) string  { return r.prefix + "u:" + id }
-func (r *Redis) indexKey(id string) string { return r.prefix + "x:" + id }
+func (r *Store) sessionKey(k state.Key) string { return r.prefix + "s:" + k.String() }
+func (r *Store) userKey(id string) string      { return r.prefix + "u:" + id }
+func (r *Store) indexKey(id string) string     { return r.prefix + "x:" + id }
 
 // opCtx bounds one operation by the configured timeout.
-func (r *Redis) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (r *Store) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, r.opts.Timeout)
 }
 
-// unavailable wraps a backend failure so that callers see ErrUnavailable.
+// unavailable wraps a backend failure so that callers see state.ErrUnavailable.
 func unavailable(op string, err error) error {
-	return fmt.Errorf("redis store: %s: %w: %w", op, ErrUnavailable, err)
+	return fmt.Errorf("redis store: %s: %w: %w", op, state.ErrUnavailable, err)
 }
 
 // Interface guard.
-var _ Store = (*Redis)(nil)
+var _ state.Store = (*Store)(nil)

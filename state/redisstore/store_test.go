@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -7,14 +7,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/internal/redistest"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // newTestRedis returns a store on srv with the given clock, closed when the
 // test ends, and waits until its subscription is up.
-func newTestRedis(t *testing.T, srv *redisServer, clk *fakeClock, mod func(*RedisOptions)) *Redis {
+func newTestRedis(t *testing.T, srv *redistest.Server, clk *fakeClock, mod func(*Options)) *Store {
 	t.Helper()
-	o := RedisOptions{
-		Addrs:     []string{srv.addr()},
+	o := Options{
+		Addrs:     []string{srv.Addr()},
 		KeyPrefix: "t:",
 		Timeout:   2 * time.Second,
 		Now:       clk.Now,
@@ -22,25 +25,25 @@ func newTestRedis(t *testing.T, srv *redisServer, clk *fakeClock, mod func(*Redi
 	if mod != nil {
 		mod(&o)
 	}
-	r, err := NewRedis(o)
+	r, err := New(o)
 	if err != nil {
-		t.Fatalf("NewRedis: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	t.Cleanup(func() { _ = r.Close() })
-	if _, ok := waitFor(10*time.Second, r.Up); !ok {
+	if _, ok := waitFor(settle, r.Up); !ok {
 		t.Fatal("store never subscribed to invalidations")
 	}
 	return r
 }
 
-func testSession(clk *fakeClock, user string) *Session {
-	s := NewSession(NewID(), nil, clk.Now(), time.Hour, 10*time.Minute)
+func testSession(clk *fakeClock, user string) *state.Session {
+	s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 10*time.Minute)
 	s.UserID = user
 	return s
 }
 
 func TestRedisSessionLifecycle(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	r := newTestRedis(t, srv, clk, nil)
 	ctx := context.Background()
@@ -53,7 +56,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 	if s.Version != 1 {
 		t.Errorf("Create set Version %d, want 1", s.Version)
 	}
-	if err := r.Create(ctx, s); !errors.Is(err, ErrExists) {
+	if err := r.Create(ctx, s); !errors.Is(err, state.ErrExists) {
 		t.Fatalf("second Create: %v, want ErrExists", err)
 	}
 	r.near.flush() // read from Redis, not the near-cache
@@ -66,21 +69,21 @@ func TestRedisSessionLifecycle(t *testing.T) {
 		t.Errorf("Get returned %+v, want the created session", got)
 	}
 
-	up, err := r.Update(ctx, s.Key, func(c *Session) error {
-		return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+	up, err := r.Update(ctx, s.Key, func(c *state.Session) error {
+		return c.SetStatus(state.StatusAuthenticated, clk.Now(), "", 0)
 	})
 	if err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	if up.Version != 2 || up.Status != StatusAuthenticated {
+	if up.Version != 2 || up.Status != state.StatusAuthenticated {
 		t.Errorf("Update returned version %d status %q", up.Version, up.Status)
 	}
 	r.near.flush()
-	if got, _ := r.Get(ctx, s.Key); got == nil || got.Status != StatusAuthenticated || got.Version != 2 {
+	if got, _ := r.Get(ctx, s.Key); got == nil || got.Status != state.StatusAuthenticated || got.Version != 2 {
 		t.Errorf("after Update, Get = %+v", got)
 	}
 	boom := errors.New("boom")
-	if _, err := r.Update(ctx, s.Key, func(c *Session) error { c.UserID = "mallory"; return boom }); !errors.Is(err, boom) {
+	if _, err := r.Update(ctx, s.Key, func(c *state.Session) error { c.UserID = "mallory"; return boom }); !errors.Is(err, boom) {
 		t.Errorf("Update with failing fn: %v", err)
 	}
 	if got, _ := r.Get(ctx, s.Key); got.UserID != "alice" {
@@ -90,7 +93,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 	s2 := testSession(clk, "alice")
 	clk.Advance(time.Second)
 	s3 := testSession(clk, "alice")
-	for _, x := range []*Session{s3, s2, testSession(clk, "bob")} {
+	for _, x := range []*state.Session{s3, s2, testSession(clk, "bob")} {
 		if err := r.Create(ctx, x); err != nil {
 			t.Fatalf("Create: %v", err)
 		}
@@ -104,7 +107,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 	}
 
 	var scanned []string
-	if err := r.Scan(ctx, func(x *Session) bool { scanned = append(scanned, x.UserID); return true }); err != nil {
+	if err := r.Scan(ctx, func(x *state.Session) bool { scanned = append(scanned, x.UserID); return true }); err != nil {
 		t.Fatalf("Scan: %v", err)
 	}
 	sort.Strings(scanned)
@@ -112,7 +115,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 		t.Errorf("Scan saw %v, want 3 alice and 1 bob", scanned)
 	}
 	n := 0
-	_ = r.Scan(ctx, func(*Session) bool { n++; return false })
+	_ = r.Scan(ctx, func(*state.Session) bool { n++; return false })
 	if n != 1 {
 		t.Errorf("Scan went on after fn returned false: %d calls", n)
 	}
@@ -121,13 +124,13 @@ func TestRedisSessionLifecycle(t *testing.T) {
 	if err != nil || del.Key != s.Key {
 		t.Fatalf("Delete: %v, %v", del, err)
 	}
-	if _, err := r.Get(ctx, s.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := r.Get(ctx, s.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("Get after Delete: %v, want ErrNotFound", err)
 	}
-	if _, err := r.Delete(ctx, s.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := r.Delete(ctx, s.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("second Delete: %v, want ErrNotFound", err)
 	}
-	if _, err := r.Update(ctx, s.Key, func(*Session) error { return nil }); !errors.Is(err, ErrNotFound) {
+	if _, err := r.Update(ctx, s.Key, func(*state.Session) error { return nil }); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("Update after Delete: %v, want ErrNotFound", err)
 	}
 	if list, _ := r.ByUser(ctx, "alice"); len(list) != 2 {
@@ -136,7 +139,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 }
 
 func TestRedisExpiryAndTouch(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	a := newTestRedis(t, srv, clk, nil)
 	b := newTestRedis(t, srv, clk, nil)
@@ -163,7 +166,7 @@ func TestRedisExpiryAndTouch(t *testing.T) {
 		t.Errorf("LastAccessTime = %v, want the touch time", got.LastAccessTime)
 	}
 	clk.Advance(11 * time.Minute) // idle
-	if _, err := a.Get(ctx, s.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := a.Get(ctx, s.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Errorf("Get of an idle session: %v, want ErrNotFound", err)
 	}
 	// A dead record does not block re-creation under the same key.
@@ -173,22 +176,22 @@ func TestRedisExpiryAndTouch(t *testing.T) {
 }
 
 func TestRedisUserState(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	a := newTestRedis(t, srv, clk, nil)
 	b := newTestRedis(t, srv, clk, nil)
 	ctx := context.Background()
-	if _, err := a.GetUser(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+	if _, err := a.GetUser(ctx, "alice"); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("GetUser of an unknown user: %v", err)
 	}
 	var wg sync.WaitGroup
 	for i := range 20 {
-		st := []*Redis{a, b}[i%2]
+		st := []*Store{a, b}[i%2]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := st.UpdateUser(ctx, "alice", func(u *UserState) error {
-				u.History = append(u.History, Login{Time: clk.Now(), ClientIP: "192.0.2.1"})
+			_, err := st.UpdateUser(ctx, "alice", func(u *state.UserState) error {
+				u.History = append(u.History, state.Login{Time: clk.Now(), ClientIP: "192.0.2.1"})
 				return nil
 			})
 			if err != nil {
@@ -207,7 +210,7 @@ func TestRedisUserState(t *testing.T) {
 }
 
 func TestRedisTwoInstances(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	a := newTestRedis(t, srv, clk, nil)
 	b := newTestRedis(t, srv, clk, nil)
@@ -224,17 +227,17 @@ func TestRedisTwoInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A status change on A reaches B's near-cache.
-	if _, err := a.Update(ctx, s.Key, func(c *Session) error {
-		return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+	if _, err := a.Update(ctx, s.Key, func(c *state.Session) error {
+		return c.SetStatus(state.StatusAuthenticated, clk.Now(), "", 0)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	took, ok := waitFor(time.Second, func() bool {
+	took, ok := waitFor(settle, func() bool {
 		got, err := b.Get(ctx, s.Key)
-		return err == nil && got.Status == StatusAuthenticated
+		return err == nil && got.Status == state.StatusAuthenticated
 	})
 	if !ok {
-		t.Fatal("status change on A not seen on B within 1s")
+		t.Fatalf("status change on A not seen on B within %v", settle)
 	}
 	t.Logf("status change on A seen on B after %v", took)
 
@@ -242,36 +245,36 @@ func TestRedisTwoInstances(t *testing.T) {
 	if _, err := b.Delete(ctx, s.Key); err != nil {
 		t.Fatal(err)
 	}
-	took, ok = waitFor(time.Second, func() bool {
+	took, ok = waitFor(settle, func() bool {
 		_, err := a.Get(ctx, s.Key)
-		return errors.Is(err, ErrNotFound)
+		return errors.Is(err, state.ErrNotFound)
 	})
 	if !ok {
-		t.Fatal("deletion on B not seen on A within 1s")
+		t.Fatalf("deletion on B not seen on A within %v", settle)
 	}
 	t.Logf("deletion on B seen on A after %v", took)
 }
 
 func TestRedisConcurrentUpdatesLoseNothing(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	a := newTestRedis(t, srv, clk, nil)
 	b := newTestRedis(t, srv, clk, nil)
 	ctx := context.Background()
 	s := testSession(clk, "alice")
-	s.Challenge = &Challenge{CorrelationID: "c1", Expiry: clk.Now().Add(time.Minute)}
+	s.Challenge = &state.Challenge{CorrelationID: "c1", Expiry: clk.Now().Add(time.Minute)}
 	if err := a.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	const workers, each = 8, 25
 	var wg sync.WaitGroup
 	for w := range workers {
-		st := []*Redis{a, b}[w%2]
+		st := []*Store{a, b}[w%2]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range each {
-				if _, err := st.Update(ctx, s.Key, func(c *Session) error {
+				if _, err := st.Update(ctx, s.Key, func(c *state.Session) error {
 					c.Challenge.Attempts++
 					return nil
 				}); err != nil {
@@ -282,9 +285,9 @@ func TestRedisConcurrentUpdatesLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for _, st := range []*Redis{a, b} {
-		var got *Session
-		if _, ok := waitFor(time.Second, func() bool {
+	for _, st := range []*Store{a, b} {
+		var got *state.Session
+		if _, ok := waitFor(settle, func() bool {
 			g, err := st.Get(ctx, s.Key)
 			got = g
 			return err == nil && g.Challenge.Attempts == workers*each

@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/authsession/caddy-authsession/internal/testkit"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // testClock is an injected clock that tests move by hand.
@@ -24,24 +25,24 @@ func newTestClock() *testClock {
 	return testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
-func openTestFile(t *testing.T, opts FileOptions) *File {
+func openTestFile(t *testing.T, opts Options) *Store {
 	t.Helper()
-	f, err := OpenFile(opts)
+	f, err := Open(opts)
 	if err != nil {
-		t.Fatalf("OpenFile: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
 // fullSession returns a session with every kind of field set.
-func fullSession(t *testing.T, now time.Time, user string) *Session {
+func fullSession(t *testing.T, now time.Time, user string) *state.Session {
 	t.Helper()
-	sealer, err := NewSealer(NewSealKey())
+	sealer, err := state.NewSealer(state.NewSealKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewSession(NewID(), sealer, now, time.Hour, 30*time.Minute)
+	s := state.NewSession(state.NewID(), sealer, now, time.Hour, 30*time.Minute)
 	s.UserID = user
 	s.LoginName = user + "@example.com"
 	s.GroupName = "staff"
@@ -50,7 +51,7 @@ func fullSession(t *testing.T, now time.Time, user string) *Session {
 	ras, rct := 0, 2
 	s.AuthenticationStatus, s.ClientType = &ras, &rct
 	s.ClientApplication = "app"
-	s.Challenge = &Challenge{
+	s.Challenge = &state.Challenge{
 		CorrelationID: "corr-1", Factor: "email",
 		NonceHash: []byte{1, 2, 3}, AnswerHash: []byte{4, 5, 6},
 		Expiry: now.Add(5 * time.Minute), Attempts: 2,
@@ -58,7 +59,7 @@ func fullSession(t *testing.T, now time.Time, user string) *Session {
 	return s
 }
 
-func sessionsOnDisk(t *testing.T, f *File) int {
+func sessionsOnDisk(t *testing.T, f *Store) int {
 	t.Helper()
 	n := 0
 	if err := f.db.View(func(tx *bolt.Tx) error {
@@ -73,12 +74,12 @@ func sessionsOnDisk(t *testing.T, f *File) int {
 func TestFileRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
-	f := openTestFile(t, FileOptions{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
+	f := openTestFile(t, Options{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
 	s := fullSession(t, clk.Now(), "alice")
 	if err := f.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Create(ctx, s); !errors.Is(err, ErrExists) {
+	if err := f.Create(ctx, s); !errors.Is(err, state.ErrExists) {
 		t.Fatalf("second Create: got %v, want ErrExists", err)
 	}
 	got, err := f.Get(ctx, s.Key)
@@ -88,14 +89,14 @@ func TestFileRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, s) {
 		t.Fatalf("Get = %+v, want %+v", got, s)
 	}
-	upd, err := f.Update(ctx, s.Key, func(c *Session) error {
-		return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+	upd, err := f.Update(ctx, s.Key, func(c *state.Session) error {
+		return c.SetStatus(state.StatusAuthenticated, clk.Now(), "", 0)
 	})
-	if err != nil || upd.Status != StatusAuthenticated || upd.Version != 2 {
+	if err != nil || upd.Status != state.StatusAuthenticated || upd.Version != 2 {
 		t.Fatalf("Update = %+v, %v", upd, err)
 	}
 	refused := errors.New("refused")
-	if _, err := f.Update(ctx, s.Key, func(*Session) error { return refused }); !errors.Is(err, refused) {
+	if _, err := f.Update(ctx, s.Key, func(*state.Session) error { return refused }); !errors.Is(err, refused) {
 		t.Fatalf("Update with failing fn: %v", err)
 	}
 	if got, _ := f.Get(ctx, s.Key); got.Version != 2 {
@@ -105,20 +106,20 @@ func TestFileRoundTrip(t *testing.T) {
 	if err != nil || del.Version != 2 {
 		t.Fatalf("Delete = %+v, %v", del, err)
 	}
-	if _, err := f.Get(ctx, s.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := f.Get(ctx, s.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("Get after Delete: %v", err)
 	}
 	if n := sessionsOnDisk(t, f); n != 0 {
 		t.Fatalf("%d records on disk after Delete", n)
 	}
-	if _, err := f.Delete(ctx, s.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := f.Delete(ctx, s.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("second Delete: %v", err)
 	}
-	if _, err := f.GetUser(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+	if _, err := f.GetUser(ctx, "alice"); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("GetUser before any update: %v", err)
 	}
-	u, err := f.UpdateUser(ctx, "alice", func(u *UserState) error {
-		u.Devices = append(u.Devices, Device{ID: "d1", Added: clk.Now(), Until: clk.Now().Add(time.Hour)})
+	u, err := f.UpdateUser(ctx, "alice", func(u *state.UserState) error {
+		u.Devices = append(u.Devices, state.Device{ID: "d1", Added: clk.Now(), Until: clk.Now().Add(time.Hour)})
 		return nil
 	})
 	if err != nil || u.Version != 1 || len(u.Devices) != 1 {
@@ -130,8 +131,8 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
-	var want []*Session
+	f := openTestFile(t, Options{Path: path, Now: clk.Now})
+	var want []*state.Session
 	for i, user := range []string{"alice", "alice", "bob"} {
 		s := fullSession(t, clk.Now().Add(time.Duration(i)*time.Second), user)
 		if err := f.Create(ctx, s); err != nil {
@@ -139,10 +140,10 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 		}
 		want = append(want, s)
 	}
-	upd, err := f.Update(ctx, want[2].Key, func(c *Session) error {
+	upd, err := f.Update(ctx, want[2].Key, func(c *state.Session) error {
 		c.Challenge.Attempts = 4
 		c.Factors = []string{"password", "otp"}
-		return c.SetStatus(StatusChallengeBlocked, clk.Now(), "too_many_attempts", 10*time.Minute)
+		return c.SetStatus(state.StatusChallengeBlocked, clk.Now(), "too_many_attempts", 10*time.Minute)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -153,9 +154,9 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	want[0], _ = f.Get(ctx, want[0].Key)
-	user, err := f.UpdateUser(ctx, "alice", func(u *UserState) error {
-		u.Devices = []Device{{ID: "laptop", Added: clk.Now(), Until: clk.Now().Add(24 * time.Hour)}}
-		u.History = []Login{{Time: clk.Now(), ClientIP: "192.0.2.1", DeviceID: "laptop"}}
+	user, err := f.UpdateUser(ctx, "alice", func(u *state.UserState) error {
+		u.Devices = []state.Device{{ID: "laptop", Added: clk.Now(), Until: clk.Now().Add(24 * time.Hour)}}
+		u.History = []state.Login{{Time: clk.Now(), ClientIP: "192.0.2.1", DeviceID: "laptop"}}
 		return nil
 	})
 	if err != nil {
@@ -168,7 +169,7 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
+	g := openTestFile(t, Options{Path: path, Now: clk.Now})
 	for _, w := range want {
 		got, err := g.Get(ctx, w.Key)
 		if err != nil {
@@ -184,7 +185,7 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 			t.Fatalf("after reopen:\n got %+v\nwant %+v", got, w)
 		}
 	}
-	if st := mustGet(t, g, want[2].Key).EffectiveStatus(clk.Now()); st != StatusChallengeBlocked {
+	if st := mustGet(t, g, want[2].Key).EffectiveStatus(clk.Now()); st != state.StatusChallengeBlocked {
 		t.Fatalf("status after reopen = %q", st)
 	}
 	byUser, err := g.ByUser(ctx, "alice")
@@ -199,13 +200,13 @@ func TestFileReopenRestoresEverything(t *testing.T) {
 		t.Fatalf("GetUser after reopen = %+v, %v; want %+v", gotUser, err, user)
 	}
 	n := 0
-	_ = g.Scan(ctx, func(*Session) bool { n++; return true })
+	_ = g.Scan(ctx, func(*state.Session) bool { n++; return true })
 	if n != 3 {
 		t.Fatalf("Scan after reopen saw %d sessions", n)
 	}
 }
 
-func mustGet(t *testing.T, st Store, key Key) *Session {
+func mustGet(t *testing.T, st state.Store, key state.Key) *state.Session {
 	t.Helper()
 	s, err := st.Get(context.Background(), key)
 	if err != nil {
@@ -218,10 +219,10 @@ func TestFileExpiry(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
-	short := NewSession(NewID(), nil, clk.Now(), 6*time.Minute, 0)
-	idle := NewSession(NewID(), nil, clk.Now(), time.Hour, 5*time.Minute)
-	for _, s := range []*Session{short, idle} {
+	f := openTestFile(t, Options{Path: path, Now: clk.Now})
+	short := state.NewSession(state.NewID(), nil, clk.Now(), 6*time.Minute, 0)
+	idle := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 5*time.Minute)
+	for _, s := range []*state.Session{short, idle} {
 		if err := f.Create(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -231,10 +232,10 @@ func TestFileExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(3 * time.Minute) // short has expired; idle lives on its touch
-	if _, err := f.Get(ctx, short.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := f.Get(ctx, short.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("expired session: Get = %v", err)
 	}
-	if _, err := f.Update(ctx, short.Key, func(*Session) error { return nil }); !errors.Is(err, ErrNotFound) {
+	if _, err := f.Update(ctx, short.Key, func(*state.Session) error { return nil }); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("expired session: Update = %v", err)
 	}
 	mustGet(t, f, idle.Key)
@@ -242,8 +243,8 @@ func TestFileExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
-	if _, err := g.Get(ctx, short.Key); !errors.Is(err, ErrNotFound) {
+	g := openTestFile(t, Options{Path: path, Now: clk.Now})
+	if _, err := g.Get(ctx, short.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("expired session after reopen: Get = %v", err)
 	}
 	mustGet(t, g, idle.Key)
@@ -251,7 +252,7 @@ func TestFileExpiry(t *testing.T) {
 		t.Fatalf("reopen loaded %d sessions, want 1", g.Len())
 	}
 	clk.Advance(5 * time.Minute)
-	if _, err := g.Get(ctx, idle.Key); !errors.Is(err, ErrNotFound) {
+	if _, err := g.Get(ctx, idle.Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("idle session: Get = %v", err)
 	}
 }
@@ -259,11 +260,11 @@ func TestFileExpiry(t *testing.T) {
 func TestFileSweep(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
-	f := openTestFile(t, FileOptions{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
-	short := NewSession(NewID(), nil, clk.Now(), 6*time.Minute, 0)
-	long := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
-	idle := NewSession(NewID(), nil, clk.Now(), time.Hour, 5*time.Minute)
-	for _, s := range []*Session{short, long, idle} {
+	f := openTestFile(t, Options{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
+	short := state.NewSession(state.NewID(), nil, clk.Now(), 6*time.Minute, 0)
+	long := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
+	idle := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 5*time.Minute)
+	for _, s := range []*state.Session{short, long, idle} {
 		if err := f.Create(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -299,8 +300,8 @@ func TestFileSweep(t *testing.T) {
 func TestFileTouchIsBatched(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
-	f := openTestFile(t, FileOptions{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
-	s := NewSession(NewID(), nil, clk.Now(), time.Hour, 10*time.Minute)
+	f := openTestFile(t, Options{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
+	s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 10*time.Minute)
 	if err := f.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestFileTouchIsBatched(t *testing.T) {
 	if got := diskSession(t, f, s.Key).LastAccessTime; !got.Equal(at) {
 		t.Fatalf("disk LastAccessTime after flush = %v, want %v", got, at)
 	}
-	if err := f.Touch(ctx, NewSession(NewID(), nil, at, time.Hour, 0).Key, at); !errors.Is(err, ErrNotFound) {
+	if err := f.Touch(ctx, state.NewSession(state.NewID(), nil, at, time.Hour, 0).Key, at); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("Touch of an unknown session: %v", err)
 	}
 }
@@ -331,14 +332,14 @@ func TestFileTouchIsBatched(t *testing.T) {
 func TestFileUpdateKeepsConcurrentTouch(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
-	f := openTestFile(t, FileOptions{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
-	s := NewSession(NewID(), nil, clk.Now(), time.Hour, 10*time.Minute)
+	f := openTestFile(t, Options{Path: filepath.Join(t.TempDir(), "s.db"), Now: clk.Now})
+	s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 10*time.Minute)
 	if err := f.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Minute)
 	at := clk.Now()
-	got, err := f.Update(ctx, s.Key, func(c *Session) error {
+	got, err := f.Update(ctx, s.Key, func(c *state.Session) error {
 		if err := f.Touch(ctx, s.Key, at); err != nil {
 			return err
 		}
@@ -360,9 +361,9 @@ func TestFileUpdateKeepsConcurrentTouch(t *testing.T) {
 	}
 }
 
-func diskSession(t *testing.T, f *File, key Key) *Session {
+func diskSession(t *testing.T, f *Store, key state.Key) *state.Session {
 	t.Helper()
-	s := new(Session)
+	s := new(state.Session)
 	if err := f.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSessions).Get(key[:])
 		if v == nil {
@@ -379,9 +380,9 @@ func TestFileConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
+	f := openTestFile(t, Options{Path: path, Now: clk.Now})
 	const writers, each = 8, 40
-	keys := make([][]Key, writers)
+	keys := make([][]state.Key, writers)
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
@@ -389,7 +390,7 @@ func TestFileConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+				s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
 				s.UserID = fmt.Sprintf("user%d", w)
 				if err := f.Create(ctx, s); err != nil {
 					errs <- err
@@ -398,14 +399,14 @@ func TestFileConcurrentWriters(t *testing.T) {
 				keys[w] = append(keys[w], s.Key)
 				// Every writer also updates the first session of writer 0's
 				// user state and its own sessions.
-				if _, err := f.Update(ctx, s.Key, func(c *Session) error {
-					return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+				if _, err := f.Update(ctx, s.Key, func(c *state.Session) error {
+					return c.SetStatus(state.StatusAuthenticated, clk.Now(), "", 0)
 				}); err != nil {
 					errs <- err
 					return
 				}
-				if _, err := f.UpdateUser(ctx, "shared", func(u *UserState) error {
-					u.History = append(u.History, Login{Time: clk.Now(), DeviceID: fmt.Sprintf("%d-%d", w, i)})
+				if _, err := f.UpdateUser(ctx, "shared", func(u *state.UserState) error {
+					u.History = append(u.History, state.Login{Time: clk.Now(), DeviceID: fmt.Sprintf("%d-%d", w, i)})
 					return nil
 				}); err != nil {
 					errs <- err
@@ -423,10 +424,10 @@ func TestFileConcurrentWriters(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
+	g := openTestFile(t, Options{Path: path, Now: clk.Now})
 	for w := range writers {
 		for _, k := range keys[w] {
-			if s := mustGet(t, g, k); s.Status != StatusAuthenticated {
+			if s := mustGet(t, g, k); s.Status != state.StatusAuthenticated {
 				t.Fatalf("session %s: status %q after reopen", k.Short(), s.Status)
 			}
 		}
@@ -444,19 +445,19 @@ func TestFileFullDiskLosesNothingAcknowledged(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now, MaxSize: 256 << 10})
+	f, err := Open(Options{Path: path, Now: clk.Now, MaxSize: 256 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := strings.Repeat("x", 2000)
-	var acked []Key
+	var acked []state.Key
 	var full error
 	for range 1000 {
-		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
 		s.UserAttributes = map[string]string{"blob": big}
 		if err := f.Create(ctx, s); err != nil {
 			full = err
-			if _, gerr := f.Get(ctx, s.Key); !errors.Is(gerr, ErrNotFound) {
+			if _, gerr := f.Get(ctx, s.Key); !errors.Is(gerr, state.ErrNotFound) {
 				t.Fatalf("failed Create is visible: %v", gerr)
 			}
 			break
@@ -467,16 +468,16 @@ func TestFileFullDiskLosesNothingAcknowledged(t *testing.T) {
 	if full == nil {
 		t.Fatal("the capped file never filled up")
 	}
-	if !errors.Is(full, ErrUnavailable) || !strings.Contains(full.Error(), path) {
+	if !errors.Is(full, state.ErrUnavailable) || !strings.Contains(full.Error(), path) {
 		t.Fatalf("full disk error = %v; want ErrUnavailable naming %s", full, path)
 	}
 	// An update that needs more room fails and leaves memory as it was.
 	before := mustGet(t, f, acked[0])
-	_, err = f.Update(ctx, acked[0], func(c *Session) error {
+	_, err = f.Update(ctx, acked[0], func(c *state.Session) error {
 		c.UserAttributes["more"] = strings.Repeat("y", 200<<10)
 		return nil
 	})
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Update on a full disk: %v", err)
 	}
 	if after := mustGet(t, f, acked[0]); after != before {
@@ -488,7 +489,7 @@ func TestFileFullDiskLosesNothingAcknowledged(t *testing.T) {
 	if _, err := f.Delete(ctx, last); err == nil {
 		acked = acked[:len(acked)-1]
 	} else {
-		if !errors.Is(err, ErrUnavailable) {
+		if !errors.Is(err, state.ErrUnavailable) {
 			t.Fatalf("Delete on a full disk: %v", err)
 		}
 		mustGet(t, f, last)
@@ -496,7 +497,7 @@ func TestFileFullDiskLosesNothingAcknowledged(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
+	g := openTestFile(t, Options{Path: path, Now: clk.Now})
 	for _, k := range acked {
 		if s := mustGet(t, g, k); s.Version != 1 {
 			t.Fatalf("session %s: version %d after reopen", k.Short(), s.Version)
@@ -511,8 +512,8 @@ func TestFileEncryption(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	key := NewSealKey()
-	f, err := OpenFile(FileOptions{Path: path, Now: clk.Now, EncryptionKey: key})
+	key := state.NewSealKey()
+	f, err := Open(Options{Path: path, Now: clk.Now, EncryptionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -520,8 +521,8 @@ func TestFileEncryption(t *testing.T) {
 	if err := f.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.UpdateUser(ctx, "carol-secret-user", func(u *UserState) error {
-		u.Devices = []Device{{ID: "phone-secret-device"}}
+	if _, err := f.UpdateUser(ctx, "carol-secret-user", func(u *state.UserState) error {
+		u.Devices = []state.Device{{ID: "phone-secret-device"}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -539,7 +540,7 @@ func TestFileEncryption(t *testing.T) {
 		}
 	}
 
-	g, err := OpenFile(FileOptions{Path: path, Now: clk.Now, EncryptionKey: key})
+	g, err := Open(Options{Path: path, Now: clk.Now, EncryptionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,15 +552,15 @@ func TestFileEncryption(t *testing.T) {
 	}
 	_ = g.Close()
 
-	for name, opts := range map[string]FileOptions{
-		"wrong key": {EncryptionKey: NewSealKey()},
+	for name, opts := range map[string]Options{
+		"wrong key": {EncryptionKey: state.NewSealKey()},
 		"no key":    {},
 		"short key": {EncryptionKey: key[:16]},
 	} {
 		opts.Path, opts.Now = path, clk.Now
-		_, err := OpenFile(opts)
+		_, err := Open(opts)
 		if err == nil {
-			t.Fatalf("%s: OpenFile succeeded", name)
+			t.Fatalf("%s: Open succeeded", name)
 		}
 		t.Logf("%s: %v", name, err)
 		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key") {
@@ -576,7 +577,7 @@ func TestFileCorrupt(t *testing.T) {
 	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 2000)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := OpenFile(FileOptions{Path: garbage, Now: clk.Now})
+	_, err := Open(Options{Path: garbage, Now: clk.Now})
 	t.Logf("garbage: %v", err)
 	if err == nil || !strings.Contains(err.Error(), garbage) {
 		t.Fatalf("garbage file: error %v does not name %s", err, garbage)
@@ -588,11 +589,11 @@ func TestFileCorrupt(t *testing.T) {
 		"truncated":      func(v []byte) []byte { return v[:4] },
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".db")
-		f, err := OpenFile(FileOptions{Path: path, Now: clk.Now})
+		f, err := Open(Options{Path: path, Now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
 		if err := f.Create(context.Background(), s); err != nil {
 			t.Fatal(err)
 		}
@@ -603,7 +604,7 @@ func TestFileCorrupt(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = f.Close()
-		_, err = OpenFile(FileOptions{Path: path, Now: clk.Now})
+		_, err = Open(Options{Path: path, Now: clk.Now})
 		t.Logf("%s: %v", name, err)
 		if err == nil || !strings.Contains(err.Error(), path) {
 			t.Fatalf("%s: error %v does not name %s", name, err, path)
@@ -613,8 +614,8 @@ func TestFileCorrupt(t *testing.T) {
 
 func TestFileLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	openTestFile(t, FileOptions{Path: path})
-	_, err := OpenFile(FileOptions{Path: path, LockTimeout: 50 * time.Millisecond})
+	openTestFile(t, Options{Path: path})
+	_, err := Open(Options{Path: path, LockTimeout: 50 * time.Millisecond})
 	t.Logf("locked: %v", err)
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("second open: %v", err)
@@ -622,15 +623,15 @@ func TestFileLocked(t *testing.T) {
 }
 
 func TestFileClosed(t *testing.T) {
-	f, err := OpenFile(FileOptions{Path: filepath.Join(t.TempDir(), "s.db")})
+	f, err := Open(Options{Path: filepath.Join(t.TempDir(), "s.db")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	err = f.Create(context.Background(), NewSession(NewID(), nil, time.Now(), time.Hour, 0))
-	if !errors.Is(err, ErrUnavailable) {
+	err = f.Create(context.Background(), state.NewSession(state.NewID(), nil, time.Now(), time.Hour, 0))
+	if !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Create after Close: %v", err)
 	}
 }
@@ -643,10 +644,10 @@ func TestFileBackgroundLoad(t *testing.T) {
 	ctx := context.Background()
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
-	var ss []*Session
+	f := openTestFile(t, Options{Path: path, Now: clk.Now})
+	var ss []*state.Session
 	for i := range 40 {
-		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
 		s.UserID = fmt.Sprintf("u%d", i%4)
 		if err := f.Create(ctx, s); err != nil {
 			t.Fatal(err)
@@ -658,7 +659,7 @@ func TestFileBackgroundLoad(t *testing.T) {
 	}
 
 	release := make(chan struct{})
-	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now, BackgroundLoadAbove: 10,
+	g := openTestFile(t, Options{Path: path, Now: clk.Now, BackgroundLoadAbove: 10,
 		beforeLoad: func() { <-release }})
 	if !g.loading.Load() || g.Len() != 0 {
 		t.Fatalf("expected a held background load: loading %v, %d in memory", g.loading.Load(), g.Len())
@@ -669,15 +670,15 @@ func TestFileBackgroundLoad(t *testing.T) {
 	if _, err := g.Delete(ctx, ss[1].Key); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Get(ctx, ss[1].Key); !errors.Is(err, ErrNotFound) {
+	if _, err := g.Get(ctx, ss[1].Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("deleted during load: Get = %v", err)
 	}
-	if _, err := g.Update(ctx, ss[2].Key, func(c *Session) error {
-		return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+	if _, err := g.Update(ctx, ss[2].Key, func(c *state.Session) error {
+		return c.SetStatus(state.StatusAuthenticated, clk.Now(), "", 0)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Create(ctx, ss[3].Clone()); !errors.Is(err, ErrExists) {
+	if err := g.Create(ctx, ss[3].Clone()); !errors.Is(err, state.ErrExists) {
 		t.Fatalf("Create over a stored, unloaded session: %v", err)
 	}
 	clk.Advance(time.Minute)
@@ -695,10 +696,10 @@ func TestFileBackgroundLoad(t *testing.T) {
 	if g.Len() != 39 {
 		t.Fatalf("after the load: %d sessions in memory, want 39", g.Len())
 	}
-	if _, err := g.Get(ctx, ss[1].Key); !errors.Is(err, ErrNotFound) {
+	if _, err := g.Get(ctx, ss[1].Key); !errors.Is(err, state.ErrNotFound) {
 		t.Fatalf("the loader brought back a deleted session: %v", err)
 	}
-	if s := mustGet(t, g, ss[2].Key); s.Status != StatusAuthenticated || s.Version != 2 {
+	if s := mustGet(t, g, ss[2].Key); s.Status != state.StatusAuthenticated || s.Version != 2 {
 		t.Fatalf("the loader overwrote an update: %+v", s)
 	}
 	if s := mustGet(t, g, ss[4].Key); !s.LastAccessTime.Equal(clk.Now()) {
@@ -714,10 +715,10 @@ func TestFileBackgroundLoad(t *testing.T) {
 func TestFileBackgroundLoadSkipsBadRecord(t *testing.T) {
 	clk := newTestClock()
 	path := filepath.Join(t.TempDir(), "s.db")
-	f := openTestFile(t, FileOptions{Path: path, Now: clk.Now})
-	var bad Key
+	f := openTestFile(t, Options{Path: path, Now: clk.Now})
+	var bad state.Key
 	for i := range 20 {
-		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
 		if err := f.Create(context.Background(), s); err != nil {
 			t.Fatal(err)
 		}
@@ -735,7 +736,7 @@ func TestFileBackgroundLoadSkipsBadRecord(t *testing.T) {
 
 	var mu sync.Mutex
 	var reported []error
-	g := openTestFile(t, FileOptions{Path: path, Now: clk.Now, BackgroundLoadAbove: 5, OnError: func(err error) {
+	g := openTestFile(t, Options{Path: path, Now: clk.Now, BackgroundLoadAbove: 5, OnError: func(err error) {
 		mu.Lock()
 		reported = append(reported, err)
 		mu.Unlock()

@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"context"
@@ -8,13 +8,15 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // loadChunk is how many records the loader hands a decoding worker at once.
 const loadChunk = 2048
 
 // defaultBackgroundLoadAbove is the number of live sessions above which a
-// file is loaded in the background (see FileOptions.BackgroundLoadAbove).
+// file is loaded in the background (see Options.BackgroundLoadAbove).
 const defaultBackgroundLoadAbove = 50_000
 
 type rawRecord struct{ k, v []byte }
@@ -24,7 +26,7 @@ type rawRecord struct{ k, v []byte }
 // returning if there are at most backgroundAbove of them, otherwise in the
 // background. JSON decoding is what makes a start slow (about 5-10µs a
 // session); walking the headers is cheap.
-func (f *File) open(backgroundAbove int, beforeLoad func()) (err error) {
+func (f *Store) open(backgroundAbove int, beforeLoad func()) (err error) {
 	background := false
 	defer func() {
 		if err == nil && !background {
@@ -42,11 +44,11 @@ func (f *File) open(backgroundAbove int, beforeLoad func()) (err error) {
 	live := 0
 	err = f.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
-			u := new(UserState)
+			u := new(state.UserState)
 			if err := f.codec.decode(bucketUsers, k, v, u); err != nil {
 				return fmt.Errorf("user record %x: %w", k[:min(len(k), 4)], err)
 			}
-			f.mem.users[u.UserID] = u
+			f.mem.PutUser(u)
 			return nil
 		}); err != nil {
 			return err
@@ -89,7 +91,7 @@ func (f *File) open(backgroundAbove int, beforeLoad func()) (err error) {
 // Otherwise (in the background, with the store already serving) such a
 // record is reported through OnError and skipped, and a session already in
 // memory or written since the load began is left alone.
-func (f *File) loadSessions(now time.Time, strict bool) error {
+func (f *Store) loadSessions(now time.Time, strict bool) error {
 	return f.db.View(func(tx *bolt.Tx) error {
 		workers := runtime.GOMAXPROCS(0)
 		chunks := make(chan []rawRecord, workers*2)
@@ -139,8 +141,8 @@ func (f *File) loadSessions(now time.Time, strict bool) error {
 }
 
 // loadRecord decodes one session record into memory.
-func (f *File) loadRecord(r rawRecord, now time.Time, strict bool) error {
-	s := new(Session)
+func (f *Store) loadRecord(r rawRecord, now time.Time, strict bool) error {
+	s := new(state.Session)
 	if err := f.codec.decode(bucketSessions, r.k, r.v, s); err != nil {
 		return fmt.Errorf("session record %x: %w", r.k[:min(len(r.k), 4)], err)
 	}
@@ -151,8 +153,7 @@ func (f *File) loadRecord(r rawRecord, now time.Time, strict bool) error {
 		return nil
 	}
 	if strict {
-		f.mem.cache.Set(ck(s.Key), s, f.mem.ttl(s))
-		f.mem.index(s.UserID, s.Key)
+		f.mem.Restore(s, nil)
 		return nil
 	}
 	f.installLoaded(s)
@@ -162,51 +163,44 @@ func (f *File) loadRecord(r rawRecord, now time.Time, strict bool) error {
 // installLoaded puts a session read from the file into memory unless memory
 // holds the key already or a writer has changed it since the load began
 // (memory is then the newer truth).
-func (f *File) installLoaded(s *Session) {
-	l := &f.mem.locks[s.Key[0]]
-	l.Lock()
-	defer l.Unlock()
-	if _, ok := f.mem.cache.Get(ck(s.Key)); ok || f.isDirty(s.Key) {
-		return
-	}
-	f.mem.cache.Set(ck(s.Key), s, f.mem.ttl(s))
-	f.mem.index(s.UserID, s.Key)
+func (f *Store) installLoaded(s *state.Session) {
+	f.mem.Restore(s, f.isDirty)
 }
 
 // lookup returns the live session under key. While a background load runs,
 // a session not yet in memory is read from the file and put in memory.
-func (f *File) lookup(key Key) (*Session, error) {
-	if s, ok := f.mem.lookup(key); ok {
+func (f *Store) lookup(key state.Key) (*state.Session, error) {
+	if s, err := f.mem.Get(context.Background(), key); err == nil {
 		return s, nil
 	}
 	if !f.loading.Load() {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
-	var s *Session
+	var s *state.Session
 	err := f.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSessions).Get(key[:])
 		if v == nil {
 			return nil
 		}
-		s = new(Session)
+		s = new(state.Session)
 		return f.codec.decode(bucketSessions, key[:], v, s)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %v", ErrUnavailable, f.path, err)
+		return nil, fmt.Errorf("%w: reading %s: %v", state.ErrUnavailable, f.path, err)
 	}
 	if s == nil || s.Key != key || !s.Live(f.now()) {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	f.installLoaded(s)
-	if s, ok := f.mem.lookup(key); ok {
+	if s, err := f.mem.Get(context.Background(), key); err == nil {
 		return s, nil
 	}
-	return nil, ErrNotFound
+	return nil, state.ErrNotFound
 }
 
 // markDirty records, while a background load runs, that a writer is about
 // to change key, so the loader does not put an older copy in memory.
-func (f *File) markDirty(key Key) {
+func (f *Store) markDirty(key state.Key) {
 	if !f.loading.Load() {
 		return
 	}
@@ -217,7 +211,7 @@ func (f *File) markDirty(key Key) {
 	f.dirtyMu.Unlock()
 }
 
-func (f *File) isDirty(key Key) bool {
+func (f *Store) isDirty(key state.Key) bool {
 	f.dirtyMu.Lock()
 	defer f.dirtyMu.Unlock()
 	_, ok := f.dirty[key]
@@ -226,7 +220,7 @@ func (f *File) isDirty(key Key) bool {
 
 // waitLoaded waits for a background load to finish, for the operations that
 // need every session in memory (ByUser, Scan).
-func (f *File) waitLoaded(ctx context.Context) error {
+func (f *Store) waitLoaded(ctx context.Context) error {
 	select {
 	case <-f.loaded:
 		return nil

@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"crypto/rand"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // The Lua scripts below each touch a single key (so they run unchanged on
@@ -76,11 +78,10 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 return f
 `)
 
-// touchScript: KEYS[1] session; ARGV at, now_ms. Moves "at" forward and
+// touchLua: KEYS[1] session; ARGV at, now_ms. Moves "at" forward and
 // extends the TTL; never creates a key. Touches are not announced: other
 // instances re-read a cached session that looks idle before refusing it.
-var touchScript = redis.NewScript(touchLua)
-
+// flushTouches sends it with EVAL, many to a pipeline.
 const touchLua = liveLua + `
 local f = redis.call('HMGET', KEYS[1], 'at', 'et', 'idle')
 if not f[2] then return 0 end
@@ -133,19 +134,19 @@ func unstamp(s string) (time.Time, bool) {
 func millis(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // sessionArgs returns the at, et and idle fields of s.
-func sessionArgs(s *Session) (at, et, idle string) {
+func sessionArgs(s *state.Session) (at, et, idle string) {
 	return stamp(s.LastAccessTime), millis(s.ExpiryTime),
 		strconv.FormatInt(s.IdleTimeout.Milliseconds(), 10)
 }
 
 // decodeSession rebuilds a session from the hash fields d, v and at (any
 // may be nil when absent). ok is false if the record does not exist.
-func decodeSession(key Key, d, v, at any) (s *Session, ok bool, err error) {
+func decodeSession(key state.Key, d, v, at any) (s *state.Session, ok bool, err error) {
 	ds, isStr := d.(string)
 	if !isStr {
 		return nil, false, nil
 	}
-	s = new(Session)
+	s = new(state.Session)
 	if err := json.Unmarshal([]byte(ds), s); err != nil {
 		return nil, false, fmt.Errorf("redis store: decoding session %s: %w", key.Short(), err)
 	}

@@ -1,13 +1,15 @@
-package state
+package redisstore
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/internal/redistest"
 )
 
 func TestRedisFailureWindowShared(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	a := newTestRedis(t, srv, clk, nil).FailureWindow(3, 5*time.Minute)
 	b := newTestRedis(t, srv, clk, nil).FailureWindow(3, 5*time.Minute)
@@ -63,7 +65,7 @@ func TestRedisFailureWindowShared(t *testing.T) {
 	if err != nil || n != 6 || ttl <= 0 || ttl > 5*time.Minute {
 		t.Fatalf("set of 50 failures: %d entries (want 6), ttl %v, %v", n, ttl, err)
 	}
-	srv.stop()
+	srv.Stop()
 	if _, _, err := a.Blocked(ctx, at, "ip:192.0.2.1"); err == nil {
 		t.Fatal("no error with Redis stopped")
 	}

@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"bytes"
@@ -6,12 +6,14 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 func TestCodecRoundTrip(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	s := fullSession(t, now, "dave")
-	for name, key := range map[string][]byte{"plain": nil, "sealed": NewSealKey()} {
+	for name, key := range map[string][]byte{"plain": nil, "sealed": state.NewSealKey()} {
 		c, err := newCodec(key)
 		if err != nil {
 			t.Fatal(err)
@@ -29,7 +31,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		if sealed := bytes.Contains(rec, []byte("dave")); sealed == (key != nil) {
 			t.Fatalf("%s: user id in the clear = %v", name, sealed)
 		}
-		got := new(Session)
+		got := new(state.Session)
 		if err := c.decode(bucketSessions, s.Key[:], rec, got); err != nil {
 			t.Fatal(err)
 		}
@@ -40,17 +42,17 @@ func TestCodecRoundTrip(t *testing.T) {
 			continue
 		}
 		// A sealed record is bound to its key and header.
-		other := KeyOf(NewID())
-		if err := c.decode(bucketSessions, other[:], rec, new(Session)); !errors.Is(err, errUnsealed) {
+		other := state.KeyOf(state.NewID())
+		if err := c.decode(bucketSessions, other[:], rec, new(state.Session)); !errors.Is(err, errUnsealed) {
 			t.Fatalf("record moved to another key: %v", err)
 		}
 		moved := append([]byte(nil), rec...)
 		moved[9]++
-		if err := c.decode(bucketSessions, s.Key[:], moved, new(Session)); !errors.Is(err, errUnsealed) {
+		if err := c.decode(bucketSessions, s.Key[:], moved, new(state.Session)); !errors.Is(err, errUnsealed) {
 			t.Fatalf("record with a changed deadline: %v", err)
 		}
 		plain, _ := newCodec(nil)
-		if err := plain.decode(bucketSessions, s.Key[:], rec, new(Session)); err == nil {
+		if err := plain.decode(bucketSessions, s.Key[:], rec, new(state.Session)); err == nil {
 			t.Fatal("sealed record decoded without a key")
 		}
 	}
@@ -76,9 +78,9 @@ func TestDeadlineNanos(t *testing.T) {
 // or without a key.
 func FuzzDecodeRecord(f *testing.F) {
 	plain, _ := newCodec(nil)
-	sealed, _ := newCodec(make([]byte, SealKeySize))
-	key := KeyOf("fuzz")
-	s := &Session{Key: key, UserID: "u", Challenge: &Challenge{CorrelationID: "c"}}
+	sealed, _ := newCodec(make([]byte, state.SealKeySize))
+	key := state.KeyOf("fuzz")
+	s := &state.Session{Key: key, UserID: "u", Challenge: &state.Challenge{CorrelationID: "c"}}
 	for _, c := range []*codec{plain, sealed} {
 		rec, err := c.encode(bucketSessions, key[:], time.Unix(100, 0), s)
 		if err != nil {
@@ -92,8 +94,8 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte{2, 0})
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		for _, c := range []*codec{plain, sealed} {
-			_ = c.decode(bucketSessions, key[:], rec, new(Session))
-			_ = c.decode(bucketUsers, key[:], rec, new(UserState))
+			_ = c.decode(bucketSessions, key[:], rec, new(state.Session))
+			_ = c.decode(bucketUsers, key[:], rec, new(state.UserState))
 		}
 		_, _ = recordDeadline(rec)
 		_ = headerError(rec)

@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // The benchmarks compare the memory and file stores on the operations that
@@ -20,34 +22,34 @@ import (
 // Get (both from memory), and opening a file with many sessions. Run them
 // with, e.g.:
 //
-//	go test -run '^$' -bench 'Create|Get|Open' -benchtime 2s ./state/
-//	go test -run '^$' -bench 'FileOpen' -benchtime 1x ./state/ -authsession.large
+//	go test -run '^$' -bench 'Create|Get|Open' -benchtime 2s ./state/filestore/
+//	go test -run '^$' -bench 'FileOpen' -benchtime 1x ./state/filestore/ -authsession.large
 var benchLarge = flag.Bool("authsession.large", false, "also open a file store holding 1M sessions in BenchmarkFileOpen")
 
 // benchWriters is how many goroutines per CPU the creation benchmarks run:
 // many concurrent writers, as under a load of logins.
 const benchWriters = 32
 
-var benchSealer, _ = NewSealer(make([]byte, SealKeySize))
+var benchSealer, _ = state.NewSealer(make([]byte, state.SealKeySize))
 
 var benchUser atomic.Uint64
 
 // benchSession returns a session shaped like a logged-in user's.
-func benchSession(now time.Time) *Session {
-	s := NewSession(NewID(), benchSealer, now, 8*time.Hour, 30*time.Minute)
+func benchSession(now time.Time) *state.Session {
+	s := state.NewSession(state.NewID(), benchSealer, now, 8*time.Hour, 30*time.Minute)
 	n := benchUser.Add(1)
 	s.UserID = fmt.Sprintf("user%07d", n%100000)
 	s.LoginName = s.UserID + "@example.com"
 	s.GroupName = "staff"
 	s.ClientIP = "192.0.2.10"
 	s.UserAttributes = map[string]string{"mail": s.LoginName, "dept": "sales"}
-	s.Status = StatusAuthenticated
+	s.Status = state.StatusAuthenticated
 	s.AuthTime = now
 	s.Factors = []string{"password"}
 	return s
 }
 
-func benchCreate(b *testing.B, st Store, parallelism int) {
+func benchCreate(b *testing.B, st state.Store, parallelism int) {
 	ctx := context.Background()
 	now := time.Now()
 	b.SetParallelism(parallelism)
@@ -64,9 +66,9 @@ func benchCreate(b *testing.B, st Store, parallelism int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 }
 
-func openBenchFile(b *testing.B) *File {
+func openBenchFile(b *testing.B) *Store {
 	b.Helper()
-	f, err := OpenFile(FileOptions{Path: filepath.Join(b.TempDir(), "s.db")})
+	f, err := Open(Options{Path: filepath.Join(b.TempDir(), "s.db")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func openBenchFile(b *testing.B) *File {
 // BenchmarkMemoryCreate measures creations in the memory store, from many
 // concurrent writers.
 func BenchmarkMemoryCreate(b *testing.B) {
-	m := NewMemory(MemoryOptions{})
+	m := state.NewMemory(state.MemoryOptions{})
 	defer m.Close()
 	benchCreate(b, m, benchWriters)
 }
@@ -103,10 +105,10 @@ func BenchmarkFileCreateSerial(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 }
 
-func benchGet(b *testing.B, st Store) {
+func benchGet(b *testing.B, st state.Store) {
 	ctx := context.Background()
 	now := time.Now()
-	keys := make([]Key, 10000)
+	keys := make([]state.Key, 10000)
 	var wg sync.WaitGroup
 	for w := range 100 { // concurrent creations share commits
 		wg.Add(1)
@@ -141,7 +143,7 @@ func benchGet(b *testing.B, st Store) {
 
 // BenchmarkMemoryGet measures the gate's lookup in the memory store.
 func BenchmarkMemoryGet(b *testing.B) {
-	m := NewMemory(MemoryOptions{})
+	m := state.NewMemory(state.MemoryOptions{})
 	defer m.Close()
 	benchGet(b, m)
 }
@@ -154,7 +156,7 @@ func BenchmarkFileGet(b *testing.B) {
 
 // BenchmarkFileOpen measures opening a file store that holds 100k (and,
 // with -authsession.large, 1M) live sessions. ns/op is the time until the
-// store serves (OpenFile returned); ms-loaded the time until every session
+// store serves (Open returned); ms-loaded the time until every session
 // is in memory (the background load, when there is one, has finished), and
 // MiB-heap the heap the loaded sessions take.
 func BenchmarkFileOpen(b *testing.B) {
@@ -175,7 +177,7 @@ func BenchmarkFileOpen(b *testing.B) {
 				runtime.ReadMemStats(&before)
 				b.StartTimer()
 				start := time.Now()
-				f, err := OpenFile(FileOptions{Path: path})
+				f, err := Open(Options{Path: path})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -200,7 +202,7 @@ func BenchmarkFileOpen(b *testing.B) {
 // through bbolt in large transactions (much faster than n Creates).
 func seedFile(b *testing.B, path string, n int) {
 	b.Helper()
-	f, err := OpenFile(FileOptions{Path: path})
+	f, err := Open(Options{Path: path})
 	if err != nil {
 		b.Fatal(err)
 	}

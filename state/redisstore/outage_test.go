@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/internal/redistest"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // healthLog records OnHealth calls.
@@ -27,8 +30,8 @@ func (h *healthLog) get() []bool {
 	return slices.Clone(h.events)
 }
 
-func outageOptions(log *healthLog) func(*RedisOptions) {
-	return func(o *RedisOptions) {
+func outageOptions(log *healthLog) func(*Options) {
+	return func(o *Options) {
 		o.Timeout = 300 * time.Millisecond
 		o.PingInterval = 100 * time.Millisecond
 		o.MaxStaleness = 30 * time.Second
@@ -37,7 +40,7 @@ func outageOptions(log *healthLog) func(*RedisOptions) {
 }
 
 func TestRedisStoppedThenRestarted(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	var log healthLog
 	a := newTestRedis(t, srv, clk, outageOptions(&log))
@@ -53,14 +56,14 @@ func TestRedisStoppedThenRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv.stop()
-	if _, ok := waitFor(5*time.Second, func() bool { return !a.Up() }); !ok {
+	srv.Stop()
+	if _, ok := waitFor(settle, func() bool { return !a.Up() }); !ok {
 		t.Fatal("store did not notice that Redis stopped")
 	}
 	checkDegraded(t, a, clk, cached, other)
 
-	srv.start()
-	took, ok := waitFor(10*time.Second, a.Up)
+	srv.Restart()
+	took, ok := waitFor(settle, a.Up)
 	if !ok {
 		t.Fatal("store did not recover after Redis restarted")
 	}
@@ -80,7 +83,7 @@ func TestRedisStoppedThenRestarted(t *testing.T) {
 }
 
 func TestRedisFrozenThenThawed(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	var log healthLog
 	a := newTestRedis(t, srv, clk, outageOptions(&log))
@@ -96,10 +99,10 @@ func TestRedisFrozenThenThawed(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	srv.freeze()
-	took, ok := waitFor(5*time.Second, func() bool { return !a.Up() })
+	srv.Freeze()
+	took, ok := waitFor(settle, func() bool { return !a.Up() })
 	if !ok {
-		srv.thaw()
+		srv.Thaw()
 		t.Fatal("store did not notice that Redis hung")
 	}
 	t.Logf("hung server noticed after %v", took)
@@ -108,20 +111,20 @@ func TestRedisFrozenThenThawed(t *testing.T) {
 		t.Errorf("Touch while Redis hangs: %v", err)
 	}
 
-	srv.thaw()
-	took, ok = waitFor(10*time.Second, a.Up)
+	srv.Thaw()
+	took, ok = waitFor(settle, a.Up)
 	if !ok {
 		t.Fatal("store did not recover after Redis resumed")
 	}
 	t.Logf("resubscribed %v after redis-server resumed", took)
 	// Nothing was deleted because of the failed reads.
-	for _, s := range []*Session{cached, other} {
+	for _, s := range []*state.Session{cached, other} {
 		if _, err := a.Get(ctx, s.Key); err != nil {
 			t.Errorf("Get after recovery: %v", err)
 		}
 	}
-	if _, err := a.Update(ctx, cached.Key, func(c *Session) error {
-		return c.SetStatus(StatusAuthenticated, clk.Now(), "", 0)
+	if _, err := a.Update(ctx, cached.Key, func(c *state.Session) error {
+		return c.SetStatus(state.StatusAuthenticated, clk.Now(), "", 0)
 	}); err != nil {
 		t.Errorf("Update after recovery: %v", err)
 	}
@@ -130,33 +133,33 @@ func TestRedisFrozenThenThawed(t *testing.T) {
 	}
 }
 
-// checkDegraded asserts the behaviour while Redis is unreachable: writes
-// and uncached reads fail with ErrUnavailable (never ErrNotFound), the
-// near-cached session is served until MaxStaleness has passed. (A failed
-// write to a session drops it from the near-cache, since it may have been
-// applied, so writes here go to the uncached one.)
-func checkDegraded(t *testing.T, a *Redis, clk *fakeClock, cached, other *Session) {
+// checkDegraded asserts the behaviour while Redis is unreachable: writes and
+// uncached reads fail with state.ErrUnavailable (never state.ErrNotFound), the
+// near-cached session is served until MaxStaleness has passed. (A failed write
+// to a session drops it from the near-cache, since it may have been applied, so
+// writes here go to the uncached one.)
+func checkDegraded(t *testing.T, a *Store, clk *fakeClock, cached, other *state.Session) {
 	t.Helper()
 	ctx := context.Background()
 	start := time.Now()
 	err := a.Create(ctx, testSession(clk, "dave"))
 	t.Logf("Create failed after %v: %v", time.Since(start), err)
-	if !errors.Is(err, ErrUnavailable) {
+	if !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("Create while Redis is away: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.Update(ctx, other.Key, func(*Session) error { return nil }); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.Update(ctx, other.Key, func(*state.Session) error { return nil }); !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("Update while Redis is away: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.Delete(ctx, other.Key); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.Delete(ctx, other.Key); !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("Delete while Redis is away: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.UpdateUser(ctx, "alice", func(*UserState) error { return nil }); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.UpdateUser(ctx, "alice", func(*state.UserState) error { return nil }); !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("UpdateUser while Redis is away: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.Get(ctx, other.Key); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.Get(ctx, other.Key); !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("Get of an uncached session while Redis is away: %v, want ErrUnavailable", err)
 	}
-	if _, err := a.ByUser(ctx, "alice"); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.ByUser(ctx, "alice"); !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("ByUser while Redis is away: %v, want ErrUnavailable", err)
 	}
 	if _, err := a.Get(ctx, cached.Key); err != nil {
@@ -167,7 +170,7 @@ func checkDegraded(t *testing.T, a *Redis, clk *fakeClock, cached, other *Sessio
 		t.Errorf("Get of a near-cached session 29s into the outage: %v", err)
 	}
 	clk.Advance(2 * time.Second)
-	if _, err := a.Get(ctx, cached.Key); !errors.Is(err, ErrUnavailable) {
+	if _, err := a.Get(ctx, cached.Key); !errors.Is(err, state.ErrUnavailable) {
 		t.Errorf("Get of a near-cached session past MaxStaleness: %v, want ErrUnavailable", err)
 	}
 }

@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -12,16 +12,18 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // maxConflicts bounds the optimistic retries of one Update.
 const maxConflicts = 1000
 
-// Get implements Store. A live session in the near-cache is returned without
-// a round trip while the store is in contact with Redis, and for at most
-// MaxStaleness after contact was lost; otherwise Redis is asked, and a
-// failure is ErrUnavailable, never ErrNotFound.
-func (r *Redis) Get(ctx context.Context, key Key) (*Session, error) {
+// Get implements state.Store. A live session in the near-cache is returned
+// without a round trip while the store is in contact with Redis, and for at
+// most MaxStaleness after contact was lost; otherwise Redis is asked, and a
+// failure is state.ErrUnavailable, never state.ErrNotFound.
+func (r *Store) Get(ctx context.Context, key state.Key) (*state.Session, error) {
 	now := r.now()
 	if e, ok := r.near.get(key); ok && e.s.Live(now) &&
 		r.health.fresh(e.at, now, r.opts.MaxStaleness) {
@@ -34,14 +36,14 @@ func (r *Redis) Get(ctx context.Context, key Key) (*Session, error) {
 		return nil, err
 	}
 	if s == nil || !s.Live(r.now()) {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	return s, nil
 }
 
 // load reads a session from Redis; nil means there is none. If fill is set,
 // a live result is put in the near-cache.
-func (r *Redis) load(ctx context.Context, key Key, fill bool) (*Session, error) {
+func (r *Store) load(ctx context.Context, key state.Key, fill bool) (*state.Session, error) {
 	tok := r.near.token(key)
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
@@ -59,9 +61,9 @@ func (r *Redis) load(ctx context.Context, key Key, fill bool) (*Session, error) 
 	return s, nil
 }
 
-// Create implements Store. The user index is written first, so a session is
-// never in Redis without being findable by ByUser.
-func (r *Redis) Create(ctx context.Context, s *Session) error {
+// Create implements state.Store. The user index is written first, so a session
+// is never in Redis without being findable by ByUser.
+func (r *Store) Create(ctx context.Context, s *state.Session) error {
 	c := s.Clone()
 	c.Version = 1
 	d, err := json.Marshal(c)
@@ -82,20 +84,20 @@ func (r *Redis) Create(ctx context.Context, s *Session) error {
 		return unavailable("creating session", err)
 	}
 	if res == 0 {
-		return ErrExists
+		return state.ErrExists
 	}
 	s.Version = 1
 	r.near.fill(c, tok, now, c.Deadline().Sub(now))
 	return nil
 }
 
-// Update implements Store with a compare-and-set on the version: fn runs on
-// the newest record (first the near-cached one, which costs no read if it
-// is current) and is run again after a conflicting write elsewhere.
-func (r *Redis) Update(ctx context.Context, key Key, fn func(*Session) error) (*Session, error) {
+// Update implements state.Store with a compare-and-set on the version: fn runs
+// on the newest record (first the near-cached one, which costs no read if it is
+// current) and is run again after a conflicting write elsewhere.
+func (r *Store) Update(ctx context.Context, key state.Key, fn func(*state.Session) error) (*state.Session, error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
-	var old *Session
+	var old *state.Session
 	if e, ok := r.near.get(key); ok && e.s.Live(r.now()) {
 		old = e.s
 	}
@@ -107,7 +109,7 @@ func (r *Redis) Update(ctx context.Context, key Key, fn func(*Session) error) (*
 				return nil, err
 			}
 			if s == nil || !s.Live(now) {
-				return nil, ErrNotFound
+				return nil, state.ErrNotFound
 			}
 			old = s
 		}
@@ -146,8 +148,8 @@ func (r *Redis) Update(ctx context.Context, key Key, fn func(*Session) error) (*
 	return nil, fmt.Errorf("redis store: updating session %s: too many conflicting writes", key.Short())
 }
 
-// Delete implements Store.
-func (r *Redis) Delete(ctx context.Context, key Key) (*Session, error) {
+// Delete implements state.Store.
+func (r *Store) Delete(ctx context.Context, key state.Key) (*state.Session, error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	r.near.invalidate(key)
@@ -157,34 +159,34 @@ func (r *Redis) Delete(ctx context.Context, key Key) (*Session, error) {
 		return nil, unavailable("deleting session", err)
 	}
 	if len(vals) < 3 {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	s, ok, err := decodeSession(key, vals[0], vals[1], vals[2])
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	r.unindex(ctx, s.UserID, key)
 	if !s.Live(r.now()) {
-		return nil, ErrNotFound
+		return nil, state.ErrNotFound
 	}
 	return s, nil
 }
 
-// ByUser implements Store. Index entries whose session has gone (expired or
-// moved to another user) are removed as they are found.
-func (r *Redis) ByUser(ctx context.Context, userID string) ([]*Session, error) {
+// ByUser implements state.Store. Index entries whose session has gone (expired
+// or moved to another user) are removed as they are found.
+func (r *Store) ByUser(ctx context.Context, userID string) ([]*state.Session, error) {
 	ctx, cancel := r.opCtx(ctx)
 	defer cancel()
 	members, err := r.client.SMembers(ctx, r.indexKey(userID)).Result()
 	if err != nil {
 		return nil, unavailable("reading user index", err)
 	}
-	keys := make([]Key, 0, len(members))
+	keys := make([]state.Key, 0, len(members))
 	for _, m := range members {
-		var k Key
+		var k state.Key
 		if _, err := hex.Decode(k[:], []byte(m)); err == nil && len(m) == 2*len(k) {
 			keys = append(keys, k)
 		}
@@ -194,7 +196,7 @@ func (r *Redis) ByUser(ctx context.Context, userID string) ([]*Session, error) {
 		return nil, err
 	}
 	now := r.now()
-	out := make([]*Session, 0, len(all))
+	out := make([]*state.Session, 0, len(all))
 	var gone []any
 	for i, s := range all {
 		switch {
@@ -207,12 +209,12 @@ func (r *Redis) ByUser(ctx context.Context, userID string) ([]*Session, error) {
 	if len(gone) > 0 {
 		_ = r.client.SRem(ctx, r.indexKey(userID), gone...).Err()
 	}
-	sortSessions(out)
+	state.SortSessions(out)
 	return out, nil
 }
 
 // fetchMany reads sessions in one pipeline; a nil entry means none.
-func (r *Redis) fetchMany(ctx context.Context, keys []Key) ([]*Session, error) {
+func (r *Store) fetchMany(ctx context.Context, keys []state.Key) ([]*state.Session, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
@@ -224,7 +226,7 @@ func (r *Redis) fetchMany(ctx context.Context, keys []Key) ([]*Session, error) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, unavailable("reading sessions", err)
 	}
-	out := make([]*Session, len(keys))
+	out := make([]*state.Session, len(keys))
 	for i, c := range cmds {
 		v := c.Val()
 		s, ok, err := decodeSession(keys[i], v[0], v[1], v[2])
@@ -238,20 +240,20 @@ func (r *Redis) fetchMany(ctx context.Context, keys []Key) ([]*Session, error) {
 	return out, nil
 }
 
-// Scan implements Store with SCAN over the session keys (on every master in
-// cluster mode). Each batch is bounded by the timeout, not the whole scan.
-// SCAN may return a key more than once (when Redis resizes its table during
-// the scan), so the keys already visited are remembered: fn sees each
-// session once, at the cost of 32 bytes and a map entry per session for the
-// length of the scan.
-func (r *Redis) Scan(ctx context.Context, fn func(*Session) bool) error {
+// Scan implements state.Store with SCAN over the session keys (on every master
+// in cluster mode). Each batch is bounded by the timeout, not the whole scan.
+// SCAN may return a key more than once (when Redis resizes its table during the
+// scan), so the keys already visited are remembered: fn sees each session once,
+// at the cost of 32 bytes and a map entry per session for the length of the
+// scan.
+func (r *Store) Scan(ctx context.Context, fn func(*state.Session) bool) error {
 	var (
 		mu   sync.Mutex
 		done bool
-		seen = map[Key]struct{}{}
+		seen = map[state.Key]struct{}{}
 	)
 	errStop := errors.New("stop")
-	visit := func(ss []*Session) bool {
+	visit := func(ss []*state.Session) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		now := r.now()
@@ -282,9 +284,9 @@ func (r *Redis) Scan(ctx context.Context, fn func(*Session) bool) error {
 				cancel()
 				return unavailable("scanning sessions", err)
 			}
-			keys := make([]Key, 0, len(names))
+			keys := make([]state.Key, 0, len(names))
 			for _, n := range names {
-				var k Key
+				var k state.Key
 				h := strings.TrimPrefix(n, r.prefix+"s:")
 				if _, err := hex.Decode(k[:], []byte(h)); err == nil && len(h) == 2*len(k) {
 					keys = append(keys, k)
@@ -319,7 +321,7 @@ func (r *Redis) Scan(ctx context.Context, fn func(*Session) bool) error {
 
 // index adds s to its user's index, which lives as long as the user's
 // longest session.
-func (r *Redis) index(ctx context.Context, s *Session, now time.Time) error {
+func (r *Store) index(ctx context.Context, s *state.Session, now time.Time) error {
 	if s.UserID == "" {
 		return nil
 	}
@@ -333,7 +335,7 @@ func (r *Redis) index(ctx context.Context, s *Session, now time.Time) error {
 
 // unindex removes key from a user's index; a failure is left to ByUser's
 // lazy cleaning.
-func (r *Redis) unindex(ctx context.Context, userID string, key Key) {
+func (r *Store) unindex(ctx context.Context, userID string, key state.Key) {
 	if userID != "" {
 		_ = r.client.SRem(ctx, r.indexKey(userID), key.String()).Err()
 	}

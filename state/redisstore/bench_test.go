@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -6,13 +6,16 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/authsession/caddy-authsession/internal/redistest"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // TestRedisInvalidationBound measures how long a deletion on one instance
 // takes to reach another instance's near-cache, over many rounds, and checks
 // the documented bound of one second. The figures are logged (go test -v).
 func TestRedisInvalidationBound(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	clk := newFakeClock()
 	a := newTestRedis(t, srv, clk, nil)
 	b := newTestRedis(t, srv, clk, nil)
@@ -26,7 +29,7 @@ func TestRedisInvalidationBound(t *testing.T) {
 		}
 		// B's first read may race the announcement of the creation, in
 		// which case it is not cached; read until it is.
-		if _, ok := waitFor(time.Second, func() bool {
+		if _, ok := waitFor(settle, func() bool {
 			_, err := b.Get(ctx, s.Key)
 			_, cached := b.near.get(s.Key)
 			return err == nil && cached
@@ -47,7 +50,7 @@ func TestRedisInvalidationBound(t *testing.T) {
 			time.Sleep(50 * time.Microsecond)
 		}
 		lat = append(lat, time.Since(start))
-		if _, err := b.Get(ctx, s.Key); !errors.Is(err, ErrNotFound) {
+		if _, err := b.Get(ctx, s.Key); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Get on B after invalidation: %v", err)
 		}
 	}
@@ -57,7 +60,7 @@ func TestRedisInvalidationBound(t *testing.T) {
 }
 
 func BenchmarkRedisGetNearCache(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	r, s := benchStore(b, srv)
 	ctx := context.Background()
 	b.ResetTimer()
@@ -71,7 +74,7 @@ func BenchmarkRedisGetNearCache(b *testing.B) {
 }
 
 func BenchmarkRedisGetFromRedis(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	r, s := benchStore(b, srv)
 	ctx := context.Background()
 	b.ResetTimer()
@@ -83,12 +86,12 @@ func BenchmarkRedisGetFromRedis(b *testing.B) {
 }
 
 func BenchmarkRedisCreate(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	r, _ := benchStore(b, srv)
 	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
-		s := NewSession(NewID(), nil, time.Now(), time.Hour, 0)
+		s := state.NewSession(state.NewID(), nil, time.Now(), time.Hour, 0)
 		s.UserID = "bench"
 		if err := r.Create(ctx, s); err != nil {
 			b.Fatal(err)
@@ -97,27 +100,27 @@ func BenchmarkRedisCreate(b *testing.B) {
 }
 
 func BenchmarkRedisUpdate(b *testing.B) {
-	srv := startRedis(b)
+	srv := redistest.Start(b)
 	r, s := benchStore(b, srv)
 	ctx := context.Background()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := r.Update(ctx, s.Key, func(c *Session) error { c.StatusReason = "x"; return nil }); err != nil {
+		if _, err := r.Update(ctx, s.Key, func(c *state.Session) error { c.StatusReason = "x"; return nil }); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func benchStore(b *testing.B, srv *redisServer) (*Redis, *Session) {
-	r, err := NewRedis(RedisOptions{Addrs: []string{srv.addr()}, KeyPrefix: "b:"})
+func benchStore(b *testing.B, srv *redistest.Server) (*Store, *state.Session) {
+	r, err := New(Options{Addrs: []string{srv.Addr()}, KeyPrefix: "b:"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = r.Close() })
-	if _, ok := waitFor(10*time.Second, r.Up); !ok {
+	if _, ok := waitFor(settle, r.Up); !ok {
 		b.Fatal("store never subscribed")
 	}
-	s := NewSession(NewID(), nil, time.Now(), time.Hour, 0)
+	s := state.NewSession(state.NewID(), nil, time.Now(), time.Hour, 0)
 	if err := r.Create(context.Background(), s); err != nil {
 		b.Fatal(err)
 	}

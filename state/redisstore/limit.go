@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -16,14 +16,14 @@ import (
 // times that expires with the window; every script touches one key, so it
 // runs unchanged on Redis Cluster.
 type FailureWindow struct {
-	r      *Redis
+	r      *Store
 	max    int
 	window time.Duration
 }
 
 // FailureWindow returns the shared failure counter of the store: a key is
 // refused once it has max failures within window.
-func (r *Redis) FailureWindow(max int, window time.Duration) *FailureWindow {
+func (r *Store) FailureWindow(max int, window time.Duration) *FailureWindow {
 	return &FailureWindow{r: r, max: max, window: window}
 }
 

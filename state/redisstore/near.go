@@ -1,4 +1,4 @@
-package state
+package redisstore
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/patrickmn/go-cache"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // nearCache is the local copy of recently used sessions. Entries are filled
@@ -29,7 +31,7 @@ type nearCache struct {
 // nearEntry is a cached session and when it was read from or written to
 // Redis.
 type nearEntry struct {
-	s  *Session
+	s  *state.Session
 	at time.Time
 }
 
@@ -40,9 +42,12 @@ func newNearCache(ttl time.Duration) *nearCache {
 	return &nearCache{ttl: ttl, c: cache.New(ttl, ttl)}
 }
 
-func stripe(k Key) int { return int(k[0] & 63) }
+func stripe(k state.Key) int { return int(k[0] & 63) }
 
-func (n *nearCache) get(k Key) (nearEntry, bool) {
+// ck is the cache key of k.
+func ck(k state.Key) string { return string(k[:]) }
+
+func (n *nearCache) get(k state.Key) (nearEntry, bool) {
 	v, ok := n.c.Get(ck(k))
 	if !ok {
 		return nearEntry{}, false
@@ -51,7 +56,7 @@ func (n *nearCache) get(k Key) (nearEntry, bool) {
 }
 
 // token returns the fill token for k as of now.
-func (n *nearCache) token(k Key) fillToken {
+func (n *nearCache) token(k state.Key) fillToken {
 	i := stripe(k)
 	n.mu[i].Lock()
 	defer n.mu[i].Unlock()
@@ -60,7 +65,7 @@ func (n *nearCache) token(k Key) fillToken {
 
 // invalidate drops k and makes outstanding fill tokens of its stripe stale;
 // it returns a fresh token for a write that follows.
-func (n *nearCache) invalidate(k Key) fillToken {
+func (n *nearCache) invalidate(k state.Key) fillToken {
 	i := stripe(k)
 	n.mu[i].Lock()
 	defer n.mu[i].Unlock()
@@ -71,7 +76,7 @@ func (n *nearCache) invalidate(k Key) fillToken {
 
 // fill caches s, read or written at 'at', for at most life (and the cache
 // TTL), unless tok is stale.
-func (n *nearCache) fill(s *Session, tok fillToken, at time.Time, life time.Duration) {
+func (n *nearCache) fill(s *state.Session, tok fillToken, at time.Time, life time.Duration) {
 	if life <= 0 {
 		return
 	}
@@ -87,7 +92,7 @@ func (n *nearCache) fill(s *Session, tok fillToken, at time.Time, life time.Dura
 
 // touch moves the cached LastAccessTime of k forward, keeping the entry's
 // expiry.
-func (n *nearCache) touch(k Key, at time.Time) {
+func (n *nearCache) touch(k state.Key, at time.Time) {
 	i := stripe(k)
 	n.mu[i].Lock()
 	defer n.mu[i].Unlock()
@@ -124,7 +129,7 @@ func (n *nearCache) flush() {
 // subscription, and reports changes once each. Reads on the Get path are
 // lock-free.
 type health struct {
-	now Clock
+	now state.Clock
 	cb  func(bool, error)
 
 	up     atomic.Bool
@@ -134,7 +139,7 @@ type health struct {
 	known bool
 }
 
-func (h *health) init(now Clock, cb func(bool, error)) {
+func (h *health) init(now state.Clock, cb func(bool, error)) {
 	h.now, h.cb = now, cb
 }
 
@@ -177,7 +182,7 @@ func (h *health) fresh(at, now time.Time, maxStale time.Duration) bool {
 
 // subscribeLoop keeps the invalidation subscription alive, reconnecting
 // with backoff, and drives the health state.
-func (r *Redis) subscribeLoop(ctx context.Context) {
+func (r *Store) subscribeLoop(ctx context.Context) {
 	defer r.wg.Done()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
@@ -204,7 +209,7 @@ func (r *Redis) subscribeLoop(ctx context.Context) {
 
 // receive handles messages until the subscription fails or falls silent for
 // three ping intervals. subscribed reports whether it was established.
-func (r *Redis) receive(ctx context.Context, ps *redis.PubSub) (subscribed bool, err error) {
+func (r *Store) receive(ctx context.Context, ps *redis.PubSub) (subscribed bool, err error) {
 	silent := 0
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, r.opts.PingInterval)
@@ -240,16 +245,16 @@ func (r *Redis) receive(ctx context.Context, ps *redis.PubSub) (subscribed bool,
 }
 
 // invalidation returns the message announcing a change to k.
-func (r *Redis) invalidation(k Key) string { return r.self + " " + k.String() }
+func (r *Store) invalidation(k state.Key) string { return r.self + " " + k.String() }
 
 // invalidated handles a message from the channel: another instance changed
 // the session, so drop our copy.
-func (r *Redis) invalidated(payload string) {
+func (r *Store) invalidated(payload string) {
 	n := len(r.self)
-	if len(payload) != n+1+2*len(Key{}) || payload[:n] == r.self {
+	if len(payload) != n+1+2*len(state.Key{}) || payload[:n] == r.self {
 		return
 	}
-	var k Key
+	var k state.Key
 	if _, err := hex.Decode(k[:], []byte(payload[n+1:])); err != nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"crypto/aes"
@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // The persisted form of a record, as the file store writes it (one bbolt
@@ -21,9 +23,9 @@ import (
 //	bytes 10-   payload: the JSON of the Session or UserState, or, when
 //	            sealed, a 12-byte nonce followed by its AES-256-GCM sealing
 //
-// The JSON uses the short tags of Session and UserState, so a later release
-// that adds fields still reads older records, and the version byte lets it
-// tell formats apart. The deadline sits outside the payload so the sweeper
+// The JSON uses the short tags of state.Session and state.UserState, so a
+// later release that adds fields still reads older records, and the version
+// byte lets it tell formats apart. The deadline sits outside the payload so the sweeper
 // and the loader can skip expired records without decoding (or decrypting)
 // them. When sealed, the bucket name, the record's key and the 10-byte
 // header are the additional data: a record cannot be moved to another key or
@@ -46,8 +48,8 @@ func newCodec(key []byte) (*codec, error) {
 	if key == nil {
 		return &codec{}, nil
 	}
-	if len(key) != SealKeySize {
-		return nil, fmt.Errorf("encryption key must be %d bytes, got %d", SealKeySize, len(key))
+	if len(key) != state.SealKeySize {
+		return nil, fmt.Errorf("encryption key must be %d bytes, got %d", state.SealKeySize, len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {

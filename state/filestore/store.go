@@ -1,4 +1,4 @@
-package state
+package filestore
 
 import (
 	"context"
@@ -11,14 +11,16 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
-// FileOptions configures a File store.
-type FileOptions struct {
+// Options configures a file store (see Open).
+type Options struct {
 	// Path is the bbolt file; it is created if missing. Required.
 	Path string
 	// Now is the clock used for liveness checks. Default: time.Now.
-	Now Clock
+	Now state.Clock
 	// EncryptionKey, if set, is a 32-byte AES-256 key: every record written
 	// is sealed with AES-GCM. A file that has been written with a key
 	// cannot be opened without it (or with another one).
@@ -39,7 +41,7 @@ type FileOptions struct {
 	// further fails as if the disk were full. Default: 0, no cap.
 	MaxSize int
 	// BackgroundLoadAbove is the number of live sessions above which
-	// OpenFile returns before they are all in memory: the rest load in the
+	// Open returns before they are all in memory: the rest load in the
 	// background while reads of sessions not yet loaded go to the file, and
 	// ByUser and Scan wait for the load. A record that does not decode is
 	// then reported through OnError and skipped, where a smaller file fails
@@ -55,21 +57,21 @@ type FileOptions struct {
 	beforeLoad func()
 }
 
-// File is a durable store: every session and user state is written through
-// to a bbolt file, fsynced before the write returns, and kept in a Memory
-// store that serves every read. Concurrent writers share commits through
+// Store is a durable store: every session and user state is written
+// through to a bbolt file, fsynced before the write returns, and kept in a
+// state.Memory that serves every read. Concurrent writers share commits through
 // bbolt's batching. Access-time refreshes (Touch) are applied in memory at
 // once and written to the file in the background.
 //
 // The memory layer changes only after the file has committed a write, so a
 // failed write (a full disk) leaves both as they were and returns an error
-// wrapping ErrUnavailable.
-type File struct {
+// wrapping state.ErrUnavailable.
+type Store struct {
 	path  string
-	now   Clock
+	now   state.Clock
 	db    *bolt.DB
 	codec *codec
-	mem   *Memory
+	mem   *state.Memory
 	onErr func(error)
 
 	// wlocks serialise writers of one session key (striped by its first
@@ -86,7 +88,7 @@ type File struct {
 	loading atomic.Bool
 	loaded  chan struct{}
 	dirtyMu sync.Mutex
-	dirty   map[Key]struct{}
+	dirty   map[state.Key]struct{}
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -106,10 +108,10 @@ var (
 // fileFormat is the layout version of the whole file (buckets and meta).
 const fileFormat byte = 1
 
-// OpenFile opens (or creates) the file store at opts.Path, loads its live
+// Open opens (or creates) the file store at opts.Path, loads its live
 // records into memory and starts the background flusher and sweeper. Errors
 // name the file.
-func OpenFile(opts FileOptions) (*File, error) {
+func Open(opts Options) (*Store, error) {
 	if opts.Path == "" {
 		return nil, errors.New("file store needs a path")
 	}
@@ -150,19 +152,19 @@ func OpenFile(opts FileOptions) (*File, error) {
 		return nil, fmt.Errorf("opening session store %s: %w", opts.Path, err)
 	}
 	db.MaxBatchDelay = opts.MaxBatchDelay
-	f := &File{
+	f := &Store{
 		path:   opts.Path,
 		now:    opts.Now,
 		db:     db,
 		codec:  cd,
-		mem:    NewMemory(MemoryOptions{Now: opts.Now, CleanupInterval: opts.SweepInterval}),
+		mem:    state.NewMemory(state.MemoryOptions{Now: opts.Now, CleanupInterval: opts.SweepInterval}),
 		onErr:  opts.OnError,
 		stop:   make(chan struct{}),
 		loaded: make(chan struct{}),
-		dirty:  make(map[Key]struct{}),
+		dirty:  make(map[state.Key]struct{}),
 	}
 	for i := range f.touches {
-		f.touches[i].m = make(map[Key]time.Time)
+		f.touches[i].m = make(map[state.Key]time.Time)
 	}
 	if err := f.prepare(); err != nil {
 		_ = db.Close()
@@ -180,43 +182,43 @@ func OpenFile(opts FileOptions) (*File, error) {
 
 // Loaded returns a channel closed once every live session is in memory
 // (at once, unless the file is loading in the background).
-func (f *File) Loaded() <-chan struct{} { return f.loaded }
+func (f *Store) Loaded() <-chan struct{} { return f.loaded }
 
 // Path returns the file's path.
-func (f *File) Path() string { return f.path }
+func (f *Store) Path() string { return f.path }
 
-// Get implements Store. It reads memory only, once loaded.
-func (f *File) Get(_ context.Context, key Key) (*Session, error) { return f.lookup(key) }
+// Get implements state.Store. It reads memory only, once loaded.
+func (f *Store) Get(_ context.Context, key state.Key) (*state.Session, error) { return f.lookup(key) }
 
-// ByUser implements Store. It reads memory only, once loaded.
-func (f *File) ByUser(ctx context.Context, userID string) ([]*Session, error) {
+// ByUser implements state.Store. It reads memory only, once loaded.
+func (f *Store) ByUser(ctx context.Context, userID string) ([]*state.Session, error) {
 	if err := f.waitLoaded(ctx); err != nil {
 		return nil, err
 	}
 	return f.mem.ByUser(ctx, userID)
 }
 
-// Scan implements Store. It reads memory only, once loaded.
-func (f *File) Scan(ctx context.Context, fn func(*Session) bool) error {
+// Scan implements state.Store. It reads memory only, once loaded.
+func (f *Store) Scan(ctx context.Context, fn func(*state.Session) bool) error {
 	if err := f.waitLoaded(ctx); err != nil {
 		return err
 	}
 	return f.mem.Scan(ctx, fn)
 }
 
-// GetUser implements Store. It reads memory only.
-func (f *File) GetUser(ctx context.Context, userID string) (*UserState, error) {
+// GetUser implements state.Store. It reads memory only.
+func (f *Store) GetUser(ctx context.Context, userID string) (*state.UserState, error) {
 	return f.mem.GetUser(ctx, userID)
 }
 
-// Create implements Store.
-func (f *File) Create(_ context.Context, s *Session) error {
+// Create implements state.Store.
+func (f *Store) Create(_ context.Context, s *state.Session) error {
 	l := &f.wlocks[s.Key[0]]
 	l.Lock()
 	defer l.Unlock()
 	if _, err := f.lookup(s.Key); err == nil {
-		return ErrExists
-	} else if !errors.Is(err, ErrNotFound) {
+		return state.ErrExists
+	} else if !errors.Is(err, state.ErrNotFound) {
 		return err
 	}
 	f.markDirty(s.Key)
@@ -226,13 +228,13 @@ func (f *File) Create(_ context.Context, s *Session) error {
 		return err
 	}
 	f.dropTouch(c.Key)
-	f.mem.install(c, nil)
+	f.mem.Install(c, nil)
 	s.Version = 1
 	return nil
 }
 
-// Update implements Store.
-func (f *File) Update(_ context.Context, key Key, fn func(*Session) error) (*Session, error) {
+// Update implements state.Store.
+func (f *Store) Update(_ context.Context, key state.Key, fn func(*state.Session) error) (*state.Session, error) {
 	l := &f.wlocks[key[0]]
 	l.Lock()
 	defer l.Unlock()
@@ -250,7 +252,7 @@ func (f *File) Update(_ context.Context, key Key, fn func(*Session) error) (*Ses
 	if err := f.putSession(c); err != nil {
 		return nil, err
 	}
-	if t, touched := f.mem.install(c, old); touched {
+	if t, touched := f.mem.Install(c, old); touched {
 		// A Touch landed while the record was being written: memory keeps
 		// it, and the next flush writes it.
 		f.noteTouch(key, t)
@@ -258,8 +260,8 @@ func (f *File) Update(_ context.Context, key Key, fn func(*Session) error) (*Ses
 	return c, nil
 }
 
-// Delete implements Store.
-func (f *File) Delete(_ context.Context, key Key) (*Session, error) {
+// Delete implements state.Store.
+func (f *Store) Delete(_ context.Context, key state.Key) (*state.Session, error) {
 	l := &f.wlocks[key[0]]
 	l.Lock()
 	defer l.Unlock()
@@ -274,15 +276,12 @@ func (f *File) Delete(_ context.Context, key Key) (*Session, error) {
 		return nil, err
 	}
 	f.dropTouch(key)
-	ml := &f.mem.locks[key[0]]
-	ml.Lock()
-	f.mem.cache.Delete(ck(key))
-	ml.Unlock()
+	f.mem.Remove(key)
 	return s, nil
 }
 
 // Touch implements Store: memory now, the file at the next flush.
-func (f *File) Touch(ctx context.Context, key Key, at time.Time) error {
+func (f *Store) Touch(ctx context.Context, key state.Key, at time.Time) error {
 	if _, err := f.lookup(key); err != nil {
 		return err
 	}
@@ -293,20 +292,18 @@ func (f *File) Touch(ctx context.Context, key Key, at time.Time) error {
 	return nil
 }
 
-// UpdateUser implements Store.
-func (f *File) UpdateUser(_ context.Context, userID string, fn func(*UserState) error) (*UserState, error) {
+// UpdateUser implements state.Store.
+func (f *Store) UpdateUser(_ context.Context, userID string, fn func(*state.UserState) error) (*state.UserState, error) {
 	uk := userKey(userID)
 	l := &f.ulocks[uk[0]]
 	l.Lock()
 	defer l.Unlock()
-	f.mem.umu.Lock()
-	old := f.mem.users[userID]
-	f.mem.umu.Unlock()
-	var c *UserState
+	old, _ := f.mem.GetUser(context.Background(), userID) // nil if none
+	var c *state.UserState
 	if old != nil {
 		c = old.Clone()
 	} else {
-		c = &UserState{UserID: userID}
+		c = &state.UserState{UserID: userID}
 	}
 	if err := fn(c); err != nil {
 		return nil, err
@@ -322,18 +319,16 @@ func (f *File) UpdateUser(_ context.Context, userID string, fn func(*UserState) 
 	}); err != nil {
 		return nil, err
 	}
-	f.mem.umu.Lock()
-	f.mem.users[userID] = c
-	f.mem.umu.Unlock()
+	f.mem.PutUser(c)
 	return c, nil
 }
 
 // Len returns the number of sessions held in memory, live or not yet swept.
-func (f *File) Len() int { return f.mem.Len() }
+func (f *Store) Len() int { return f.mem.Len() }
 
 // Close stops the background work, writes pending access times, and closes
 // the file. Later calls return the first call's result.
-func (f *File) Close() error {
+func (f *Store) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		f.done.Wait()
@@ -350,7 +345,7 @@ func (f *File) Close() error {
 }
 
 // putSession writes c durably.
-func (f *File) putSession(c *Session) error {
+func (f *Store) putSession(c *state.Session) error {
 	rec, err := f.codec.encode(bucketSessions, c.Key[:], c.Deadline(), c)
 	if err != nil {
 		return err
@@ -361,17 +356,17 @@ func (f *File) putSession(c *Session) error {
 }
 
 // write commits fn through bbolt's batch (fn must be idempotent) and turns
-// a failure into an ErrUnavailable.
-func (f *File) write(fn func(*bolt.Tx) error) error {
+// a failure into an error wrapping state.ErrUnavailable.
+func (f *Store) write(fn func(*bolt.Tx) error) error {
 	if err := f.db.Batch(fn); err != nil {
-		return fmt.Errorf("%w: writing %s: %v", ErrUnavailable, f.path, err)
+		return fmt.Errorf("%w: writing %s: %v", state.ErrUnavailable, f.path, err)
 	}
 	return nil
 }
 
 // prepare creates the buckets and checks the file's format and encryption
 // key against the options.
-func (f *File) prepare() error {
+func (f *Store) prepare() error {
 	return f.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketSessions, bucketUsers, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -412,33 +407,7 @@ func (f *File) prepare() error {
 	})
 }
 
-func userKey(userID string) Key { return sha256.Sum256([]byte(userID)) }
-
-// install puts c into the memory layer after a commit. old is what the
-// writer read (nil for a creation). If a Touch changed the record since, its
-// access time is kept and returned with touched=true.
-func (m *Memory) install(c, old *Session) (at time.Time, touched bool) {
-	l := &m.locks[c.Key[0]]
-	l.Lock()
-	defer l.Unlock()
-	var cur *Session
-	if v, ok := m.cache.Get(ck(c.Key)); ok {
-		cur = v.(*Session)
-	}
-	if old != nil && cur != nil && cur != old && cur.LastAccessTime.After(c.LastAccessTime) {
-		c.LastAccessTime = cur.LastAccessTime
-		if cur.Version >= c.Version {
-			c.Version = cur.Version + 1
-		}
-		at, touched = cur.LastAccessTime, true
-	}
-	if cur != nil && cur.UserID != c.UserID {
-		m.unindex(cur.UserID, c.Key)
-	}
-	m.index(c.UserID, c.Key)
-	m.cache.Set(ck(c.Key), c, m.ttl(c))
-	return at, touched
-}
+func userKey(userID string) state.Key { return sha256.Sum256([]byte(userID)) }
 
 // Interface guard.
-var _ Store = (*File)(nil)
+var _ state.Store = (*Store)(nil)

@@ -1,8 +1,10 @@
-package state
+package redisstore
 
 import (
 	"context"
 	"time"
+
+	"github.com/authsession/caddy-authsession/state"
 )
 
 const (
@@ -14,11 +16,11 @@ const (
 	maxPendingTouches = 1 << 16
 )
 
-// Touch implements Store. It updates the near-cache at once and queues the
-// write, which a background goroutine sends in batches; it never waits on
-// the network. Touches are not announced to other instances: an instance
-// whose copy looks idle re-reads Redis before refusing the session.
-func (r *Redis) Touch(_ context.Context, key Key, at time.Time) error {
+// Touch implements state.Store. It updates the near-cache at once and queues
+// the write, which a background goroutine sends in batches; it never waits on
+// the network. Touches are not announced to other instances: an instance whose
+// copy looks idle re-reads Redis before refusing the session.
+func (r *Store) Touch(_ context.Context, key state.Key, at time.Time) error {
 	r.near.touch(key, at)
 	r.touchMu.Lock()
 	cur, ok := r.touches[key]
@@ -41,7 +43,7 @@ func (r *Redis) Touch(_ context.Context, key Key, at time.Time) error {
 
 // touchLoop writes queued touches every TouchInterval, or sooner when a
 // batch is full.
-func (r *Redis) touchLoop(ctx context.Context) {
+func (r *Store) touchLoop(ctx context.Context) {
 	defer r.wg.Done()
 	t := time.NewTicker(r.opts.TouchInterval)
 	defer t.Stop()
@@ -60,14 +62,14 @@ func (r *Redis) touchLoop(ctx context.Context) {
 
 // flushTouches sends the queued touches in one pipeline. If it fails they
 // are queued again, unless newer ones arrived meanwhile.
-func (r *Redis) flushTouches(ctx context.Context) {
+func (r *Store) flushTouches(ctx context.Context) {
 	r.touchMu.Lock()
 	batch := r.touches
 	if len(batch) == 0 {
 		r.touchMu.Unlock()
 		return
 	}
-	r.touches = make(map[Key]time.Time, len(batch))
+	r.touches = make(map[state.Key]time.Time, len(batch))
 	r.touchMu.Unlock()
 
 	now := r.now().UnixMilli()

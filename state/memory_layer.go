@@ -1,0 +1,88 @@
+package state
+
+import "time"
+
+// The methods of this file serve a store that keeps its sessions in a
+// Memory in front of durable storage (state/filestore): such a store
+// decides itself whether a write may happen, commits it durably, and only
+// then installs the result here. They bypass the checks of the Store
+// methods (liveness, ErrExists, versions), so callers that use Memory as a
+// Store have no use for them.
+
+// Install puts c into memory after the caller has committed it elsewhere.
+// old is the record the caller read and changed (nil for a creation). If a
+// Touch changed the record in memory since, c keeps that later access time
+// (and a version above the touched record's), and Install returns the time
+// with touched=true, so that the caller can write it in turn.
+func (m *Memory) Install(c, old *Session) (at time.Time, touched bool) {
+	l := &m.locks[c.Key[0]]
+	l.Lock()
+	defer l.Unlock()
+	var cur *Session
+	if v, ok := m.cache.Get(ck(c.Key)); ok {
+		cur = v.(*Session)
+	}
+	if old != nil && cur != nil && cur != old && cur.LastAccessTime.After(c.LastAccessTime) {
+		c.LastAccessTime = cur.LastAccessTime
+		if cur.Version >= c.Version {
+			c.Version = cur.Version + 1
+		}
+		at, touched = cur.LastAccessTime, true
+	}
+	if cur != nil && cur.UserID != c.UserID {
+		m.unindex(cur.UserID, c.Key)
+	}
+	m.index(c.UserID, c.Key)
+	m.cache.Set(ck(c.Key), c, m.ttl(c))
+	return at, touched
+}
+
+// Restore puts s, read back from durable storage, into memory unless memory
+// holds a record under its key already or skip (if not nil) reports the key.
+// skip runs under the key's lock, the lock Install and Remove take, so a
+// writer that marks a key before changing it is never overtaken by an older
+// copy.
+func (m *Memory) Restore(s *Session, skip func(Key) bool) {
+	l := &m.locks[s.Key[0]]
+	l.Lock()
+	defer l.Unlock()
+	if _, ok := m.cache.Get(ck(s.Key)); ok || (skip != nil && skip(s.Key)) {
+		return
+	}
+	m.cache.Set(ck(s.Key), s, m.ttl(s))
+	m.index(s.UserID, s.Key)
+}
+
+// Remove drops the record under key, live or not, after the caller has
+// deleted it elsewhere.
+func (m *Memory) Remove(key Key) {
+	l := &m.locks[key[0]]
+	l.Lock()
+	m.cache.Delete(ck(key)) // evicted() drops the index entry
+	l.Unlock()
+}
+
+// HoldsLive reports whether memory holds a session under key that is live
+// at now.
+func (m *Memory) HoldsLive(key Key, now time.Time) bool {
+	v, ok := m.cache.Get(ck(key))
+	return ok && v.(*Session).Live(now)
+}
+
+// DropIfDead removes the record under key unless it is live at now.
+func (m *Memory) DropIfDead(key Key, now time.Time) {
+	l := &m.locks[key[0]]
+	l.Lock()
+	defer l.Unlock()
+	if v, ok := m.cache.Get(ck(key)); ok && !v.(*Session).Live(now) {
+		m.cache.Delete(ck(key))
+	}
+}
+
+// PutUser stores u as the state of u.UserID, as it is (Version included),
+// after the caller has committed it elsewhere.
+func (m *Memory) PutUser(u *UserState) {
+	m.umu.Lock()
+	m.users[u.UserID] = u
+	m.umu.Unlock()
+}
