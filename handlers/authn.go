@@ -214,26 +214,6 @@ func isPhone(s string) bool {
 	return digits >= 6
 }
 
-// maskMail masks a mail address as a***@example.com.
-func maskMail(m string) string {
-	at := strings.LastIndexByte(m, '@')
-	if at <= 0 {
-		return "***"
-	}
-	return m[:1] + "***" + m[at:]
-}
-
-// maskPhone masks a phone number as ***-***-1234.
-func maskPhone(p string) string {
-	var d []byte
-	for i := len(p) - 1; i >= 0 && len(d) < 4; i-- {
-		if p[i] >= '0' && p[i] <= '9' {
-			d = append([]byte{p[i]}, d...)
-		}
-	}
-	return "***-***-" + string(d)
-}
-
 // challengeInfo lists the user's factors with their masked prompts.
 func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
 	out := []authnChallengeInfo{}
@@ -242,10 +222,10 @@ func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
 		ci := authnChallengeInfo{Factor: f, FactorContext: authnFactorContext{ChallengeAttrMap: []authnAttr{}}}
 		switch f {
 		case state.FactorEmail:
-			ci.FactorContext.Prompts = []authnKeyValue{{Key: "email", Value: maskMail(u.mail)}}
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "email", Value: MaskMail(u.mail)}}
 			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: digits}}}
 		case state.FactorSMS:
-			ci.FactorContext.Prompts = []authnKeyValue{{Key: "phone", Value: maskPhone(u.phone)}}
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "phone", Value: MaskPhone(u.phone)}}
 			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: digits}}}
 		case state.FactorTOTP:
 			ci.FactorContext.Prompts = []authnKeyValue{{Key: "totp", Value: "code of your authenticator app"}}

@@ -55,9 +55,9 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
 		return
 	}
-	ctx, cancel := a.Env.storeCtx(r)
+	ctx, cancel := a.Env.StoreContext(r)
 	defer cancel()
-	now := a.Env.now()
+	now := a.Env.Time()
 	cur, err := a.Env.Store.Get(ctx, key)
 	if errors.Is(err, state.ErrNotFound) {
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
@@ -86,7 +86,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			}); err != nil {
 				var re *state.RetryError
 				if errors.As(err, &re) {
-					w.Header().Set("Retry-After", retryAfter(re.After, now))
+					w.Header().Set("Retry-After", RetryAfter(re.After, now))
 					a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, re.Err.Error(), "")
 					return
 				}
@@ -102,11 +102,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 				}
 				totpOK = res == state.TOTPOK
 				if !totpOK {
-					return errNoChange
+					return ErrNoChange
 				}
 				return nil
 			})
-			if err != nil && !errors.Is(err, errNoChange) {
+			if err != nil && !errors.Is(err, ErrNoChange) {
 				a.storeFail(w, outXML, "totp", err)
 				return
 			}
@@ -130,11 +130,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case out.blocked:
 		log.Info("authn challenge blocked")
-		w.Header().Set("Retry-After", retryAfter(s.BlockedUntil, now))
+		w.Header().Set("Retry-After", RetryAfter(s.BlockedUntil, now))
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
 		return
 	case out.retry != nil:
-		w.Header().Set("Retry-After", retryAfter(out.retry.After, now))
+		w.Header().Set("Retry-After", RetryAfter(out.retry.After, now))
 		a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, out.retry.Err.Error(), "")
 		return
 	case out.refusal != nil:
@@ -365,11 +365,11 @@ func (a *Authn) deliver(w http.ResponseWriter, r *http.Request, outXML bool, s *
 	}
 	a.Env.Logger.Warn("authn otp delivery failed", zap.String("session", s.Key.Short()), zap.Error(err))
 	issued := nonceHash(out.nonce)
-	ctx, cancel := a.Env.storeCtx(r)
+	ctx, cancel := a.Env.StoreContext(r)
 	defer cancel()
 	_, _ = a.Env.Store.Update(ctx, s.Key, func(s *state.Session) error {
 		if s.Challenge == nil || !ctEqual(s.Challenge.NonceHash, issued) {
-			return errNoChange
+			return ErrNoChange
 		}
 		s.Challenge.NonceHash = out.prevNonce
 		return nil

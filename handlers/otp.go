@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -103,9 +102,9 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := *in.UserID
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
-	now := o.Env.now()
+	now := o.Env.Time()
 	key := state.KeyOf(id)
 
 	cur, err := o.Env.Store.Get(ctx, key)
@@ -279,10 +278,10 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 	case errors.Is(err, state.ErrNotFound):
 		jsonAPIFail(w, http.StatusNotFound, "session-not-found", "no session with that id for this user", "")
 	case errors.As(err, &be):
-		w.Header().Set("Retry-After", retryAfter(be.Until, o.Env.now()))
+		w.Header().Set("Retry-After", RetryAfter(be.Until, o.Env.Time()))
 		jsonAPIFail(w, http.StatusForbidden, "challenge-blocked", "too many wrong answers; try again later", "")
 	case errors.As(err, &re):
-		w.Header().Set("Retry-After", retryAfter(re.After, o.Env.now()))
+		w.Header().Set("Retry-After", RetryAfter(re.After, o.Env.Time()))
 		jsonAPIFail(w, http.StatusTooManyRequests, "too-many-requests", re.Err.Error(), "")
 	case isTimeout(err):
 		jsonAPIFail(w, http.StatusServiceUnavailable, "store-unavailable", "session store did not answer in time", "")
@@ -293,11 +292,6 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 		o.Env.Logger.Error("otp api failed", zap.String("op", op), zap.Error(err))
 		jsonAPIFail(w, http.StatusInternalServerError, "internal-error", "internal error", "")
 	}
-}
-
-func retryAfter(until, now time.Time) string {
-	s := int(until.Sub(now).Seconds() + 0.999)
-	return strconv.Itoa(max(s, 1))
 }
 
 // readJSONAPI reads and decodes a JSON body into v, answering a JSON:API

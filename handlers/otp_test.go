@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,7 +128,7 @@ func jsonAPI(t *testing.T, w *httptest.ResponseRecorder, status int, code string
 		t.Fatalf("body %s: %v", w.Body, err)
 	}
 	e := doc.Errors[0]
-	if e.Code != code || e.Status != itoa(status) || e.ID == "" || e.Title == "" {
+	if e.Code != code || e.Status != strconv.Itoa(status) || e.ID == "" || e.Title == "" {
 		t.Fatalf("error %+v, want code %q", e, code)
 	}
 	return e

@@ -245,7 +245,7 @@ func (p *Portal) limited(w http.ResponseWriter, r *http.Request, now time.Time, 
 	if !blocked {
 		return false
 	}
-	w.Header().Set("Retry-After", retryAfter(until, now))
+	w.Header().Set("Retry-After", RetryAfter(until, now))
 	p.fail(w, r, http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes and try again.")
 	return true
 }

@@ -18,7 +18,7 @@ const maxLoginLen = 256
 // loginPage shows the sign-in form. A browser that is already signed in
 // goes straight on to the redirect target.
 func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	if s, err := p.current(ctx, r); err == nil && s != nil && s.Authenticated(p.Env.Now()) {
 		finish(w, r, target(r))
@@ -36,7 +36,7 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 // browser to the second-factor page (mailing a code right away when email
 // is the user's only factor).
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
-	now := p.Env.now()
+	now := p.Env.Time()
 	login := strings.TrimSpace(r.PostFormValue("login"))
 	password := r.PostFormValue("password")
 	t := target(r)
@@ -63,7 +63,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, http.StatusForbidden, "Your account has no second factor set up. Please contact your administrator.")
 		return
 	}
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	p.dropCurrent(ctx, r)
 

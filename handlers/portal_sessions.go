@@ -13,7 +13,7 @@ import (
 // logoutPage shows a sign-out button (signing out is a POST, so a link on
 // another site cannot do it).
 func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	d := pageData{}
 	if s, err := p.current(ctx, r); err == nil && s != nil {
@@ -24,7 +24,7 @@ func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
 
 // logout deletes the browser's session and clears its cookie.
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	if c, err := r.Cookie(p.Cookie.Name); err == nil && state.ValidateID(c.Value) == nil {
 		if s, err := p.Env.Store.Delete(ctx, state.KeyOf(c.Value)); err == nil {
@@ -38,7 +38,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 // signedIn returns the browser's authenticated session, or sends the
 // browser to sign in (coming back to this page).
 func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request) (*state.Session, bool) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, err := p.current(ctx, r)
 	if err != nil {
@@ -69,7 +69,7 @@ func (p *Portal) userSessions(ctx context.Context, w http.ResponseWriter, r *htt
 
 // sessionsPage lists the user's live sessions.
 func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, all, ok := p.userSessions(ctx, w, r)
 	if !ok {
@@ -100,7 +100,7 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 // one of them including this browser's, and forgets the user's trusted
 // browsers.
 func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, all, ok := p.userSessions(ctx, w, r)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -245,7 +246,7 @@ func TestPortalLockoutPerUser(t *testing.T) {
 	f := newPortalFixture(t, "")
 	for i := range DefaultFailureMax {
 		b := f.browser(t)
-		b.ip = "198.51.100." + itoa(i+1) // a different address each time
+		b.ip = "198.51.100." + strconv.Itoa(i+1) // a different address each time
 		b.get("/auth/login")
 		resp := b.post("/auth/login", "login", "demo", "password", "wrong")
 		wantStatus(t, resp, http.StatusUnauthorized, b.page)
@@ -281,7 +282,7 @@ func TestPortalLockoutPerIP(t *testing.T) {
 	b := f.browser(t)
 	b.get("/auth/login")
 	for i := range DefaultFailureMax {
-		resp := b.post("/auth/login", "login", "nobody"+itoa(i), "password", "x")
+		resp := b.post("/auth/login", "login", "nobody"+strconv.Itoa(i), "password", "x")
 		wantStatus(t, resp, http.StatusUnauthorized, b.page)
 	}
 	resp := b.post("/auth/login", "login", "demo", "password", demoPassword)

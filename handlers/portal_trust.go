@@ -85,11 +85,11 @@ func (p *Portal) trusted(ctx context.Context, r *http.Request, u state.User, now
 func (p *Portal) forgetDevices(ctx context.Context, userID string) error {
 	_, err := p.Env.Store.UpdateUser(ctx, userID, func(us *state.UserState) error {
 		if !us.ForgetDevices(devicePrefix) {
-			return errNoChange
+			return ErrNoChange
 		}
 		return nil
 	})
-	if errors.Is(err, errNoChange) {
+	if errors.Is(err, ErrNoChange) {
 		return nil
 	}
 	return err

@@ -17,13 +17,13 @@ import (
 // authenticated with the factor recorded, and the browser goes on to the
 // redirect target.
 func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, u, ok := p.preAuth(w, r, ctx)
 	if !ok {
 		return
 	}
-	now := p.Env.now()
+	now := p.Env.Time()
 	ip := p.clientIP(r)
 	if p.limited(w, r, now, ipKey(ip), userKey(u.Login)) {
 		return
@@ -46,11 +46,11 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 			var err error
 			res, err = p.TOTP.Check(us, u.TOTPSecret, code, now)
 			if err == nil && res != state.TOTPOK {
-				return errNoChange
+				return ErrNoChange
 			}
 			return err
 		})
-		if err != nil && !errors.Is(err, errNoChange) {
+		if err != nil && !errors.Is(err, ErrNoChange) {
 			p.storeFailed(w, r, "totp", err)
 			return
 		}
@@ -97,7 +97,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	case state.OTPOK:
 	case state.OTPBlocked:
 		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
-		w.Header().Set("Retry-After", retryAfter(now.Add(p.OTP.BlockFor), now))
+		w.Header().Set("Retry-After", RetryAfter(now.Add(p.OTP.BlockFor), now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return
 	default:
