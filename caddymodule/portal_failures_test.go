@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/portal"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -18,7 +18,7 @@ import (
 func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	port := freePort()
 	srv := startRedisServer(t, port)
-	open := func() handlers.FailureCounter {
+	open := func() portal.FailureCounter {
 		st, err := state.NewRedis(state.RedisOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -33,13 +33,13 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	// Two failures on each instance: the key is blocked on both.
-	for i, c := range []handlers.FailureCounter{a, b, a, b} {
+	for i, c := range []portal.FailureCounter{a, b, a, b} {
 		if _, blocked := c.Blocked(ctx, now, "user:alice"); blocked {
 			t.Fatalf("blocked after %d failures", i)
 		}
 		c.Fail(ctx, now, "user:alice")
 	}
-	for name, c := range map[string]handlers.FailureCounter{"a": a, "b": b} {
+	for name, c := range map[string]portal.FailureCounter{"a": a, "b": b} {
 		if until, blocked := c.Blocked(ctx, now, "user:alice"); !blocked || until.Sub(now) < 4*time.Minute {
 			t.Fatalf("instance %s after 4 failures over two instances: blocked %v until %v", name, blocked, until)
 		}
@@ -67,7 +67,7 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	defer mem.Close()
 	if c := failureCounter(mem, 0, 0, zap.NewNop()); c == nil {
 		t.Fatal("no counter for the memory store")
-	} else if _, ok := c.(*handlers.FailureLimiter); !ok {
-		t.Fatalf("memory store gives %T, want *handlers.FailureLimiter", c)
+	} else if _, ok := c.(*portal.FailureLimiter); !ok {
+		t.Fatalf("memory store gives %T, want *portal.FailureLimiter", c)
 	}
 }

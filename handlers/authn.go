@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -45,7 +46,7 @@ type Authn struct {
 	Key []byte
 	// Delivery sends codes; Channels tells which channels it can serve
 	// (nil: every channel when Delivery is set).
-	Delivery Deliverer
+	Delivery delivery.Deliverer
 	Channels func(channel string) bool
 	// MaxTTL bounds timeToLiveInSec. Default: 1h.
 	MaxTTL time.Duration
@@ -182,9 +183,9 @@ func (a *Authn) resolveUser(userID, group string) authnUser {
 func (a *Authn) usable(u *authnUser, f string) bool {
 	switch f {
 	case state.FactorEmail:
-		return u.mail != "" && a.canDeliver(ChannelEmail)
+		return u.mail != "" && a.canDeliver(delivery.ChannelEmail)
 	case state.FactorSMS:
-		return u.phone != "" && a.canDeliver(ChannelSMS)
+		return u.phone != "" && a.canDeliver(delivery.ChannelSMS)
 	case state.FactorTOTP:
 		return u.totpSecret != ""
 	case state.FactorFIDO2:

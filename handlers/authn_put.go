@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -355,9 +356,9 @@ func (a *Authn) apply(s *state.Session, in *updateAuthnRequest, op, cid string, 
 // nonce back (the step did not happen for it) and answers 502
 // channel_comm_error.
 func (a *Authn) deliver(w http.ResponseWriter, r *http.Request, outXML bool, s *state.Session, out *putOutcome) bool {
-	m := Message{Channel: ChannelEmail, To: out.user.mail, Login: out.user.login, Code: out.code, ExpiresAt: out.codeExp}
+	m := delivery.Message{Channel: delivery.ChannelEmail, To: out.user.mail, Login: out.user.login, Code: out.code, ExpiresAt: out.codeExp}
 	if s.Challenge.Factor == state.FactorSMS {
-		m.Channel, m.To = ChannelSMS, out.user.phone
+		m.Channel, m.To = delivery.ChannelSMS, out.user.phone
 	}
 	err := a.Delivery.Deliver(r.Context(), m)
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -28,7 +29,7 @@ type OTPSessions struct {
 	// Key is the server's key for the codes' keyed hashes.
 	Key []byte
 	// Delivery sends codes; nil skips delivery with a log line.
-	Delivery Deliverer
+	Delivery delivery.Deliverer
 	// ExposeOTP returns the code in the answers of PUT /sessions/{id} and
 	// POST /user/otp, as the vendor's API does.
 	ExposeOTP bool
@@ -261,7 +262,7 @@ func (o *OTPSessions) deliver(w http.ResponseWriter, r *http.Request, s *state.S
 			zap.String("session", s.Key.Short()))
 		return true
 	}
-	err := o.Delivery.Deliver(r.Context(), Message{Channel: ChannelEmail, To: to, Login: login, Code: code, ExpiresAt: exp})
+	err := o.Delivery.Deliver(r.Context(), delivery.Message{Channel: delivery.ChannelEmail, To: to, Login: login, Code: code, ExpiresAt: exp})
 	if err != nil {
 		o.Env.Logger.Warn("otp delivery failed", zap.String("session", s.Key.Short()), zap.Error(err))
 		jsonAPIFail(w, http.StatusBadGateway, "channel_comm_error", "the one-time password could not be delivered", "")

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -55,7 +56,7 @@ func TestPortalEmailFlowRotatesSessionID(t *testing.T) {
 	wantStatus(t, resp, http.StatusSeeOther, b.page)
 	wantLocation(t, resp, "/auth/otp?factor=email&redirect=%2Fapp%2Fpage%3Fx%3D1")
 	msg := f.mail.last(t)
-	if msg.To != "demo@example.com" || len(msg.Code) != 6 || msg.Channel != ChannelEmail {
+	if msg.To != "demo@example.com" || len(msg.Code) != 6 || msg.Channel != delivery.ChannelEmail {
 		t.Fatalf("delivered %+v", msg)
 	}
 	b.get("/auth/otp?factor=email&redirect=%2Fapp%2Fpage%3Fx%3D1")
@@ -389,10 +390,10 @@ func TestPortalTemplateDir(t *testing.T) {
 
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, "otp.html"), []byte(`{{define "content"}}{{.Nope`), 0o600)
-	if _, err := LoadPortalPages(bad); err == nil || !strings.Contains(err.Error(), "otp.html") {
+	if _, err := LoadPages(bad); err == nil || !strings.Contains(err.Error(), "otp.html") {
 		t.Fatalf("broken template: %v", err)
 	}
-	if _, err := LoadPortalPages(filepath.Join(bad, "missing")); err == nil {
+	if _, err := LoadPages(filepath.Join(bad, "missing")); err == nil {
 		t.Fatal("missing template dir accepted")
 	}
 }

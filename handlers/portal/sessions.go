@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -17,7 +18,7 @@ func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	d := pageData{}
 	if s, err := p.current(ctx, r); err == nil && s != nil {
-		d.Login = FieldValue(s, "login")
+		d.Login = handlers.FieldValue(s, "login")
 	}
 	p.render(w, r, http.StatusOK, "logout", d)
 }
@@ -46,7 +47,7 @@ func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request) (*state.Sessio
 		return nil, false
 	}
 	if s == nil || !s.Authenticated(p.Env.Now()) {
-		http.Redirect(w, r, LoginRedirect(p.Prefix+"/login", p.Prefix+"/sessions"), http.StatusSeeOther)
+		http.Redirect(w, r, handlers.LoginRedirect(p.Prefix+"/login", p.Prefix+"/sessions"), http.StatusSeeOther)
 		return nil, false
 	}
 	return s, true
@@ -75,7 +76,7 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d := pageData{Login: FieldValue(s, "login")}
+	d := pageData{Login: handlers.FieldValue(s, "login")}
 	for _, o := range all {
 		d.Sessions = append(d.Sessions, sessionRow{
 			Index: o.Index, Current: o.Key == s.Key, Created: o.CreateTime, LastAccess: o.LastAccessTime,

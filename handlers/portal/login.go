@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -124,10 +125,10 @@ const (
 // delivery for its channel; TOTP when the user has a secret.
 func (p *Portal) factors(u state.User) []factorChoice {
 	var fs []factorChoice
-	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.canDeliver(ChannelEmail) {
+	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.canDeliver(delivery.ChannelEmail) {
 		fs = append(fs, factorChoice{Key: factorKeyEmail, Label: "Email me a code"})
 	}
-	if u.HasFactor(state.FactorSMS) && u.Phone != "" && p.canDeliver(ChannelSMS) {
+	if u.HasFactor(state.FactorSMS) && u.Phone != "" && p.canDeliver(delivery.ChannelSMS) {
 		fs = append(fs, factorChoice{Key: factorKeySMS, Label: "Text me a code"})
 	}
 	if u.HasFactor(state.FactorTOTP) && u.TOTPSecret != "" {

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -37,7 +39,7 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 		return nil, state.User{}, false
 	}
 	if st == state.StatusChallengeBlocked {
-		w.Header().Set("Retry-After", RetryAfter(s.BlockedUntil, now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(s.BlockedUntil, now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return nil, state.User{}, false
 	}
@@ -72,9 +74,9 @@ func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int
 	}
 	if sent(factor) {
 		if s.HasLiveOTP(p.Env.Time()) && s.Challenge.Factor == challengeFactor(factor) {
-			d.SentTo = MaskMail(u.Mail)
+			d.SentTo = handlers.MaskMail(u.Mail)
 			if factor == factorKeySMS {
-				d.SentTo = MaskPhone(u.Phone)
+				d.SentTo = handlers.MaskPhone(u.Phone)
 			}
 		} else if msg == "" {
 			d.Notice = "No code is waiting for you: send a new one."
@@ -146,7 +148,7 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 	switch {
 	case err == nil:
 	case errors.As(err, &re):
-		w.Header().Set("Retry-After", RetryAfter(re.After, now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(re.After, now))
 		msg := "A code was sent a moment ago. Please wait a little before asking for another."
 		if errors.Is(err, state.ErrOTPSendLimit) {
 			msg = "Too many codes were sent to you in the last hour. Please try again later."
@@ -154,7 +156,7 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 		p.fail(w, r, http.StatusTooManyRequests, msg)
 		return false
 	case errors.As(err, &be):
-		w.Header().Set("Retry-After", RetryAfter(be.Until, now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(be.Until, now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return false
 	case errors.Is(err, state.ErrNotFound):
@@ -164,9 +166,9 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 		p.storeFailed(w, r, "issue", err)
 		return false
 	}
-	m := Message{Channel: ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp}
+	m := delivery.Message{Channel: delivery.ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp}
 	if factor == factorKeySMS {
-		m.Channel, m.To = ChannelSMS, u.Phone
+		m.Channel, m.To = delivery.ChannelSMS, u.Phone
 	}
 	err = p.Delivery.Deliver(r.Context(), m)
 	if err != nil {
