@@ -9,7 +9,7 @@
 CADDY_VERSION ?= v2.11.9
 MODULE        := github.com/authsession/caddy-authsession
 XCADDY_PROXY  := $(shell go env GOPROXY | tr ',' '\n' | grep -v '^direct$$' | grep -v '^off$$' | paste -sd'|' -)|off
-GO_SOURCES    := $(shell find state handlers caddymodule -name '*.go' -not -name '*_test.go') $(wildcard handlers/portal_templates/*.html) go.mod go.sum
+GO_SOURCES    := $(shell find state handlers caddymodule -name '*.go' -not -name '*_test.go') $(wildcard handlers/portal/templates/*.html) go.mod go.sum
 
 bin/caddy: $(GO_SOURCES)
 	@mkdir -p bin

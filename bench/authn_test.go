@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -25,7 +26,7 @@ type codeBox struct {
 	code string
 }
 
-func (c *codeBox) Deliver(_ context.Context, m handlers.Message) error {
+func (c *codeBox) Deliver(_ context.Context, m delivery.Message) error {
 	c.mu.Lock()
 	c.code = m.Code
 	c.mu.Unlock()

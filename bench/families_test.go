@@ -11,22 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
 )
-
-func benchEnv(st state.Store) *handlers.Env {
-	return &handlers.Env{
-		Store:  st,
-		Now:    time.Now,
-		Sealer: benchSealer,
-		Logger: zap.NewNop(),
-		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute, IDStoreName: "UserIdentityStore1"},
-	}
-}
 
 // BenchmarkRiskAnalyzerUpdate is the risk analyzer's main call, PUT
 // .../updatesessionsecurely with the vendor's JSON example (string

@@ -10,14 +10,19 @@ import (
 
 	"github.com/authsession/caddy-authsession/bench"
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
 )
 
-// gateSizes are the live-session counts of the gate benchmarks.
-var gateSizes = []int{1000, 1_000_000}
+// gateSizes are the live-session counts of the gate benchmarks per kind of
+// store. Only the memory store is filled with a million sessions: filling
+// the others takes a disk commit or a network round trip per creation.
+var gateSizes = map[string][]int{"memory": {1000, 1_000_000}}
 
-func newGate(n int, upstreamHeader bool) *handlers.Gate {
+const gateSizeOthers = 1000
+
+func newGate(st state.Store, upstreamHeader bool) *handlers.Gate {
 	g := &handlers.Gate{
-		Store:         filledMemory(n),
+		Store:         st,
 		Now:           time.Now,
 		Logger:        zap.NewNop(),
 		CookieName:    "authsession",
@@ -31,8 +36,9 @@ func newGate(n int, upstreamHeader bool) *handlers.Gate {
 }
 
 // hitRequests returns k requests carrying cookies of k different sessions
-// spread over 0..n-1 (k = 1: always the same session).
+// spread over 0..n-1 (k = 1: always the same session; at most n).
 func hitRequests(n, k int) []*http.Request {
+	k = min(k, n)
 	rs := make([]*http.Request, k)
 	for j := range rs {
 		r := httptest.NewRequest(http.MethodGet, "/app/page", nil)
@@ -43,32 +49,54 @@ func hitRequests(n, k int) []*http.Request {
 	return rs
 }
 
-// BenchmarkGateHit is the gate's hit path (Check on a request with a valid
-// cookie) at 1k and 1M live sessions: always the same session ("same"), a
-// different one each time over 1024 spread across the store ("spread", which
-// defeats the CPU caches as real traffic does), with the upstream header of
-// the load benchmark set ("header"), and from all CPUs at once
-// ("parallel").
+// BenchmarkGateHit is the gate's hit path (Check on a request with the
+// cookie of an authenticated session) with each kind of store, at 1k live
+// sessions and, in memory, 1M: always the same session ("same"), a
+// different one each time over 1024 (or all, when fewer) spread across the
+// store ("spread", which defeats the CPU caches as real traffic does), with
+// the upstream header of the load benchmark set ("spread+header"), and
+// from all CPUs at once ("spread+parallel").
 func BenchmarkGateHit(b *testing.B) {
-	for _, n := range gateSizes {
-		name := "sessions=" + sizeName(n)
-		b.Run(name+"/same", func(b *testing.B) { benchGate(b, newGate(n, false), hitRequests(n, 1)) })
-		b.Run(name+"/spread", func(b *testing.B) { benchGate(b, newGate(n, false), hitRequests(n, 1024)) })
-		b.Run(name+"/spread+header", func(b *testing.B) { benchGate(b, newGate(n, true), hitRequests(n, 1024)) })
-		b.Run(name+"/spread+parallel", func(b *testing.B) {
-			g, rs := newGate(n, false), hitRequests(n, 1024)
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				var w discardWriter
-				for i := 0; pb.Next(); i++ {
-					if _, o := g.Check(&w, rs[i%len(rs)]); o != handlers.Pass {
-						b.Errorf("outcome %v, want pass", o)
-						return
+	for _, sc := range stores {
+		b.Run(sc.name, func(b *testing.B) {
+			sizes := gateSizes[sc.name]
+			if sizes == nil {
+				sizes = []int{gateSizeOthers}
+			}
+			for _, n := range sizes {
+				b.Run("sessions="+sizeName(n), func(b *testing.B) {
+					var st state.Store
+					if sc.name == "memory" {
+						st = filledMemory(n) // shared with BenchmarkGateMiss
+					} else {
+						st = sc.open(b)
+						defer st.Close()
+						fillStore(b, st, n)
 					}
-				}
-			})
+					benchGateHit(b, st, n)
+				})
+			}
 		})
 	}
+}
+
+func benchGateHit(b *testing.B, st state.Store, n int) {
+	b.Run("same", func(b *testing.B) { benchGate(b, newGate(st, false), hitRequests(n, 1)) })
+	b.Run("spread", func(b *testing.B) { benchGate(b, newGate(st, false), hitRequests(n, 1024)) })
+	b.Run("spread+header", func(b *testing.B) { benchGate(b, newGate(st, true), hitRequests(n, 1024)) })
+	b.Run("spread+parallel", func(b *testing.B) {
+		g, rs := newGate(st, false), hitRequests(n, 1024)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var w discardWriter
+			for i := 0; pb.Next(); i++ {
+				if _, o := g.Check(&w, rs[i%len(rs)]); o != handlers.Pass {
+					b.Errorf("outcome %v, want pass", o)
+					return
+				}
+			}
+		})
+	})
 }
 
 func benchGate(b *testing.B, g *handlers.Gate, rs []*http.Request) {
@@ -95,7 +123,7 @@ func BenchmarkGateMiss(b *testing.B) {
 		{"browser-302", "text/html", handlers.Redirected},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			g := newGate(1_000_000, false)
+			g := newGate(filledMemory(1_000_000), false)
 			r := httptest.NewRequest(http.MethodGet, "/app/page?x=1", nil)
 			r.Header.Set("Accept", tc.accept)
 			var w discardWriter

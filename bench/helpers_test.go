@@ -4,13 +4,18 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/authsession/caddy-authsession/bench"
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/filestore"
 )
 
 // benchSealer seals ids in every stored session, as the Caddy app does.
@@ -21,6 +26,39 @@ var benchSealer = func() *state.Sealer {
 	}
 	return s
 }()
+
+// benchEnv is the handlers' environment on st, with the session policy of
+// Caddyfile.example.
+func benchEnv(st state.Store) *handlers.Env {
+	return &handlers.Env{
+		Store:  st,
+		Now:    time.Now,
+		Sealer: benchSealer,
+		Logger: zap.NewNop(),
+		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute,
+			IDStoreName: "UserIdentityStore1", StoreTimeout: 5 * time.Second, BlockFor: 15 * time.Minute},
+	}
+}
+
+// storeKind opens one kind of store for a benchmark.
+type storeKind struct {
+	name string
+	open func(b *testing.B) state.Store
+}
+
+// stores are the kinds of store that the side-by-side benchmarks
+// (BenchmarkCreate, BenchmarkGateHit) compare.
+var stores = []storeKind{
+	{"memory", func(*testing.B) state.Store { return state.NewMemory(state.MemoryOptions{}) }},
+	{"file", func(b *testing.B) state.Store {
+		f, err := filestore.Open(filestore.Options{Path: filepath.Join(b.TempDir(), "sessions.db")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}},
+	{"redis", openRedis},
+}
 
 // newBenchSession returns the i-th benchmark session as the OAM create API
 // makes it: sealed id, user, login, id store, authenticated.
@@ -45,6 +83,27 @@ func fillMemory(n int) *state.Memory {
 		}
 	}
 	return st
+}
+
+// fillStore creates benchmark sessions 0..n-1 in st from 50 goroutines at
+// once (concurrent creations share the file store's commits).
+func fillStore(b *testing.B, st state.Store, n int) {
+	now := time.Now().UTC().Truncate(time.Second)
+	var wg sync.WaitGroup
+	for w := range 50 {
+		wg.Go(func() {
+			for i := w; i < n; i += 50 {
+				if err := st.Create(b.Context(), newBenchSession(i, now)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
 }
 
 // filled caches one store per size, so that the sub-benchmarks (and their

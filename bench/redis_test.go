@@ -1,4 +1,4 @@
-package bench
+package bench_test
 
 import (
 	"testing"
@@ -10,16 +10,10 @@ import (
 	"github.com/authsession/caddy-authsession/state/redisstore"
 )
 
-// The Redis store joins the side-by-side store benchmarks (BenchmarkCreate,
-// BenchmarkGateHit) against a throwaway redis-server on a free loopback
-// port; without redis-server installed its sub-benchmarks skip.
-func init() {
-	stores = append(stores, struct {
-		name string
-		open func(b *testing.B) state.Store
-	}{"redis", openRedis})
-}
-
+// openRedis opens the Redis store of the side-by-side store benchmarks
+// (BenchmarkCreate, BenchmarkGateHit) against a throwaway redis-server on a
+// free loopback port; without redis-server installed its sub-benchmarks
+// skip.
 func openRedis(b *testing.B) state.Store {
 	srv := redistest.Start(b)
 	r, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: 5 * time.Second})

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -104,9 +105,9 @@ func (a *App) otpChannels(channel string) bool {
 		return false
 	case otp.LogDelivery:
 		return true
-	case channel == handlers.ChannelEmail:
+	case channel == delivery.ChannelEmail:
 		return otp.SMTP != nil
-	case channel == handlers.ChannelSMS:
+	case channel == delivery.ChannelSMS:
 		return otp.Webhook != nil
 	}
 	return false

@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -92,7 +93,7 @@ type otpRuntime struct {
 	policy state.OTPPolicy
 	totp   state.TOTPPolicy
 	key    []byte
-	async  *handlers.Async
+	async  *delivery.Async
 	expose bool
 }
 
@@ -128,10 +129,10 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 	}
 	rt.key = key
 
-	var router handlers.Router
+	var router delivery.Router
 	if cfg.SMTP != nil {
 		s := cfg.SMTP
-		d, err := handlers.NewSMTPDeliverer(handlers.SMTPConfig{
+		d, err := delivery.NewSMTPDeliverer(delivery.SMTPConfig{
 			Host: repl.ReplaceAll(s.Host, ""), Port: s.Port, TLS: s.TLS,
 			Username: repl.ReplaceAll(s.Username, ""), Password: repl.ReplaceAll(s.Password, ""),
 			From: s.From, Subject: s.Subject, Body: s.Body,
@@ -142,7 +143,7 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 		router.Email = d
 	}
 	if cfg.Webhook != nil {
-		d, err := handlers.NewWebhookDeliverer(handlers.WebhookConfig{
+		d, err := delivery.NewWebhookDeliverer(delivery.WebhookConfig{
 			URL: repl.ReplaceAll(cfg.Webhook.URL, ""), Secret: repl.ReplaceAll(cfg.Webhook.Secret, ""),
 		})
 		if err != nil {
@@ -152,7 +153,7 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 	}
 	if cfg.LogDelivery {
 		a.logger.Warn("log_delivery is on: one-time codes are written to the log (UNSAFE, development only)")
-		dev := handlers.LogDeliverer{Logger: a.logger.Named("otp_delivery")}
+		dev := delivery.LogDeliverer{Logger: a.logger.Named("otp_delivery")}
 		if router.Email == nil {
 			router.Email = dev
 		}
@@ -161,7 +162,7 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 		}
 	}
 	if router.Email != nil || router.SMS != nil {
-		rt.async = handlers.NewAsync(router, handlers.AsyncOptions{
+		rt.async = delivery.NewAsync(router, delivery.AsyncOptions{
 			Attempts: cfg.DeliveryAttempts, Wait: time.Duration(cfg.DeliveryTimeout),
 		}, a.logger)
 	} else {

@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/portal"
 )
 
 func init() {
@@ -47,7 +47,7 @@ type Portal struct {
 	// a negative value ("trust_device off") removes the option.
 	TrustDevice caddy.Duration `json:"trust_device,omitempty"`
 
-	portal *handlers.Portal
+	portal *portal.Portal
 }
 
 // CaddyModule returns the Caddy module information.
@@ -65,16 +65,16 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 		return err
 	}
 	repl := caddy.NewReplacer()
-	pages, err := handlers.LoadPortalPages(repl.ReplaceAll(p.Templates, ""))
+	pages, err := portal.LoadPages(repl.ReplaceAll(p.Templates, ""))
 	if err != nil {
 		return err
 	}
 	m := hmac.New(sha256.New, app.otp.key)
 	m.Write([]byte("authsession portal csrf key"))
-	hp := &handlers.Portal{
+	hp := &portal.Portal{
 		Env: app.env, Users: app.otp.users, OTP: app.otp.policy, TOTP: app.otp.totp, Key: app.otp.key,
 		CSRFKey: m.Sum(nil), Prefix: p.Prefix, Pages: pages, Title: p.Title, Logo: p.Logo,
-		Cookie: handlers.CookieSpec{Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
+		Cookie: portal.CookieSpec{Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
 			Insecure: app.Cookie.Insecure},
 		Limiter:  failureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
 		ClientIP: clientIP,

@@ -6,7 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/portal"
 	"github.com/authsession/caddy-authsession/state"
 	"github.com/authsession/caddy-authsession/state/redisstore"
 )
@@ -17,23 +17,23 @@ import (
 // It counts in memory too: when Redis cannot answer, the local count still
 // applies.
 type sharedFailures struct {
-	local  *handlers.FailureLimiter
+	local  *portal.FailureLimiter
 	shared *redisstore.FailureWindow
 	log    *zap.Logger
 }
 
 // failureCounter returns the portal's failure counter for the app's store.
-func failureCounter(store state.Store, max int, window time.Duration, log *zap.Logger) handlers.FailureCounter {
-	local := &handlers.FailureLimiter{Max: max, Window: window}
+func failureCounter(store state.Store, max int, window time.Duration, log *zap.Logger) portal.FailureCounter {
+	local := &portal.FailureLimiter{Max: max, Window: window}
 	rs, ok := store.(*redisstore.Store)
 	if !ok {
 		return local
 	}
 	if max <= 0 {
-		max = handlers.DefaultFailureMax
+		max = portal.DefaultFailureMax
 	}
 	if window <= 0 {
-		window = handlers.DefaultFailureWindow
+		window = portal.DefaultFailureWindow
 	}
 	return &sharedFailures{local: local, shared: rs.FailureWindow(max, window), log: log}
 }

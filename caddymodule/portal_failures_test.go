@@ -7,7 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/portal"
 	"github.com/authsession/caddy-authsession/internal/redistest"
 	"github.com/authsession/caddy-authsession/state"
 	"github.com/authsession/caddy-authsession/state/redisstore"
@@ -18,7 +18,7 @@ import (
 // own count.
 func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	open := func() handlers.FailureCounter {
+	open := func() portal.FailureCounter {
 		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -33,13 +33,13 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	// Two failures on each instance: the key is blocked on both.
-	for i, c := range []handlers.FailureCounter{a, b, a, b} {
+	for i, c := range []portal.FailureCounter{a, b, a, b} {
 		if _, blocked := c.Blocked(ctx, now, "user:alice"); blocked {
 			t.Fatalf("blocked after %d failures", i)
 		}
 		c.Fail(ctx, now, "user:alice")
 	}
-	for name, c := range map[string]handlers.FailureCounter{"a": a, "b": b} {
+	for name, c := range map[string]portal.FailureCounter{"a": a, "b": b} {
 		if until, blocked := c.Blocked(ctx, now, "user:alice"); !blocked || until.Sub(now) < 4*time.Minute {
 			t.Fatalf("instance %s after 4 failures over two instances: blocked %v until %v", name, blocked, until)
 		}
@@ -66,7 +66,7 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	defer mem.Close()
 	if c := failureCounter(mem, 0, 0, zap.NewNop()); c == nil {
 		t.Fatal("no counter for the memory store")
-	} else if _, ok := c.(*handlers.FailureLimiter); !ok {
-		t.Fatalf("memory store gives %T, want *handlers.FailureLimiter", c)
+	} else if _, ok := c.(*portal.FailureLimiter); !ok {
+		t.Fatalf("memory store gives %T, want *portal.FailureLimiter", c)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -45,7 +46,7 @@ type Authn struct {
 	Key []byte
 	// Delivery sends codes; Channels tells which channels it can serve
 	// (nil: every channel when Delivery is set).
-	Delivery Deliverer
+	Delivery delivery.Deliverer
 	Channels func(channel string) bool
 	// MaxTTL bounds timeToLiveInSec. Default: 1h.
 	MaxTTL time.Duration
@@ -182,9 +183,9 @@ func (a *Authn) resolveUser(userID, group string) authnUser {
 func (a *Authn) usable(u *authnUser, f string) bool {
 	switch f {
 	case state.FactorEmail:
-		return u.mail != "" && a.canDeliver(ChannelEmail)
+		return u.mail != "" && a.canDeliver(delivery.ChannelEmail)
 	case state.FactorSMS:
-		return u.phone != "" && a.canDeliver(ChannelSMS)
+		return u.phone != "" && a.canDeliver(delivery.ChannelSMS)
 	case state.FactorTOTP:
 		return u.totpSecret != ""
 	case state.FactorFIDO2:
@@ -214,26 +215,6 @@ func isPhone(s string) bool {
 	return digits >= 6
 }
 
-// maskMail masks a mail address as a***@example.com.
-func maskMail(m string) string {
-	at := strings.LastIndexByte(m, '@')
-	if at <= 0 {
-		return "***"
-	}
-	return m[:1] + "***" + m[at:]
-}
-
-// maskPhone masks a phone number as ***-***-1234.
-func maskPhone(p string) string {
-	var d []byte
-	for i := len(p) - 1; i >= 0 && len(d) < 4; i-- {
-		if p[i] >= '0' && p[i] <= '9' {
-			d = append([]byte{p[i]}, d...)
-		}
-	}
-	return "***-***-" + string(d)
-}
-
 // challengeInfo lists the user's factors with their masked prompts.
 func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
 	out := []authnChallengeInfo{}
@@ -242,10 +223,10 @@ func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
 		ci := authnChallengeInfo{Factor: f, FactorContext: authnFactorContext{ChallengeAttrMap: []authnAttr{}}}
 		switch f {
 		case state.FactorEmail:
-			ci.FactorContext.Prompts = []authnKeyValue{{Key: "email", Value: maskMail(u.mail)}}
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "email", Value: MaskMail(u.mail)}}
 			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: digits}}}
 		case state.FactorSMS:
-			ci.FactorContext.Prompts = []authnKeyValue{{Key: "phone", Value: maskPhone(u.phone)}}
+			ci.FactorContext.Prompts = []authnKeyValue{{Key: "phone", Value: MaskPhone(u.phone)}}
 			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: digits}}}
 		case state.FactorTOTP:
 			ci.FactorContext.Prompts = []authnKeyValue{{Key: "totp", Value: "code of your authenticator app"}}

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -36,7 +37,7 @@ type authnFixture struct {
 	mux   *http.ServeMux
 
 	mu        sync.Mutex
-	sent      []Message
+	sent      []delivery.Message
 	deliverOK bool
 }
 
@@ -72,11 +73,11 @@ func newAuthnFixture(t testing.TB) *authnFixture {
 		OTP:  state.OTPPolicy{BlockFor: 15 * time.Minute}.Defaults(),
 		TOTP: state.TOTPPolicy{}.Defaults(),
 		Key:  []byte("0123456789abcdef0123456789abcdef"),
-		Delivery: delivererFunc(func(_ context.Context, m Message) error {
+		Delivery: delivererFunc(func(_ context.Context, m delivery.Message) error {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			if !f.deliverOK {
-				return &DeliveryError{Channel: m.Channel, Err: context.DeadlineExceeded}
+				return &delivery.Error{Channel: m.Channel, Err: context.DeadlineExceeded}
 			}
 			f.sent = append(f.sent, m)
 			return nil
@@ -88,7 +89,7 @@ func newAuthnFixture(t testing.TB) *authnFixture {
 }
 
 // lastCode returns the code of the last message delivered.
-func (f *authnFixture) lastCode() Message {
+func (f *authnFixture) lastCode() delivery.Message {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.sent) == 0 {
@@ -197,3 +198,8 @@ func wrongOf(code string) string {
 	b[0] = '0' + (b[0]-'0'+1)%10
 	return string(b)
 }
+
+// delivererFunc is a Deliverer written as a function.
+type delivererFunc func(context.Context, delivery.Message) error
+
+func (f delivererFunc) Deliver(ctx context.Context, m delivery.Message) error { return f(ctx, m) }

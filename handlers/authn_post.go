@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 		ttl = time.Duration(*in.TimeToLiveInSec) * time.Second
 		if ttl <= 0 || ttl > maxTTL {
 			a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest,
-				"timeToLiveInSec must be between 1 and "+itoa(int(maxTTL/time.Second)), "")
+				"timeToLiveInSec must be between 1 and "+strconv.Itoa(int(maxTTL/time.Second)), "")
 			return
 		}
 	}
@@ -69,7 +70,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	key := state.KeyOf(id)
 	cid, cidHash := newCorrelation(key)
 	nonce, nh := newNonce()
-	now := a.Env.now()
+	now := a.Env.Time()
 	var user authnUser
 	apply := func(s *state.Session) error {
 		uid := userID
@@ -102,7 +103,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}
 
-	ctx, cancel := a.Env.storeCtx(r)
+	ctx, cancel := a.Env.StoreContext(r)
 	defer cancel()
 	var s *state.Session
 	var err error

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -55,9 +56,9 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
 		return
 	}
-	ctx, cancel := a.Env.storeCtx(r)
+	ctx, cancel := a.Env.StoreContext(r)
 	defer cancel()
-	now := a.Env.now()
+	now := a.Env.Time()
 	cur, err := a.Env.Store.Get(ctx, key)
 	if errors.Is(err, state.ErrNotFound) {
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
@@ -86,7 +87,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			}); err != nil {
 				var re *state.RetryError
 				if errors.As(err, &re) {
-					w.Header().Set("Retry-After", retryAfter(re.After, now))
+					w.Header().Set("Retry-After", RetryAfter(re.After, now))
 					a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, re.Err.Error(), "")
 					return
 				}
@@ -102,11 +103,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 				}
 				totpOK = res == state.TOTPOK
 				if !totpOK {
-					return errNoChange
+					return ErrNoChange
 				}
 				return nil
 			})
-			if err != nil && !errors.Is(err, errNoChange) {
+			if err != nil && !errors.Is(err, ErrNoChange) {
 				a.storeFail(w, outXML, "totp", err)
 				return
 			}
@@ -130,11 +131,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case out.blocked:
 		log.Info("authn challenge blocked")
-		w.Header().Set("Retry-After", retryAfter(s.BlockedUntil, now))
+		w.Header().Set("Retry-After", RetryAfter(s.BlockedUntil, now))
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
 		return
 	case out.retry != nil:
-		w.Header().Set("Retry-After", retryAfter(out.retry.After, now))
+		w.Header().Set("Retry-After", RetryAfter(out.retry.After, now))
 		a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, out.retry.Err.Error(), "")
 		return
 	case out.refusal != nil:
@@ -355,9 +356,9 @@ func (a *Authn) apply(s *state.Session, in *updateAuthnRequest, op, cid string, 
 // nonce back (the step did not happen for it) and answers 502
 // channel_comm_error.
 func (a *Authn) deliver(w http.ResponseWriter, r *http.Request, outXML bool, s *state.Session, out *putOutcome) bool {
-	m := Message{Channel: ChannelEmail, To: out.user.mail, Login: out.user.login, Code: out.code, ExpiresAt: out.codeExp}
+	m := delivery.Message{Channel: delivery.ChannelEmail, To: out.user.mail, Login: out.user.login, Code: out.code, ExpiresAt: out.codeExp}
 	if s.Challenge.Factor == state.FactorSMS {
-		m.Channel, m.To = ChannelSMS, out.user.phone
+		m.Channel, m.To = delivery.ChannelSMS, out.user.phone
 	}
 	err := a.Delivery.Deliver(r.Context(), m)
 	if err == nil {
@@ -365,11 +366,11 @@ func (a *Authn) deliver(w http.ResponseWriter, r *http.Request, outXML bool, s *
 	}
 	a.Env.Logger.Warn("authn otp delivery failed", zap.String("session", s.Key.Short()), zap.Error(err))
 	issued := nonceHash(out.nonce)
-	ctx, cancel := a.Env.storeCtx(r)
+	ctx, cancel := a.Env.StoreContext(r)
 	defer cancel()
 	_, _ = a.Env.Store.Update(ctx, s.Key, func(s *state.Session) error {
 		if s.Challenge == nil || !ctEqual(s.Challenge.NonceHash, issued) {
-			return errNoChange
+			return ErrNoChange
 		}
 		s.Challenge.NonceHash = out.prevNonce
 		return nil

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -125,8 +126,8 @@ func TestAuthnEmailAndSMSFlows(t *testing.T) {
 				t.Fatalf("Init: %d %+v", st, b)
 			}
 			m := f.lastCode()
-			if factor == state.FactorEmail && (m.Channel != ChannelEmail || m.To != "alice@example.com") ||
-				factor == state.FactorSMS && (m.Channel != ChannelSMS || m.To != "+1 555 555 1234") {
+			if factor == state.FactorEmail && (m.Channel != delivery.ChannelEmail || m.To != "alice@example.com") ||
+				factor == state.FactorSMS && (m.Channel != delivery.ChannelSMS || m.To != "+1 555 555 1234") {
 				t.Fatalf("message %+v", m)
 			}
 			st, c := f.put(validateReq(a.CorrelationID, b.Nonce, m.Code))

@@ -38,14 +38,15 @@ type Policy struct {
 	StoreTimeout time.Duration
 }
 
-// now returns the env's clock reading, in UTC and truncated to the second
+// Time returns the env's clock reading, in UTC and truncated to the second
 // (the wire's RFC 3339 precision), so what is stored is what is shown.
-func (e *Env) now() time.Time {
+func (e *Env) Time() time.Time {
 	return e.Now().UTC().Truncate(time.Second)
 }
 
-// storeCtx bounds a store call by the policy's timeout.
-func (e *Env) storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
+// StoreContext returns r's context bounded by the policy's StoreTimeout
+// (default 5s), for the store calls of one request.
+func (e *Env) StoreContext(r *http.Request) (context.Context, context.CancelFunc) {
 	d := e.Policy.StoreTimeout
 	if d <= 0 {
 		d = 5 * time.Second
@@ -78,3 +79,8 @@ func (e *Env) SessionID(s *state.Session) string {
 func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded)
 }
+
+// ErrNoChange is returned by the function given to a store's Update or
+// UpdateUser to leave the record as it is: nothing is written, and the
+// caller, which sees ErrNoChange come back, goes on as after a success.
+var ErrNoChange = errors.New("no change")

@@ -195,3 +195,64 @@ func assertError(t *testing.T, w *httptest.ResponseRecorder, status int, field s
 	}
 	return e
 }
+
+// faultyStore is a memory store whose calls fail as a test says.
+type faultyStore struct {
+	*state.Memory
+	err       error // returned by every call when set
+	block     bool  // calls wait for their context to end
+	lostWrite bool  // Create succeeds but stores nothing
+}
+
+func (s *faultyStore) fail(ctx context.Context) error {
+	if s.block {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return s.err
+}
+
+func (s *faultyStore) Get(ctx context.Context, k state.Key) (*state.Session, error) {
+	if err := s.fail(ctx); err != nil {
+		return nil, err
+	}
+	return s.Memory.Get(ctx, k)
+}
+
+func (s *faultyStore) Create(ctx context.Context, x *state.Session) error {
+	if err := s.fail(ctx); err != nil {
+		return err
+	}
+	if s.lostWrite {
+		return nil
+	}
+	return s.Memory.Create(ctx, x)
+}
+
+func (s *faultyStore) Delete(ctx context.Context, k state.Key) (*state.Session, error) {
+	if err := s.fail(ctx); err != nil {
+		return nil, err
+	}
+	return s.Memory.Delete(ctx, k)
+}
+
+func (s *faultyStore) ByUser(ctx context.Context, u string) ([]*state.Session, error) {
+	if err := s.fail(ctx); err != nil {
+		return nil, err
+	}
+	return s.Memory.ByUser(ctx, u)
+}
+
+func (s *faultyStore) Scan(ctx context.Context, fn func(*state.Session) bool) error {
+	if err := s.fail(ctx); err != nil {
+		return err
+	}
+	return s.Memory.Scan(ctx, fn)
+}
+
+func (s *faultyStore) Touch(ctx context.Context, k state.Key, at time.Time) error {
+	if err := s.fail(ctx); err != nil {
+		return err
+	}
+	return s.Memory.Touch(ctx, k, at)
+}

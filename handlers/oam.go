@@ -100,7 +100,7 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusBadRequest, "userId is required", "userId")
 		return
 	}
-	now := o.Env.now()
+	now := o.Env.Time()
 	id := in.SessionID
 	if id == "" {
 		id = state.NewID()
@@ -150,7 +150,7 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusInternalServerError, "internal error", "")
 		return
 	}
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	if err := o.Env.Store.Create(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
@@ -180,7 +180,7 @@ func (o *OAM) get(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusNotFound, "session not found", "sessionId")
 		return
 	}
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	s, err := o.Env.Store.Get(ctx, state.KeyOf(id))
 	if err != nil {
@@ -196,7 +196,7 @@ func (o *OAM) get(w http.ResponseWriter, r *http.Request) {
 
 func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	var deleted []oamSessionData
 	switch id, userID := q.Get("sessionId"), q.Get("userId"); {

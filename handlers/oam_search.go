@@ -112,7 +112,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 		oamBadInput(w, err)
 		return
 	}
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	var found []*state.Session
 	switch {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -29,7 +29,7 @@ type OTPSessions struct {
 	// Key is the server's key for the codes' keyed hashes.
 	Key []byte
 	// Delivery sends codes; nil skips delivery with a log line.
-	Delivery Deliverer
+	Delivery delivery.Deliverer
 	// ExposeOTP returns the code in the answers of PUT /sessions/{id} and
 	// POST /user/otp, as the vendor's API does.
 	ExposeOTP bool
@@ -103,9 +103,9 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := *in.UserID
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
-	now := o.Env.now()
+	now := o.Env.Time()
 	key := state.KeyOf(id)
 
 	cur, err := o.Env.Store.Get(ctx, key)
@@ -262,7 +262,7 @@ func (o *OTPSessions) deliver(w http.ResponseWriter, r *http.Request, s *state.S
 			zap.String("session", s.Key.Short()))
 		return true
 	}
-	err := o.Delivery.Deliver(r.Context(), Message{Channel: ChannelEmail, To: to, Login: login, Code: code, ExpiresAt: exp})
+	err := o.Delivery.Deliver(r.Context(), delivery.Message{Channel: delivery.ChannelEmail, To: to, Login: login, Code: code, ExpiresAt: exp})
 	if err != nil {
 		o.Env.Logger.Warn("otp delivery failed", zap.String("session", s.Key.Short()), zap.Error(err))
 		jsonAPIFail(w, http.StatusBadGateway, "channel_comm_error", "the one-time password could not be delivered", "")
@@ -279,10 +279,10 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 	case errors.Is(err, state.ErrNotFound):
 		jsonAPIFail(w, http.StatusNotFound, "session-not-found", "no session with that id for this user", "")
 	case errors.As(err, &be):
-		w.Header().Set("Retry-After", retryAfter(be.Until, o.Env.now()))
+		w.Header().Set("Retry-After", RetryAfter(be.Until, o.Env.Time()))
 		jsonAPIFail(w, http.StatusForbidden, "challenge-blocked", "too many wrong answers; try again later", "")
 	case errors.As(err, &re):
-		w.Header().Set("Retry-After", retryAfter(re.After, o.Env.now()))
+		w.Header().Set("Retry-After", RetryAfter(re.After, o.Env.Time()))
 		jsonAPIFail(w, http.StatusTooManyRequests, "too-many-requests", re.Err.Error(), "")
 	case isTimeout(err):
 		jsonAPIFail(w, http.StatusServiceUnavailable, "store-unavailable", "session store did not answer in time", "")
@@ -293,11 +293,6 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 		o.Env.Logger.Error("otp api failed", zap.String("op", op), zap.Error(err))
 		jsonAPIFail(w, http.StatusInternalServerError, "internal-error", "internal error", "")
 	}
-}
-
-func retryAfter(until, now time.Time) string {
-	s := int(until.Sub(now).Seconds() + 0.999)
-	return strconv.Itoa(max(s, 1))
 }
 
 // readJSONAPI reads and decodes a JSON body into v, answering a JSON:API

@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/internal/smtptest"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
@@ -30,13 +33,16 @@ const (
 	totpSecret = "JBSWY3DPEHPK3PXP"
 )
 
+// codeRE finds the code in a mail of the default template.
+var codeRE = regexp.MustCompile(`one-time code is ([0-9]+)`)
+
 type otpFixture struct {
 	h     http.Handler
 	clk   *fakeClock
 	store *state.Memory
 	smtp  *smtptest.Server
 	logs  *observer.ObservedLogs
-	async *Async
+	async *delivery.Async
 }
 
 func (f *otpFixture) clock() time.Time        { return f.clk.Now() }
@@ -66,11 +72,11 @@ func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 		f.smtp = smtptest.Start(t, "", "")
 		port = f.smtp.Port
 	}
-	sd, err := NewSMTPDeliverer(SMTPConfig{Host: host, Port: port, TLS: SMTPTLSNone, From: "auth@example.com"})
+	sd, err := delivery.NewSMTPDeliverer(delivery.SMTPConfig{Host: host, Port: port, TLS: delivery.SMTPTLSNone, From: "auth@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.async = NewAsync(Router{Email: sd}, AsyncOptions{Attempts: 2, Backoff: time.Millisecond, Wait: 20 * time.Second}, logger)
+	f.async = delivery.NewAsync(delivery.Router{Email: sd}, delivery.AsyncOptions{Attempts: 2, Backoff: time.Millisecond, Wait: 20 * time.Second}, logger)
 	t.Cleanup(func() { f.async.Close() })
 	api := &OTPSessions{
 		Env: &Env{Store: f.store, Now: f.clock, Logger: logger,
@@ -127,7 +133,7 @@ func jsonAPI(t *testing.T, w *httptest.ResponseRecorder, status int, code string
 		t.Fatalf("body %s: %v", w.Body, err)
 	}
 	e := doc.Errors[0]
-	if e.Code != code || e.Status != itoa(status) || e.ID == "" || e.Title == "" {
+	if e.Code != code || e.Status != strconv.Itoa(status) || e.ID == "" || e.Title == "" {
 		t.Fatalf("error %+v, want code %q", e, code)
 	}
 	return e

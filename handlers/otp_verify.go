@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,22 +86,22 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 	for i, t := range types {
 		if !slices.Contains(knownOTPTypes, t) {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "unsupported-type",
-				"unknown type; allowed values are "+strings.Join(knownOTPTypes, ", "), "/types/"+itoa(i))
+				"unknown type; allowed values are "+strings.Join(knownOTPTypes, ", "), "/types/"+strconv.Itoa(i))
 			return
 		}
 		if t != otpTypeLogin && t != otpTypeTOTP {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "unsupported-type",
-				"type "+t+" is not supported here; use login or totp", "/types/"+itoa(i))
+				"type "+t+" is not supported here; use login or totp", "/types/"+strconv.Itoa(i))
 			return
 		}
 	}
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	cur, ok := o.findSession(ctx, w, r, in.SessionID)
 	if !ok {
 		return
 	}
-	key, now := cur.Key, o.Env.now()
+	key, now := cur.Key, o.Env.Time()
 	if cur.EffectiveStatus(now) == state.StatusChallengeBlocked {
 		o.storeFail(w, "verify", &state.BlockedError{Until: cur.BlockedUntil})
 		return
@@ -116,11 +117,11 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 				var err error
 				res, err = o.TOTP.Check(us, u.TOTPSecret, answer, now)
 				if res != state.TOTPOK {
-					return errNoChange
+					return ErrNoChange
 				}
 				return err
 			})
-			if err != nil && !errors.Is(err, errNoChange) {
+			if err != nil && !errors.Is(err, ErrNoChange) {
 				o.storeFail(w, "totp", err)
 				return
 			}
@@ -154,8 +155,6 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusNotFound, "invalid-otp", "the one-time password is "+invalidDetail(res), "/otp")
 	}
 }
-
-var errNoChange = errors.New("no change")
 
 func invalidDetail(r state.OTPResult) string {
 	switch r {
@@ -193,13 +192,13 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 			return
 		}
 	}
-	ctx, cancel := o.Env.storeCtx(r)
+	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	cur, ok := o.findSession(ctx, w, r, in.SessionID)
 	if !ok {
 		return
 	}
-	key, now := cur.Key, o.Env.now()
+	key, now := cur.Key, o.Env.Time()
 	if mail {
 		if _, to := o.destination(cur); to == "" || o.Delivery == nil {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")
@@ -231,15 +230,4 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 	if o.deliver(w, r, s, code, exp, true) {
 		w.WriteHeader(http.StatusNoContent)
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
 }

@@ -303,8 +303,8 @@ func (ra *RiskAnalyzer) update(w http.ResponseWriter, r *http.Request) {
 		ra.fail(w, r, raUnknown, "unknown requestId", "")
 		return
 	}
-	now := ra.Env.now()
-	ctx, cancel := ra.Env.storeCtx(r)
+	now := ra.Env.Time()
+	ctx, cancel := ra.Env.StoreContext(r)
 	defer cancel()
 	s, err := ra.Env.Store.Update(ctx, state.KeyOf(q.requestID), func(s *state.Session) error {
 		return ra.apply(s, q, now)

@@ -77,7 +77,7 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 		userID = login
 	}
 
-	now := ra.Env.now()
+	now := ra.Env.Time()
 	s := ra.Env.NewSession(id, now)
 	s.UserID, s.LoginName, s.GroupName, s.ClientIP = userID, login, group, ip
 	if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
@@ -90,7 +90,7 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := ra.Env.storeCtx(r)
+	ctx, cancel := ra.Env.StoreContext(r)
 	defer cancel()
 	if err := ra.Env.Store.Create(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
@@ -134,7 +134,7 @@ func (ra *RiskAnalyzer) fetch(w http.ResponseWriter, r *http.Request) {
 		ra.fail(w, r, raUnknown, "unknown requestId", "")
 		return
 	}
-	ctx, cancel := ra.Env.storeCtx(r)
+	ctx, cancel := ra.Env.StoreContext(r)
 	defer cancel()
 	s, err := ra.Env.Store.Get(ctx, state.KeyOf(id))
 	if errors.Is(err, state.ErrNotFound) {

@@ -7,11 +7,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authsession/caddy-authsession/state"
 )
+
+// This file holds what the families share on the wire: reading and
+// decoding request bodies, the loose scalar types of the vendors' JSON,
+// writing JSON answers, and the forms of values shown to clients
+// (timestamps, Retry-After, masked destinations, redirect targets, session
+// fields).
 
 // MaxBody is the largest request body any API accepts (64 KiB).
 const MaxBody = 64 << 10
@@ -206,4 +215,108 @@ func WriteJSON(w http.ResponseWriter, status int, ct string, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// RetryAfter is the value of a Retry-After header for a client that may
+// try again at until: the seconds from now, rounded up, and at least 1.
+func RetryAfter(until, now time.Time) string {
+	s := int(until.Sub(now).Seconds() + 0.999)
+	return strconv.Itoa(max(s, 1))
+}
+
+// MaskMail masks a mail address as a***@example.com, for showing where a
+// code was sent.
+func MaskMail(m string) string {
+	at := strings.LastIndexByte(m, '@')
+	if at <= 0 {
+		return "***"
+	}
+	return m[:1] + "***" + m[at:]
+}
+
+// MaskPhone masks a phone number as ***-***-1234, for showing where a code
+// was sent.
+func MaskPhone(p string) string {
+	var d []byte
+	for i := len(p) - 1; i >= 0 && len(d) < 4; i-- {
+		if p[i] >= '0' && p[i] <= '9' {
+			d = append([]byte{p[i]}, d...)
+		}
+	}
+	return "***-***-" + string(d)
+}
+
+// LoginRedirect returns loginURL with target added as the redirect query
+// parameter, if target is a same-origin path.
+func LoginRedirect(loginURL, target string) string {
+	u, err := url.Parse(loginURL)
+	if err != nil {
+		return loginURL
+	}
+	if SafeRedirect(target) {
+		q := u.Query()
+		q.Set("redirect", target)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// SafeRedirect reports whether target is a same-origin redirect target: an
+// absolute path with no scheme or host, and none of the forms that browsers
+// read as another origin ("//host", "/\host", control characters).
+func SafeRedirect(target string) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	if len(target) > 1 && (target[1] == '/' || target[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(target)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
+}
+
+// FieldValue returns the session field named f, as used by the gate's
+// header_up and placeholders: user_id, login, group, status, id_store,
+// auth_time, factors, session_index, or attr.<name>.
+func FieldValue(s *state.Session, f string) string {
+	switch f {
+	case "user_id":
+		return s.UserID
+	case "login":
+		if s.LoginName != "" {
+			return s.LoginName
+		}
+		return s.UserID
+	case "group":
+		return s.GroupName
+	case "status":
+		return string(s.Status)
+	case "id_store":
+		return s.IDStoreName
+	case "auth_time":
+		return Timestamp(s.AuthTime)
+	case "factors":
+		return strings.Join(s.Factors, ",")
+	case "session_index":
+		return s.Index
+	}
+	if name, ok := strings.CutPrefix(f, "attr."); ok {
+		return s.UserAttributes[name]
+	}
+	return ""
+}
+
+// ValidField reports whether f is a name FieldValue knows.
+func ValidField(f string) bool {
+	switch f {
+	case "user_id", "login", "group", "status", "id_store", "auth_time", "factors", "session_index":
+		return true
+	}
+	name, ok := strings.CutPrefix(f, "attr.")
+	return ok && name != ""
 }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/internal/smtptest"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -42,13 +42,13 @@ type authnIT struct {
 	port int
 
 	mu   sync.Mutex
-	hook []handlers.WebhookPayload
+	hook []delivery.WebhookPayload
 }
 
 func startAuthnIT(t *testing.T) *authnIT {
 	it := &authnIT{t: t, smtp: smtptest.Start(t, "mailer", "smtp-pass-77")}
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p handlers.WebhookPayload
+		var p delivery.WebhookPayload
 		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
 			w.WriteHeader(400)
 			return
@@ -188,7 +188,7 @@ func (it *authnIT) gate(sid string) int {
 	return cookieStatus(it.t, it.base+"/app", "authsession", sid)
 }
 
-func (it *authnIT) lastHook() handlers.WebhookPayload {
+func (it *authnIT) lastHook() delivery.WebhookPayload {
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	if len(it.hook) == 0 {

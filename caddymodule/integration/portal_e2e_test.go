@@ -206,7 +206,7 @@ func (d *e2eDemo) sessionCookie() string {
 }
 
 // deliveredMsg is the message of the development delivery's log line
-// (handlers.LogDeliverer).
+// (delivery.LogDeliverer).
 const deliveredMsg = "otp delivered to the log (development delivery, unsafe)"
 
 // mailedCodes returns, oldest first, the codes that the development

@@ -1,4 +1,4 @@
-package handlers
+package delivery
 
 import (
 	"bytes"
@@ -38,31 +38,31 @@ type Deliverer interface {
 	Deliver(ctx context.Context, m Message) error
 }
 
-// ErrDelivery is matched (errors.Is) by every delivery failure; the APIs
+// ErrFailed is matched (errors.Is) by every delivery failure; the APIs
 // answer it with their channel_comm_error.
-var ErrDelivery = errors.New("otp delivery failed")
+var ErrFailed = errors.New("otp delivery failed")
 
 // ErrNoChannel: no deliverer is configured for a message's channel.
 var ErrNoChannel = errors.New("no delivery configured for this channel")
 
-// ErrDeliveryTimeout: the delivery did not finish within the wait allowed to
+// ErrTimeout: the delivery did not finish within the wait allowed to
 // the request (it may still succeed in the background).
-var ErrDeliveryTimeout = errors.New("otp delivery did not finish in time")
+var ErrTimeout = errors.New("otp delivery did not finish in time")
 
-// DeliveryError reports a failed delivery. It matches ErrDelivery.
-type DeliveryError struct {
+// Error reports a failed delivery. It matches ErrFailed.
+type Error struct {
 	Channel string
 	Err     error
 }
 
-func (e *DeliveryError) Error() string {
+func (e *Error) Error() string {
 	return fmt.Sprintf("otp delivery by %s failed: %v", e.Channel, e.Err)
 }
 
-func (e *DeliveryError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
-// Is makes every DeliveryError match ErrDelivery.
-func (e *DeliveryError) Is(target error) bool { return target == ErrDelivery }
+// Is makes every Error match ErrFailed.
+func (e *Error) Is(target error) bool { return target == ErrFailed }
 
 // permanentError marks a failure that a retry cannot fix.
 type permanentError struct{ err error }
@@ -200,9 +200,9 @@ func NewAsync(d Deliverer, opts AsyncOptions, logger *zap.Logger) *Async {
 	return &Async{d: d, opts: opts.defaults(), logger: logger, ctx: ctx, cancel: cancel}
 }
 
-// Deliver sends m, retrying on failure, and returns nil once it is sent, a
-// *DeliveryError if every try failed or ctx ended, or a *DeliveryError
-// wrapping ErrDeliveryTimeout if the outcome is not known after Wait.
+// Deliver sends m, retrying on failure, and returns nil once it is sent, an
+// *Error if every try failed or ctx ended, or an *Error wrapping ErrTimeout
+// if the outcome is not known after Wait.
 func (a *Async) Deliver(ctx context.Context, m Message) error {
 	done := make(chan error, 1)
 	a.wg.Add(1)
@@ -215,13 +215,13 @@ func (a *Async) Deliver(ctx context.Context, m Message) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			return &DeliveryError{Channel: m.Channel, Err: err}
+			return &Error{Channel: m.Channel, Err: err}
 		}
 		return nil
 	case <-timer.C:
-		return &DeliveryError{Channel: m.Channel, Err: ErrDeliveryTimeout}
+		return &Error{Channel: m.Channel, Err: ErrTimeout}
 	case <-ctx.Done():
-		return &DeliveryError{Channel: m.Channel, Err: ctx.Err()}
+		return &Error{Channel: m.Channel, Err: ctx.Err()}
 	}
 }
 

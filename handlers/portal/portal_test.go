@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -54,7 +56,7 @@ func TestPortalEmailFlowRotatesSessionID(t *testing.T) {
 	wantStatus(t, resp, http.StatusSeeOther, b.page)
 	wantLocation(t, resp, "/auth/otp?factor=email&redirect=%2Fapp%2Fpage%3Fx%3D1")
 	msg := f.mail.last(t)
-	if msg.To != "demo@example.com" || len(msg.Code) != 6 || msg.Channel != ChannelEmail {
+	if msg.To != "demo@example.com" || len(msg.Code) != 6 || msg.Channel != delivery.ChannelEmail {
 		t.Fatalf("delivered %+v", msg)
 	}
 	b.get("/auth/otp?factor=email&redirect=%2Fapp%2Fpage%3Fx%3D1")
@@ -245,7 +247,7 @@ func TestPortalLockoutPerUser(t *testing.T) {
 	f := newPortalFixture(t, "")
 	for i := range DefaultFailureMax {
 		b := f.browser(t)
-		b.ip = "198.51.100." + itoa(i+1) // a different address each time
+		b.ip = "198.51.100." + strconv.Itoa(i+1) // a different address each time
 		b.get("/auth/login")
 		resp := b.post("/auth/login", "login", "demo", "password", "wrong")
 		wantStatus(t, resp, http.StatusUnauthorized, b.page)
@@ -281,7 +283,7 @@ func TestPortalLockoutPerIP(t *testing.T) {
 	b := f.browser(t)
 	b.get("/auth/login")
 	for i := range DefaultFailureMax {
-		resp := b.post("/auth/login", "login", "nobody"+itoa(i), "password", "x")
+		resp := b.post("/auth/login", "login", "nobody"+strconv.Itoa(i), "password", "x")
 		wantStatus(t, resp, http.StatusUnauthorized, b.page)
 	}
 	resp := b.post("/auth/login", "login", "demo", "password", demoPassword)
@@ -388,10 +390,10 @@ func TestPortalTemplateDir(t *testing.T) {
 
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, "otp.html"), []byte(`{{define "content"}}{{.Nope`), 0o600)
-	if _, err := LoadPortalPages(bad); err == nil || !strings.Contains(err.Error(), "otp.html") {
+	if _, err := LoadPages(bad); err == nil || !strings.Contains(err.Error(), "otp.html") {
 		t.Fatalf("broken template: %v", err)
 	}
-	if _, err := LoadPortalPages(filepath.Join(bad, "missing")); err == nil {
+	if _, err := LoadPages(filepath.Join(bad, "missing")); err == nil {
 		t.Fatal("missing template dir accepted")
 	}
 }

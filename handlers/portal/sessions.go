@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -7,24 +7,25 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
 )
 
 // logoutPage shows a sign-out button (signing out is a POST, so a link on
 // another site cannot do it).
 func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	d := pageData{}
 	if s, err := p.current(ctx, r); err == nil && s != nil {
-		d.Login = FieldValue(s, "login")
+		d.Login = handlers.FieldValue(s, "login")
 	}
 	p.render(w, r, http.StatusOK, "logout", d)
 }
 
 // logout deletes the browser's session and clears its cookie.
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	if c, err := r.Cookie(p.Cookie.Name); err == nil && state.ValidateID(c.Value) == nil {
 		if s, err := p.Env.Store.Delete(ctx, state.KeyOf(c.Value)); err == nil {
@@ -38,7 +39,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 // signedIn returns the browser's authenticated session, or sends the
 // browser to sign in (coming back to this page).
 func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request) (*state.Session, bool) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, err := p.current(ctx, r)
 	if err != nil {
@@ -46,7 +47,7 @@ func (p *Portal) signedIn(w http.ResponseWriter, r *http.Request) (*state.Sessio
 		return nil, false
 	}
 	if s == nil || !s.Authenticated(p.Env.Now()) {
-		http.Redirect(w, r, LoginRedirect(p.Prefix+"/login", p.Prefix+"/sessions"), http.StatusSeeOther)
+		http.Redirect(w, r, handlers.LoginRedirect(p.Prefix+"/login", p.Prefix+"/sessions"), http.StatusSeeOther)
 		return nil, false
 	}
 	return s, true
@@ -69,13 +70,13 @@ func (p *Portal) userSessions(ctx context.Context, w http.ResponseWriter, r *htt
 
 // sessionsPage lists the user's live sessions.
 func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, all, ok := p.userSessions(ctx, w, r)
 	if !ok {
 		return
 	}
-	d := pageData{Login: FieldValue(s, "login")}
+	d := pageData{Login: handlers.FieldValue(s, "login")}
 	for _, o := range all {
 		d.Sessions = append(d.Sessions, sessionRow{
 			Index: o.Index, Current: o.Key == s.Key, Created: o.CreateTime, LastAccess: o.LastAccessTime,
@@ -100,7 +101,7 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 // one of them including this browser's, and forgets the user's trusted
 // browsers.
 func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, all, ok := p.userSessions(ctx, w, r)
 	if !ok {

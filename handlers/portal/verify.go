@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -17,13 +18,13 @@ import (
 // authenticated with the factor recorded, and the browser goes on to the
 // redirect target.
 func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, u, ok := p.preAuth(w, r, ctx)
 	if !ok {
 		return
 	}
-	now := p.Env.now()
+	now := p.Env.Time()
 	ip := p.clientIP(r)
 	if p.limited(w, r, now, ipKey(ip), userKey(u.Login)) {
 		return
@@ -46,11 +47,11 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 			var err error
 			res, err = p.TOTP.Check(us, u.TOTPSecret, code, now)
 			if err == nil && res != state.TOTPOK {
-				return errNoChange
+				return handlers.ErrNoChange
 			}
 			return err
 		})
-		if err != nil && !errors.Is(err, errNoChange) {
+		if err != nil && !errors.Is(err, handlers.ErrNoChange) {
 			p.storeFailed(w, r, "totp", err)
 			return
 		}
@@ -97,7 +98,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	case state.OTPOK:
 	case state.OTPBlocked:
 		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
-		w.Header().Set("Retry-After", retryAfter(now.Add(p.OTP.BlockFor), now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(now.Add(p.OTP.BlockFor), now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return
 	default:

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -159,7 +160,7 @@ func TestPortalSMSWebhookFactor(t *testing.T) {
 	wantStatus(t, resp, http.StatusSeeOther, b.page)
 	wantLocation(t, resp, "/auth/otp?factor=sms&redirect=%2Fapp")
 	m := f.mail.last(t)
-	if m.Channel != ChannelSMS || m.To != "+1 555 0100 1234" || len(m.Code) != 6 {
+	if m.Channel != delivery.ChannelSMS || m.To != "+1 555 0100 1234" || len(m.Code) != 6 {
 		t.Fatalf("message %+v", m)
 	}
 	b.get("/auth/otp?factor=sms&redirect=%2Fapp")
@@ -177,7 +178,7 @@ func TestPortalSMSWebhookFactor(t *testing.T) {
 	}
 
 	// Without an SMS channel the user has no usable factor.
-	f.portal.Channels = func(ch string) bool { return ch == ChannelEmail }
+	f.portal.Channels = func(ch string) bool { return ch == delivery.ChannelEmail }
 	o := f.browser(t)
 	o.get("/auth/login")
 	resp = o.post("/auth/login", "login", "smsonly", "password", demoPassword)

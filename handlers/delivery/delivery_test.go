@@ -1,4 +1,4 @@
-package handlers
+package delivery
 
 import (
 	"context"
@@ -94,7 +94,7 @@ func TestSMTPDownFailsFast(t *testing.T) {
 	a := NewAsync(d, AsyncOptions{Attempts: 3, Backoff: 5 * time.Millisecond, Wait: time.Minute}, zap.New(core))
 	defer a.Close()
 	err = a.Deliver(context.Background(), testMessage())
-	if !errors.Is(err, ErrDelivery) || errors.Is(err, ErrDeliveryTimeout) {
+	if !errors.Is(err, ErrFailed) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("error = %v, want a delivery failure", err)
 	}
 	if n := logs.FilterMessage("otp delivery attempt failed").Len(); n != 3 {
@@ -143,7 +143,7 @@ func TestSMTPHangingServerDoesNotBlock(t *testing.T) {
 	}
 	a := NewAsync(d, AsyncOptions{Attempts: 1, AttemptTimeout: time.Minute, Wait: 50 * time.Millisecond}, nil)
 	err = a.Deliver(context.Background(), testMessage())
-	if !errors.Is(err, ErrDeliveryTimeout) || !errors.Is(err, ErrDelivery) {
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrFailed) {
 		t.Fatalf("error = %v, want a delivery timeout", err)
 	}
 	a.Close() // cancels the attempt; returns only once it has ended
@@ -214,14 +214,14 @@ func TestWebhookDeliverer(t *testing.T) {
 	calls.Store(0)
 	ab := NewAsync(bad, AsyncOptions{Attempts: 3, Backoff: time.Millisecond}, nil)
 	defer ab.Close()
-	if err := ab.Deliver(context.Background(), m); !errors.Is(err, ErrDelivery) || calls.Load() != 1 {
+	if err := ab.Deliver(context.Background(), m); !errors.Is(err, ErrFailed) || calls.Load() != 1 {
 		t.Fatalf("wrong secret: %v after %d calls", err, calls.Load())
 	}
 
 	// A 5xx is retried up to Attempts.
 	status = http.StatusBadGateway
 	calls.Store(0)
-	if err := a.Deliver(context.Background(), m); !errors.Is(err, ErrDelivery) || calls.Load() != 3 {
+	if err := a.Deliver(context.Background(), m); !errors.Is(err, ErrFailed) || calls.Load() != 3 {
 		t.Fatalf("5xx: %v after %d calls", err, calls.Load())
 	}
 }
@@ -255,7 +255,7 @@ func TestRouterMissingChannelIsPermanent(t *testing.T) {
 	defer a.Close()
 	m := testMessage()
 	m.Channel = ChannelSMS
-	if err := a.Deliver(context.Background(), m); !errors.Is(err, ErrNoChannel) || !errors.Is(err, ErrDelivery) {
+	if err := a.Deliver(context.Background(), m); !errors.Is(err, ErrNoChannel) || !errors.Is(err, ErrFailed) {
 		t.Fatalf("error = %v", err)
 	}
 	if err := a.Deliver(context.Background(), testMessage()); err != nil || n.Load() != 1 {
@@ -275,7 +275,7 @@ func TestAsyncCallerContext(t *testing.T) {
 	a := NewAsync(d, AsyncOptions{Attempts: 1, Wait: time.Minute}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := a.Deliver(ctx, testMessage()); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrDelivery) {
+	if err := a.Deliver(ctx, testMessage()); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrFailed) {
 		t.Fatalf("error = %v", err)
 	}
 	close(block)

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -28,20 +30,20 @@ const (
 	demoSecret   = "JBSWY3DPEHPK3PXP"
 )
 
-// mailbox is a Deliverer that keeps the messages it is given.
+// mailbox is a delivery.Deliverer that keeps the messages it is given.
 type mailbox struct {
 	mu   sync.Mutex
-	msgs []Message
+	msgs []delivery.Message
 }
 
-func (m *mailbox) Deliver(_ context.Context, msg Message) error {
+func (m *mailbox) Deliver(_ context.Context, msg delivery.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.msgs = append(m.msgs, msg)
 	return nil
 }
 
-func (m *mailbox) last(t *testing.T) Message {
+func (m *mailbox) last(t *testing.T) delivery.Message {
 	t.Helper()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -61,7 +63,7 @@ func (m *mailbox) count() int {
 // front of an app answering "hello <login>", on a loopback test server.
 type portalFixture struct {
 	srv    *httptest.Server
-	clk    *fakeClock
+	clk    *testkit.Clock
 	store  *state.Memory
 	portal *Portal
 	mail   *mailbox
@@ -81,7 +83,7 @@ var portalHash = sync.OnceValue(func() string {
 // client IP is read from the X-Test-IP header when present.
 func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	t.Helper()
-	f := &portalFixture{clk: testkit.NewClock(t0), mail: &mailbox{}}
+	f := &portalFixture{clk: testkit.NewClock(testkit.Start), mail: &mailbox{}}
 	f.store = state.NewMemory(state.MemoryOptions{Now: f.clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = f.store.Close() })
 	core, logs := observer.New(zap.DebugLevel)
@@ -107,12 +109,12 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages, err := LoadPortalPages(templates)
+	pages, err := LoadPages(templates)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &Env{Store: f.store, Now: f.clk.Now, Sealer: sealer, Logger: logger,
-		Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute}}
+	env := &handlers.Env{Store: f.store, Now: f.clk.Now, Sealer: sealer, Logger: logger,
+		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute}}
 	f.portal = &Portal{
 		Env: env, Users: users, OTP: state.OTPPolicy{}.Defaults(), TOTP: state.TOTPPolicy{}.Defaults(),
 		Key: []byte("otp-hmac-key-for-tests-000000000"), CSRFKey: []byte("csrf-key-for-tests"),
@@ -123,14 +125,14 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	if err := f.portal.Init(); err != nil {
 		t.Fatal(err)
 	}
-	gate := &Gate{Store: f.store, Now: f.clk.Now, Logger: logger, CookieName: "authsession",
-		LoginURL: "/auth/login", SetHeaders: []HeaderField{{Name: "X-Auth-User", Field: "login"}}}
+	gate := &handlers.Gate{Store: f.store, Now: f.clk.Now, Logger: logger, CookieName: "authsession",
+		LoginURL: "/auth/login", SetHeaders: []handlers.HeaderField{{Name: "X-Auth-User", Field: "login"}}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.portal.Owns(r.URL.Path) {
 			f.portal.ServeHTTP(w, r)
 			return
 		}
-		if _, out := gate.Check(w, r); out != Pass {
+		if _, out := gate.Check(w, r); out != handlers.Pass {
 			return
 		}
 		io.WriteString(w, "hello "+r.Header.Get("X-Auth-User"))

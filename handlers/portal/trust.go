@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -85,11 +86,11 @@ func (p *Portal) trusted(ctx context.Context, r *http.Request, u state.User, now
 func (p *Portal) forgetDevices(ctx context.Context, userID string) error {
 	_, err := p.Env.Store.UpdateUser(ctx, userID, func(us *state.UserState) error {
 		if !us.ForgetDevices(devicePrefix) {
-			return errNoChange
+			return handlers.ErrNoChange
 		}
 		return nil
 	})
-	if errors.Is(err, errNoChange) {
+	if errors.Is(err, handlers.ErrNoChange) {
 		return nil
 	}
 	return err

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -18,8 +20,10 @@ import (
 //	GET  /login          the sign-in form (login and password)
 //	POST /login          checks the password; opens a pre-auth session in
 //	                     "pending verification" and sends to the factor page
-//	GET  /otp            the second-factor page (choice, email code, TOTP)
-//	POST /otp/send       mails a new code to the user
+//	GET  /otp            the second-factor page (choice, a code by mail or
+//	                     SMS, TOTP)
+//	POST /otp/send       sends a new code to the user (by mail, or by SMS
+//	                     with factor=sms)
 //	POST /otp            checks the code; the session id is rotated and the
 //	                     new session is "authenticated"
 //	GET  /logout         a sign-out button; POST /logout signs out
@@ -30,7 +34,7 @@ import (
 // IP and per login (Limiter) and answer 429 with Retry-After once the limit
 // is reached.
 type Portal struct {
-	Env *Env
+	Env *handlers.Env
 	// Users is the users file; nil means nobody can sign in.
 	Users *state.Users
 	OTP   state.OTPPolicy
@@ -41,7 +45,7 @@ type Portal struct {
 	CSRFKey []byte
 	// Delivery sends codes; nil disables the email and SMS factors.
 	// Channels tells which channels it serves (nil: every channel).
-	Delivery Deliverer
+	Delivery delivery.Deliverer
 	Channels func(channel string) bool
 	// TrustFor is how long a device the user chose to trust skips the
 	// second factor; 0 hides the option.
@@ -50,8 +54,8 @@ type Portal struct {
 	Cookie CookieSpec
 	// Prefix is the path under which the pages are served. Default: /auth.
 	Prefix string
-	// Pages renders the pages (see LoadPortalPages).
-	Pages *PortalPages
+	// Pages renders the pages (see LoadPages).
+	Pages *Pages
 	// Title and Logo (an image URL) appear on every page.
 	Title string
 	Logo  string
@@ -147,7 +151,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // CSRF token (403 on failure) before calling h.
 func (p *Portal) form(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, handlers.MaxBody)
 		if err := r.ParseForm(); err != nil {
 			p.fail(w, r, http.StatusBadRequest, "The form could not be read.")
 			return
@@ -210,7 +214,7 @@ func (p *Portal) current(ctx context.Context, r *http.Request) (*state.Session, 
 // same-origin path, else "".
 func target(r *http.Request) string {
 	t := r.FormValue("redirect")
-	if SafeRedirect(t) {
+	if handlers.SafeRedirect(t) {
 		return t
 	}
 	return ""
@@ -221,7 +225,7 @@ func withTarget(u, t string) string {
 	if t == "" {
 		return u
 	}
-	return LoginRedirect(u, t)
+	return handlers.LoginRedirect(u, t)
 }
 
 // finish sends the browser to the redirect target or /.
@@ -245,7 +249,7 @@ func (p *Portal) limited(w http.ResponseWriter, r *http.Request, now time.Time, 
 	if !blocked {
 		return false
 	}
-	w.Header().Set("Retry-After", retryAfter(until, now))
+	w.Header().Set("Retry-After", handlers.RetryAfter(until, now))
 	p.fail(w, r, http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes and try again.")
 	return true
 }

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"bytes"
@@ -15,22 +15,22 @@ import (
 	"go.uber.org/zap"
 )
 
-//go:embed portal_templates/*.html
-var portalTemplates embed.FS
+//go:embed templates/*.html
+var embedded embed.FS
 
-// portalPageNames are the pages; each is parsed with layout.html, which
+// pageNames are the pages; each is parsed with layout.html, which
 // defines the frame and calls the page's "content" template.
-var portalPageNames = []string{"login", "otp", "logout", "sessions", "error"}
+var pageNames = []string{"login", "otp", "logout", "sessions", "error"}
 
-// PortalPages holds the parsed page templates.
-type PortalPages struct {
+// Pages holds the parsed page templates.
+type Pages struct {
 	pages map[string]*template.Template
 }
 
-// LoadPortalPages parses the embedded templates, each replaced by the file
+// LoadPages parses the embedded templates, each replaced by the file
 // of the same name in dir if dir is not empty and has one (layout.html,
 // login.html, otp.html, logout.html, sessions.html, error.html).
-func LoadPortalPages(dir string) (*PortalPages, error) {
+func LoadPages(dir string) (*Pages, error) {
 	read := func(name string) ([]byte, error) {
 		if dir != "" {
 			b, err := os.ReadFile(filepath.Join(dir, name))
@@ -41,7 +41,7 @@ func LoadPortalPages(dir string) (*PortalPages, error) {
 				return nil, fmt.Errorf("portal template %s: %w", name, err)
 			}
 		}
-		return portalTemplates.ReadFile("portal_templates/" + name)
+		return embedded.ReadFile("templates/" + name)
 	}
 	if dir != "" {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -52,8 +52,8 @@ func LoadPortalPages(dir string) (*PortalPages, error) {
 	if err != nil {
 		return nil, err
 	}
-	pp := &PortalPages{pages: map[string]*template.Template{}}
-	for _, name := range portalPageNames {
+	pp := &Pages{pages: map[string]*template.Template{}}
+	for _, name := range pageNames {
 		page, err := read(name + ".html")
 		if err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -18,7 +19,7 @@ const maxLoginLen = 256
 // loginPage shows the sign-in form. A browser that is already signed in
 // goes straight on to the redirect target.
 func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	if s, err := p.current(ctx, r); err == nil && s != nil && s.Authenticated(p.Env.Now()) {
 		finish(w, r, target(r))
@@ -36,7 +37,7 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 // browser to the second-factor page (mailing a code right away when email
 // is the user's only factor).
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
-	now := p.Env.now()
+	now := p.Env.Time()
 	login := strings.TrimSpace(r.PostFormValue("login"))
 	password := r.PostFormValue("password")
 	t := target(r)
@@ -63,7 +64,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, http.StatusForbidden, "Your account has no second factor set up. Please contact your administrator.")
 		return
 	}
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	p.dropCurrent(ctx, r)
 
@@ -124,10 +125,10 @@ const (
 // delivery for its channel; TOTP when the user has a secret.
 func (p *Portal) factors(u state.User) []factorChoice {
 	var fs []factorChoice
-	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.canDeliver(ChannelEmail) {
+	if u.HasFactor(state.FactorEmail) && u.Mail != "" && p.canDeliver(delivery.ChannelEmail) {
 		fs = append(fs, factorChoice{Key: factorKeyEmail, Label: "Email me a code"})
 	}
-	if u.HasFactor(state.FactorSMS) && u.Phone != "" && p.canDeliver(ChannelSMS) {
+	if u.HasFactor(state.FactorSMS) && u.Phone != "" && p.canDeliver(delivery.ChannelSMS) {
 		fs = append(fs, factorChoice{Key: factorKeySMS, Label: "Text me a code"})
 	}
 	if u.HasFactor(state.FactorTOTP) && u.TOTPSecret != "" {

@@ -1,4 +1,4 @@
-package handlers
+package portal
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -21,7 +23,7 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 		p.storeFailed(w, r, "get", err)
 		return nil, state.User{}, false
 	}
-	now := p.Env.now()
+	now := p.Env.Time()
 	if s != nil && s.Authenticated(now) {
 		finish(w, r, t)
 		return nil, state.User{}, false
@@ -37,7 +39,7 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 		return nil, state.User{}, false
 	}
 	if st == state.StatusChallengeBlocked {
-		w.Header().Set("Retry-After", retryAfter(s.BlockedUntil, now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(s.BlockedUntil, now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return nil, state.User{}, false
 	}
@@ -46,7 +48,7 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 
 // factorPage shows the choice of second factors, or the form of one.
 func (p *Portal) factorPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, u, ok := p.preAuth(w, r, ctx)
 	if !ok {
@@ -71,10 +73,10 @@ func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int
 		d.TrustDays = 1
 	}
 	if sent(factor) {
-		if s.HasLiveOTP(p.Env.now()) && s.Challenge.Factor == challengeFactor(factor) {
-			d.SentTo = maskMail(u.Mail)
+		if s.HasLiveOTP(p.Env.Time()) && s.Challenge.Factor == challengeFactor(factor) {
+			d.SentTo = handlers.MaskMail(u.Mail)
 			if factor == factorKeySMS {
-				d.SentTo = maskPhone(u.Phone)
+				d.SentTo = handlers.MaskPhone(u.Phone)
 			}
 		} else if msg == "" {
 			d.Notice = "No code is waiting for you: send a new one."
@@ -100,7 +102,7 @@ func challengeFactor(k string) string {
 // send sends a new code (by mail, or by SMS with factor=sms) to the user
 // of the pre-auth session.
 func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	s, u, ok := p.preAuth(w, r, ctx)
 	if !ok {
@@ -114,7 +116,7 @@ func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Codes of this kind are not available for your account.")
 		return
 	}
-	if !p.sendCode(w, r, s.Key, u, factor, p.Env.now()) {
+	if !p.sendCode(w, r, s.Key, u, factor, p.Env.Time()) {
 		return
 	}
 	http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor="+factor, target(r)), http.StatusSeeOther)
@@ -124,7 +126,7 @@ func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
 // mail or SMS (factor). It answers failures itself (429 with Retry-After
 // for the cool-down and the hourly limit, 502 for a failed delivery).
 func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key, u state.User, factor string, now time.Time) bool {
-	ctx, cancel := p.Env.storeCtx(r)
+	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	var re *state.RetryError
 	var be *state.BlockedError
@@ -146,7 +148,7 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 	switch {
 	case err == nil:
 	case errors.As(err, &re):
-		w.Header().Set("Retry-After", retryAfter(re.After, now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(re.After, now))
 		msg := "A code was sent a moment ago. Please wait a little before asking for another."
 		if errors.Is(err, state.ErrOTPSendLimit) {
 			msg = "Too many codes were sent to you in the last hour. Please try again later."
@@ -154,7 +156,7 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 		p.fail(w, r, http.StatusTooManyRequests, msg)
 		return false
 	case errors.As(err, &be):
-		w.Header().Set("Retry-After", retryAfter(be.Until, now))
+		w.Header().Set("Retry-After", handlers.RetryAfter(be.Until, now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return false
 	case errors.Is(err, state.ErrNotFound):
@@ -164,9 +166,9 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 		p.storeFailed(w, r, "issue", err)
 		return false
 	}
-	m := Message{Channel: ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp}
+	m := delivery.Message{Channel: delivery.ChannelEmail, To: u.Mail, Login: u.Login, Code: code, ExpiresAt: exp}
 	if factor == factorKeySMS {
-		m.Channel, m.To = ChannelSMS, u.Phone
+		m.Channel, m.To = delivery.ChannelSMS, u.Phone
 	}
 	err = p.Delivery.Deliver(r.Context(), m)
 	if err != nil {
