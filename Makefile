@@ -14,7 +14,7 @@ FUZZ_TARGETS := \
 	handlers:FuzzOTPBodies handlers:FuzzCookieValue handlers:FuzzAuthnDecode handlers:FuzzAuthnPUT \
 	state/filestore:FuzzDecodeRecord state:FuzzParseUsers caddymodule:FuzzGlobalOption
 
-.PHONY: build run test unit fuzz clean
+.PHONY: build run test lint unit fuzz clean
 
 build: bin/caddy
 
@@ -22,8 +22,13 @@ build: bin/caddy
 run: bin/caddy
 	./bin/caddy run --config Caddyfile.example --adapter caddyfile
 
-## test: every test, with the race detector (tests that need bin/caddy build it first), then the fuzzers briefly
-test: fuzz unit
+## test: lint, the fuzzers briefly, then every test with the race detector (tests that need bin/caddy build it first)
+test: lint fuzz unit
+
+## lint: golangci-lint (pinned in internal/tools/go.mod, so its dependencies never touch the plugin's go.mod) with .golangci.yml
+LINT := go tool -modfile=internal/tools/go.mod golangci-lint
+lint:
+	$(LINT) run ./...
 
 unit: bin/caddy
 	AUTHSESSION_CADDY_BIN=$(CURDIR)/bin/caddy go test $(GO_TEST_FLAGS) ./...

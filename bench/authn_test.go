@@ -51,10 +51,12 @@ func BenchmarkAuthnChallenge(b *testing.B) {
 	// id being a mail address.
 	box := &codeBox{}
 	mux := http.NewServeMux()
-	(&handlers.Authn{Env: benchEnv(st), Auth: handlers.NewBasicAuth(map[string][]byte{"admin": hash}), Clients: clients,
+	(&handlers.Authn{
+		Env: benchEnv(st), Auth: handlers.NewBasicAuth(map[string][]byte{"admin": hash}), Clients: clients,
 		AcceptUnknownUsers: true, DefaultFactors: []string{state.FactorEmail},
 		OTP: state.OTPPolicy{}.Defaults(), TOTP: state.TOTPPolicy{}.Defaults(), Key: make([]byte, 32),
-		Delivery: box}).Register(mux)
+		Delivery: box,
+	}).Register(mux)
 	call := func(method, body string) map[string]any {
 		r := httptest.NewRequest(method, "/authn/v1", strings.NewReader(body))
 		r.SetBasicAuth("admin", "admin-password")

@@ -32,8 +32,10 @@ func BenchmarkRiskAnalyzerUpdate(b *testing.B) {
 		b.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	(&handlers.RiskAnalyzer{Env: benchEnv(st), Auth: handlers.NewBasicAuth(map[string][]byte{"admin": hash}),
-		Success: map[int]bool{0: true}}).Register(mux)
+	(&handlers.RiskAnalyzer{
+		Env: benchEnv(st), Auth: handlers.NewBasicAuth(map[string][]byte{"admin": hash}),
+		Success: map[int]bool{0: true},
+	}).Register(mux)
 	body := []byte(`{"requestId":"` + id + `","authenticationStatus":"0","clientType":"0","clientApplication":"OAA Update","clientVersion":"12.2.1.4.2"}`)
 	r := httptest.NewRequest(http.MethodPut, handlers.RiskBase+"/updatesessionsecurely", nil)
 	r.SetBasicAuth("admin", "admin-password")
@@ -60,8 +62,10 @@ func BenchmarkOTPSessionPut(b *testing.B) {
 	st := state.NewMemory(state.MemoryOptions{CleanupInterval: time.Hour})
 	defer st.Close()
 	mux := http.NewServeMux()
-	(&handlers.OTPSessions{Env: benchEnv(st), Auth: handlers.NewBearerAuth([][32]byte{sha256.Sum256([]byte("demo-token"))}),
-		OTP: state.OTPPolicy{}.Defaults(), Key: make([]byte, 32), ExposeOTP: true, CookieName: "authsession"}).Register(mux)
+	(&handlers.OTPSessions{
+		Env: benchEnv(st), Auth: handlers.NewBearerAuth([][32]byte{sha256.Sum256([]byte("demo-token"))}),
+		OTP: state.OTPPolicy{}.Defaults(), Key: make([]byte, 32), ExposeOTP: true, CookieName: "authsession",
+	}).Register(mux)
 	var w discardWriter
 	b.ReportAllocs()
 	cpu := startCPU()

@@ -35,8 +35,10 @@ func benchEnv(st state.Store) *handlers.Env {
 		Now:    time.Now,
 		Sealer: benchSealer,
 		Logger: zap.NewNop(),
-		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute,
-			IDStoreName: "UserIdentityStore1", StoreTimeout: 5 * time.Second, BlockFor: 15 * time.Minute},
+		Policy: handlers.Policy{
+			Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute,
+			IDStoreName: "UserIdentityStore1", StoreTimeout: 5 * time.Second, BlockFor: 15 * time.Minute,
+		},
 	}
 }
 
@@ -137,6 +139,7 @@ func (d *discardWriter) Header() http.Header {
 	}
 	return d.h
 }
+
 func (d *discardWriter) Write(b []byte) (int, error) {
 	if d.code == 0 {
 		d.code = http.StatusOK

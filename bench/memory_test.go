@@ -24,7 +24,7 @@ func TestMemoryPerSession(t *testing.T) {
 		t.Skip("set -sessions 100000,1000000 to measure memory per live session")
 	}
 	t.Logf("sizeof(state.Session) = %d bytes", unsafe.Sizeof(state.Session{}))
-	for _, f := range strings.Split(*sessionCounts, ",") {
+	for f := range strings.SplitSeq(*sessionCounts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
 			t.Fatalf("-sessions: bad count %q", f)
@@ -57,7 +57,7 @@ func vmRSS() int64 {
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return kb * 1024

@@ -96,7 +96,7 @@ func TestAdaptCaddyfileExample(t *testing.T) {
 	if api < 0 || gate < 0 || proxy < 0 {
 		t.Fatalf("handlers %v: want authsession_api, authsession_gate and reverse_proxy", handlers)
 	}
-	if !(api < gate && gate < proxy) {
+	if api >= gate || gate >= proxy {
 		t.Errorf("handler order %v: want the API, then the gate, then the proxy", handlers)
 	}
 }

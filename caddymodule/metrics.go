@@ -41,8 +41,7 @@ func registerMetrics(reg *prometheus.Registry) *metrics {
 	}
 	for _, c := range []prometheus.Collector{m.gate, m.api} {
 		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
+			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
 				panic(err) // a programming error: conflicting descriptors
 			}
 		}

@@ -74,8 +74,10 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 	hp := &portal.Portal{
 		Env: app.env, Users: app.otp.users, OTP: app.otp.policy, TOTP: app.otp.totp, Key: app.otp.key,
 		CSRFKey: m.Sum(nil), Prefix: p.Prefix, Pages: pages, Title: p.Title, Logo: p.Logo,
-		Cookie: portal.CookieSpec{Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
-			Insecure: app.Cookie.Insecure},
+		Cookie: portal.CookieSpec{
+			Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
+			Insecure: app.Cookie.Insecure,
+		},
 		Limiter:  failureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
 		ClientIP: clientIP,
 	}

@@ -24,9 +24,11 @@ func TestPortalDirectiveEveryOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := h.(*Portal)
-	want := Portal{Prefix: "/login", Templates: "/etc/authsession/pages", Title: "Example Corp sign-in",
+	want := Portal{
+		Prefix: "/login", Templates: "/etc/authsession/pages", Title: "Example Corp sign-in",
 		Logo: "/static/logo.svg", MaxFailures: 5, FailureWindow: caddy.Duration(10 * time.Minute),
-		TrustDevice: caddy.Duration(7 * 24 * time.Hour)}
+		TrustDevice: caddy.Duration(7 * 24 * time.Hour),
+	}
 	if *p != want {
 		t.Fatalf("got %+v, want %+v", *p, want)
 	}

@@ -21,9 +21,13 @@ func TestFileStoreCaddyfile(t *testing.T) {
 	}{
 		{in: `file`, want: FileStore{}},
 		{in: `file /var/lib/caddy/s.db`, want: FileStore{Path: "/var/lib/caddy/s.db"}},
-		{in: "file s.db {\n encryption_key {env.KEY}\n flush_interval 30s\n sweep_interval 5m\n}",
-			want: FileStore{Path: "s.db", EncryptionKey: "{env.KEY}",
-				FlushInterval: caddy.Duration(30 * time.Second), SweepInterval: caddy.Duration(5 * time.Minute)}},
+		{
+			in: "file s.db {\n encryption_key {env.KEY}\n flush_interval 30s\n sweep_interval 5m\n}",
+			want: FileStore{
+				Path: "s.db", EncryptionKey: "{env.KEY}",
+				FlushInterval: caddy.Duration(30 * time.Second), SweepInterval: caddy.Duration(5 * time.Minute),
+			},
+		},
 		{in: `file a b`, wantErr: "wrong argument count"},
 		{in: "file {\n bogus 1\n}", wantErr: `unrecognized store file option "bogus"`},
 		{in: "file {\n flush_interval 1m\n flush_interval 2m\n}", wantErr: `store file flush_interval given twice`},

@@ -135,8 +135,10 @@ func (rs *RedisStore) Provision(ctx caddy.Context) error {
 
 	// Same storage and settings, same pooled store across reloads. The
 	// key holds a hash, never the password itself.
-	id, _ := json.Marshal([]any{o.Addrs, o.Username, o.Password, o.DB, o.KeyPrefix,
-		o.MasterName, o.Cluster, o.Timeout, o.MaxStaleness, rs.TLS})
+	id, _ := json.Marshal([]any{
+		o.Addrs, o.Username, o.Password, o.DB, o.KeyPrefix,
+		o.MasterName, o.Cluster, o.Timeout, o.MaxStaleness, rs.TLS,
+	})
 	sum := sha256.Sum256(id)
 	rs.key = "redis:" + hex.EncodeToString(sum[:])
 	return nil

@@ -77,8 +77,10 @@ const (
 )
 
 // authnReasons are the documented challengeResultReason values.
-var authnReasons = []string{"wrong_answer", "too_many_attempts", "channel_comm_error", "other_error",
-	"unavailable_for_user", "user_abandoned", "user_timedout"}
+var authnReasons = []string{
+	"wrong_answer", "too_many_attempts", "channel_comm_error", "other_error",
+	"unavailable_for_user", "user_abandoned", "user_timedout",
+}
 
 const (
 	defaultAuthnTTL = 300 * time.Second
@@ -217,7 +219,7 @@ func isPhone(s string) bool {
 
 // challengeInfo lists the user's factors with their masked prompts.
 func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
-	out := []authnChallengeInfo{}
+	out := make([]authnChallengeInfo, 0, len(u.factors))
 	digits := strconv.Itoa(a.OTP.Digits)
 	for _, f := range u.factors {
 		ci := authnChallengeInfo{Factor: f, FactorContext: authnFactorContext{ChallengeAttrMap: []authnAttr{}}}

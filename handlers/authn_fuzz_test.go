@@ -31,15 +31,13 @@ func FuzzAuthnDecode(f *testing.F) {
 		for _, asXML := range []bool{false, true} {
 			var post authnRequest
 			if err := decodeAuthn(body, asXML, "AuthnRequest", &post); err != nil {
-				var fe *FieldError
-				if !errors.As(err, &fe) {
+				if _, ok := errors.AsType[*FieldError](err); !ok {
 					t.Fatalf("AuthnRequest (xml %v): error %T %v is not a FieldError", asXML, err, err)
 				}
 			}
 			var put updateAuthnRequest
 			if err := decodeAuthn(body, asXML, "UpdateAuthnRequest", &put); err != nil {
-				var fe *FieldError
-				if !errors.As(err, &fe) {
+				if _, ok := errors.AsType[*FieldError](err); !ok {
 					t.Fatalf("UpdateAuthnRequest (xml %v): error %T %v is not a FieldError", asXML, err, err)
 				}
 			}

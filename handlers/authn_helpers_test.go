@@ -66,8 +66,10 @@ func newAuthnFixture(t testing.TB) *authnFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &Env{Store: f.store, Now: f.clk.Now, Sealer: sealer, Logger: zap.NewNop(),
-		Policy: Policy{Lifetime: 8 * time.Hour, BlockFor: 15 * time.Minute, StoreTimeout: 5 * time.Second}}
+	env := &Env{
+		Store: f.store, Now: f.clk.Now, Sealer: sealer, Logger: zap.NewNop(),
+		Policy: Policy{Lifetime: 8 * time.Hour, BlockFor: 15 * time.Minute, StoreTimeout: 5 * time.Second},
+	}
 	f.a = &Authn{
 		Env: env, Auth: testAuth(), Clients: clients, Users: users,
 		OTP:  state.OTPPolicy{BlockFor: 15 * time.Minute}.Defaults(),
@@ -170,8 +172,10 @@ func validateReq(cid, nonce, answer string) map[string]any {
 }
 
 func finalizeReq(cid, nonce, result, reason string) map[string]any {
-	return map[string]any{"challengeop": "Finalize", "correlationId": cid, "nonce": nonce,
-		"challengeResult": result, "challengeResultReason": reason}
+	return map[string]any{
+		"challengeop": "Finalize", "correlationId": cid, "nonce": nonce,
+		"challengeResult": result, "challengeResultReason": reason,
+	}
 }
 
 // session returns the stored session of an answer's sessionId.

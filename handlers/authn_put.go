@@ -85,8 +85,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			if _, err := a.Env.Store.UpdateUser(ctx, user.id, func(u *state.UserState) error {
 				return a.OTP.AllowSend(u, now)
 			}); err != nil {
-				var re *state.RetryError
-				if errors.As(err, &re) {
+				if re, ok := errors.AsType[*state.RetryError](err); ok {
 					w.Header().Set("Retry-After", RetryAfter(re.After, now))
 					a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, re.Err.Error(), "")
 					return
@@ -294,8 +293,7 @@ func (a *Authn) apply(s *state.Session, in *updateAuthnRequest, op, cid string, 
 		ch.Factor = factor
 		if factor == state.FactorEmail || factor == state.FactorSMS {
 			code, exp, err := a.OTP.Issue(s, a.Key, now)
-			var re *state.RetryError
-			if errors.As(err, &re) {
+			if re, ok := errors.AsType[*state.RetryError](err); ok {
 				out.retry = re
 				return
 			} else if err != nil {

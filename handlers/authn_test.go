@@ -25,8 +25,10 @@ func TestAuthnPostListsFactorsWithMaskedPrompts(t *testing.T) {
 		}
 		got[ci.Factor] = v
 	}
-	want := map[string]string{"ChallengeEmail": "a***@example.com", "ChallengeSMS": "***-***-1234",
-		"ChallengeOMATOTP": "code of your authenticator app", "ChallengeFIDO2": "security key"}
+	want := map[string]string{
+		"ChallengeEmail": "a***@example.com", "ChallengeSMS": "***-***-1234",
+		"ChallengeOMATOTP": "code of your authenticator app", "ChallengeFIDO2": "security key",
+	}
 	if len(got) != len(want) {
 		t.Fatalf("factors %v, want %v (ChallengeYOTP is not configured)", got, want)
 	}
@@ -39,7 +41,7 @@ func TestAuthnPostListsFactorsWithMaskedPrompts(t *testing.T) {
 	if s.UserID != "alice" || s.GroupName != "Staff" || s.Status != state.StatusPendingVerification {
 		t.Fatalf("session %+v", s)
 	}
-	if strings.Contains(string(s.Challenge.CorrelationID), a.CorrelationID) {
+	if strings.Contains(s.Challenge.CorrelationID, a.CorrelationID) {
 		t.Fatal("the record holds the correlationId in the clear")
 	}
 }
@@ -194,10 +196,14 @@ func TestAuthnFailurePaths(t *testing.T) {
 		}
 	}
 	expectRefusal("nonce from an older step", validateReq(a.CorrelationID, a.Nonce, code), authnCodeNonce)
-	expectRefusal("missing nonce", map[string]any{"challengeop": "Validate", "correlationId": a.CorrelationID,
-		"challengeAnswer": code}, authnCodeNonce)
-	expectRefusal("unknown op", map[string]any{"challengeop": "Restart", "correlationId": a.CorrelationID,
-		"nonce": b.Nonce}, authnCodeBadRequest)
+	expectRefusal("missing nonce", map[string]any{
+		"challengeop": "Validate", "correlationId": a.CorrelationID,
+		"challengeAnswer": code,
+	}, authnCodeNonce)
+	expectRefusal("unknown op", map[string]any{
+		"challengeop": "Restart", "correlationId": a.CorrelationID,
+		"nonce": b.Nonce,
+	}, authnCodeBadRequest)
 	expectRefusal("unknown factor", initReq(a.CorrelationID, b.Nonce, "ChallengeCarrierPigeon"), authnCodeUnknownFac)
 	expectRefusal("yotp not configured", initReq(a.CorrelationID, b.Nonce, state.FactorYOTP), authnCodeUnavailable)
 	expectRefusal("bad result", finalizeReq(a.CorrelationID, b.Nonce, "Maybe", ""), authnCodeBadRequest)

@@ -32,15 +32,13 @@ func FuzzDecodeJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var sd oamSessionData
 		if err := DecodeJSON(body, &sd); err != nil {
-			var fe *FieldError
-			if !errors.As(err, &fe) {
+			if _, ok := errors.AsType[*FieldError](err); !ok {
 				t.Fatalf("SessionData: error %T %v is not a FieldError", err, err)
 			}
 		}
 		var q oamSearchQuery
 		if err := DecodeJSON(body, &q); err != nil {
-			var fe *FieldError
-			if !errors.As(err, &fe) {
+			if _, ok := errors.AsType[*FieldError](err); !ok {
 				t.Fatalf("SessionSearchQuery: error %T %v is not a FieldError", err, err)
 			}
 		}
@@ -88,8 +86,7 @@ func FuzzSearchCompile(f *testing.F) {
 		r.URL.RawQuery = query
 		flt, err := compileSearch(r, []byte(body))
 		if err != nil {
-			var fe *FieldError
-			if !errors.As(err, &fe) {
+			if _, ok := errors.AsType[*FieldError](err); !ok {
 				t.Fatalf("error %T %v is not a FieldError", err, err)
 			}
 			return

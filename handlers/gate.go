@@ -136,8 +136,9 @@ func (o Outcome) Status() int {
 		return http.StatusForbidden
 	case Unavailable:
 		return http.StatusServiceUnavailable
+	default:
+		return 0
 	}
-	return 0
 }
 
 // Refuse writes the standard answer for a refusal with outcome o: a
@@ -154,6 +155,7 @@ func (g *Gate) Refuse(w http.ResponseWriter, r *http.Request, o Outcome) {
 		WriteJSON(w, http.StatusForbidden, "", gateBody{Error: "forbidden", Message: "your group may not use this resource"})
 	case Unavailable:
 		WriteJSON(w, http.StatusServiceUnavailable, "", gateBody{Error: "unavailable", Message: "session store unavailable"})
+	default: // Pass: nothing to refuse
 	}
 }
 
@@ -167,6 +169,7 @@ func (g *Gate) PrepareRefusal(w http.ResponseWriter, r *http.Request, o Outcome)
 		w.Header().Set("Location", LoginRedirect(g.LoginURL, r.URL.RequestURI()))
 	case Unauthorized:
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
+	default: // no header of its own
 	}
 	return o.Status()
 }

@@ -119,8 +119,10 @@ func TestGatePassSetsUpstreamHeaders(t *testing.T) {
 	if o != Pass || s.UserID != "alice" {
 		t.Fatalf("outcome %v", o)
 	}
-	for name, want := range map[string]string{"X-Auth-User": "alice.smith", "X-Auth-Group": "staff",
-		"X-Auth-Mail": "alice@example.com"} {
+	for name, want := range map[string]string{
+		"X-Auth-User": "alice.smith", "X-Auth-Group": "staff",
+		"X-Auth-Mail": "alice@example.com",
+	} {
 		if got := r.Header.Values(name); len(got) != 1 || got[0] != want {
 			t.Errorf("%s = %q, want [%q]", name, got, want)
 		}
@@ -399,8 +401,10 @@ func TestGateStoreUnavailable(t *testing.T) {
 }
 
 func TestOutcomeNames(t *testing.T) {
-	for o, want := range map[Outcome]string{Pass: "pass", Redirected: "redirect", Unauthorized: "unauthorized",
-		Forbidden: "forbidden", Unavailable: "unavailable"} {
+	for o, want := range map[Outcome]string{
+		Pass: "pass", Redirected: "redirect", Unauthorized: "unauthorized",
+		Forbidden: "forbidden", Unavailable: "unavailable",
+	} {
 		if o.String() != want {
 			t.Errorf("%d.String() = %q, want %q", o, o.String(), want)
 		}

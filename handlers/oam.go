@@ -63,8 +63,7 @@ func oamBadInput(w http.ResponseWriter, err error) {
 		oamFail(w, http.StatusRequestEntityTooLarge, err.Error(), "")
 		return
 	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*FieldError](err); ok {
 		oamFail(w, http.StatusBadRequest, fe.Error(), fe.Field)
 		return
 	}

@@ -40,8 +40,10 @@ func TestOAMCreateDefaults(t *testing.T) {
 	if got.IsImpersonating == nil || *got.IsImpersonating {
 		t.Errorf("isImpersonating = %v", got.IsImpersonating)
 	}
-	for name, v := range map[string]string{"createTime": got.CreateTime, "updateTime": got.UpdateTime,
-		"lastAccessTime": got.LastAccessTime} {
+	for name, v := range map[string]string{
+		"createTime": got.CreateTime, "updateTime": got.UpdateTime,
+		"lastAccessTime": got.LastAccessTime,
+	} {
 		if v != "2026-11-22T10:00:00Z" {
 			t.Errorf("%s = %q", name, v)
 		}
@@ -114,9 +116,11 @@ func TestOAMCreateSuppliedSessionID(t *testing.T) {
 		t.Fatalf("GET of the supplied id: %d", w.Code)
 	}
 
-	for _, bad := range []string{"short", "00000000-0000-0000-0000-000000000000",
+	for _, bad := range []string{
+		"short", "00000000-0000-0000-0000-000000000000",
 		"6ba7b810-9dad-11d1-80b4-00c04fd430c8", strings.Repeat("a", 43), "has spaces in it and is long enough",
-		strings.Repeat("aZ09-_bY", 40)} {
+		strings.Repeat("aZ09-_bY", 40),
+	} {
 		before := f.snapshot()
 		w := f.do("POST", "/session", `{"userId":"alice","sessionId":"`+bad+`"}`)
 		e := assertError(t, w, http.StatusBadRequest, "sessionId")

@@ -44,8 +44,10 @@ func (o *OTPSessions) Register(mux *http.ServeMux) {
 	mux.Handle("POST /user/otp", o.guard(o.create))
 	mux.Handle("POST /user/otp/sendmail", o.guard(o.sendmail))
 	mux.Handle("POST /user/totp/enroll", o.guard(o.enrollTOTP))
-	for p, allow := range map[string]string{"/sessions/{sessionId}": "PUT", "/user/otp/verify": "POST",
-		"/user/otp": "POST", "/user/otp/sendmail": "POST", "/user/totp/enroll": "POST"} {
+	for p, allow := range map[string]string{
+		"/sessions/{sessionId}": "PUT", "/user/otp/verify": "POST",
+		"/user/otp": "POST", "/user/otp/sendmail": "POST", "/user/totp/enroll": "POST",
+	} {
 		mux.Handle(p, o.guard(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			jsonAPIFail(w, http.StatusMethodNotAllowed, "method-not-allowed", "method "+r.Method+" not allowed here", "")
@@ -237,7 +239,8 @@ func (o *OTPSessions) destination(s *state.Session) (login, to string) {
 // line when no address is known) and answers status with the code (if
 // expose) and its expiry. A failed delivery answers 502 channel_comm_error.
 func (o *OTPSessions) deliverAndAnswer(w http.ResponseWriter, r *http.Request, s *state.Session,
-	code string, exp time.Time, status int, expose bool) {
+	code string, exp time.Time, status int, expose bool,
+) {
 	if !o.deliver(w, r, s, code, exp, false) {
 		return
 	}
@@ -251,7 +254,8 @@ func (o *OTPSessions) deliverAndAnswer(w http.ResponseWriter, r *http.Request, s
 // deliver sends code by mail. With required set, a user without an address
 // is an error (422); otherwise it is skipped. It answers failures itself.
 func (o *OTPSessions) deliver(w http.ResponseWriter, r *http.Request, s *state.Session, code string,
-	exp time.Time, required bool) bool {
+	exp time.Time, required bool,
+) bool {
 	login, to := o.destination(s)
 	if to == "" || o.Delivery == nil {
 		if required {

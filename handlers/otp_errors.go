@@ -55,8 +55,10 @@ var otpTitles = map[string]string{
 // jsonAPIFail writes a one-error JSON:API document. pointer names the
 // offending body member ("/userId"), if any.
 func jsonAPIFail(w http.ResponseWriter, status int, code, detail, pointer string) {
-	e := jsonAPIError{ID: state.NewIndex(), Status: strconv.Itoa(status), Code: code,
-		Title: otpTitles[code], Detail: detail}
+	e := jsonAPIError{
+		ID: state.NewIndex(), Status: strconv.Itoa(status), Code: code,
+		Title: otpTitles[code], Detail: detail,
+	}
 	if pointer != "" {
 		e.Source = &jsonAPISource{Pointer: pointer}
 	}
@@ -72,8 +74,7 @@ func jsonAPIBadInput(w http.ResponseWriter, err error) {
 		jsonAPIFail(w, http.StatusRequestEntityTooLarge, "body-too-large", err.Error(), "")
 		return
 	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*FieldError](err); ok {
 		ptr := ""
 		if fe.Field != "" {
 			ptr = "/" + strings.ReplaceAll(fe.Field, ".", "/")
@@ -104,7 +105,7 @@ func acceptsJSON(r *http.Request) bool {
 		return true
 	}
 	for _, line := range acc {
-		for _, part := range strings.Split(line, ",") {
+		for part := range strings.SplitSeq(line, ",") {
 			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err != nil {
 				continue

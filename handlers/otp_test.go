@@ -79,8 +79,10 @@ func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 	f.async = delivery.NewAsync(delivery.Router{Email: sd}, delivery.AsyncOptions{Attempts: 2, Backoff: time.Millisecond, Wait: 20 * time.Second}, logger)
 	t.Cleanup(func() { f.async.Close() })
 	api := &OTPSessions{
-		Env: &Env{Store: f.store, Now: f.clock, Logger: logger,
-			Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute}},
+		Env: &Env{
+			Store: f.store, Now: f.clock, Logger: logger,
+			Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
+		},
 		Auth:       NewBearerAuth([][32]byte{sha256.Sum256([]byte(otpToken))}),
 		Users:      users,
 		OTP:        state.OTPPolicy{}.Defaults(),
@@ -239,7 +241,7 @@ func TestOTPExpiredBlockAndCooldown(t *testing.T) {
 		t.Fatalf("detail %q", e.Detail)
 	}
 	a = answerOf(t, f.do(t, "POST", "/user/otp", `{"sessionId":"`+seedID+`"}`), 201)
-	for i := 0; i < 4; i++ {
+	for range 4 {
 		jsonAPI(t, verify(wrong(a.OTP)), 404, "invalid-otp")
 	}
 	w = verify(wrong(a.OTP))
@@ -387,7 +389,7 @@ func TestOTPNoSecretInLogs(t *testing.T) {
 
 func TestOTPHourlySendLimit(t *testing.T) {
 	f := newOTPFixture(t, true)
-	for i := 0; i < 10; i++ {
+	for range 10 {
 		answerOf(t, f.do(t, "PUT", "/sessions/"+state.NewID(), `{"userId":"busy","passedLoginOTP":false}`), 200)
 	}
 	id := state.NewID()

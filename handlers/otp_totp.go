@@ -65,6 +65,8 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.Env.Logger.Info("totp enrolled", zap.String("login", u.Login))
-	WriteJSON(w, http.StatusCreated, "", totpEnrollAnswer{Secret: e.Secret, URI: e.URI,
-		QRPNG: base64.StdEncoding.EncodeToString(e.PNG)})
+	WriteJSON(w, http.StatusCreated, "", totpEnrollAnswer{
+		Secret: e.Secret, URI: e.URI,
+		QRPNG: base64.StdEncoding.EncodeToString(e.PNG),
+	})
 }

@@ -66,8 +66,12 @@ func FuzzOTPBodies(f *testing.F) {
 	}
 	fx := newOTPFixture(f, false)
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, ep := range []struct{ m, p string }{{"PUT", "/sessions/" + seedID}, {"POST", "/user/otp/verify"},
-			{"POST", "/user/otp"}, {"POST", "/user/totp/enroll"}} {
+		for _, ep := range []struct{ m, p string }{
+			{"PUT", "/sessions/" + seedID},
+			{"POST", "/user/otp/verify"},
+			{"POST", "/user/otp"},
+			{"POST", "/user/totp/enroll"},
+		} {
 			w := fx.do(t, ep.m, ep.p, body)
 			if w.Code >= 400 && w.Header().Get("Content-Type") != JSONAPIContentType {
 				t.Fatalf("%s %s %q: %d with %q", ep.m, ep.p, body, w.Code, w.Header().Get("Content-Type"))

@@ -164,8 +164,9 @@ func invalidDetail(r state.OTPResult) string {
 		return "already used"
 	case state.OTPNone:
 		return "not valid: none was issued for this session"
+	default:
+		return "wrong"
 	}
-	return "wrong"
 }
 
 // create makes a new login OTP for the session (201 {otp, expiresAt}),

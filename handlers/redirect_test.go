@@ -77,10 +77,12 @@ func TestLoginRedirect(t *testing.T) {
 
 func TestFieldValue(t *testing.T) {
 	auth := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	s := &state.Session{UserID: "alice", LoginName: "alice.smith", GroupName: "staff",
+	s := &state.Session{
+		UserID: "alice", LoginName: "alice.smith", GroupName: "staff",
 		Status: state.StatusAuthenticated, IDStoreName: "LDAP", AuthTime: auth,
 		Factors: []string{"ChallengeEmail", "ChallengeOMATOTP"}, Index: "idx",
-		UserAttributes: map[string]string{"mail": "alice@example.com"}}
+		UserAttributes: map[string]string{"mail": "alice@example.com"},
+	}
 	tests := map[string]string{
 		"user_id":       "alice",
 		"login":         "alice.smith",

@@ -183,8 +183,7 @@ func (ra *RiskAnalyzer) failInput(w http.ResponseWriter, r *http.Request, err er
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		return
 	}
-	var fe *FieldError
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*FieldError](err); ok {
 		ra.fail(w, r, raInvalid, fe.Error(), "")
 		return
 	}
@@ -272,8 +271,7 @@ func (ra *RiskAnalyzer) target(authStatus int) state.Status {
 // apply records q on s at now.
 func (ra *RiskAnalyzer) apply(s *state.Session, q *raRequest, now time.Time) error {
 	if err := s.SetStatus(ra.target(q.authStatus), now, "", 0); err != nil {
-		var blocked *state.BlockedError
-		if errors.As(err, &blocked) {
+		if _, ok := errors.AsType[*state.BlockedError](err); ok {
 			return err
 		}
 		return &FieldError{Field: "authenticationStatus", Msg: err.Error()}

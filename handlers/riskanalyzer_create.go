@@ -65,8 +65,7 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 		return
 	} else if sd != nil && len(sd.kids) > 0 {
 		if report, err = parseUpdate(sd, id); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
+			if fe, ok := errors.AsType[*FieldError](err); ok {
 				fe.Field = "sessionData." + fe.Field
 			}
 			ra.failInput(w, r, err)

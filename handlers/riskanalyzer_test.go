@@ -46,10 +46,14 @@ func newRA(t *testing.T) *raFixture {
 	clk := testkit.NewClock(t0)
 	store := state.NewMemory(state.MemoryOptions{Now: clk.Now, CleanupInterval: time.Hour})
 	t.Cleanup(func() { _ = store.Close() })
-	env := &Env{Store: store, Now: clk.Now, Logger: zap.NewNop(),
-		Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute, IDStoreName: "UserIdentityStore1"}}
-	ra := &RiskAnalyzer{Env: env, Auth: testAuth(), Success: map[int]bool{0: true}, Pending: map[int]bool{7: true},
-		DeviceTrust: 720 * time.Hour, HistorySize: 3}
+	env := &Env{
+		Store: store, Now: clk.Now, Logger: zap.NewNop(),
+		Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute, IDStoreName: "UserIdentityStore1"},
+	}
+	ra := &RiskAnalyzer{
+		Env: env, Auth: testAuth(), Success: map[int]bool{0: true}, Pending: map[int]bool{7: true},
+		DeviceTrust: 720 * time.Hour, HistorySize: 3,
+	}
 	mux := http.NewServeMux()
 	ra.Register(mux)
 	return &raFixture{clk: clk, store: store, ra: ra, mux: mux}
@@ -126,8 +130,14 @@ func TestRiskAnalyzerStatusTransitions(t *testing.T) {
 	tests := []struct {
 		status int
 		want   state.Status
-	}{{0, state.StatusAuthenticated}, {7, state.StatusPendingVerification}, {1, state.StatusFailed},
-		{4, state.StatusFailed}, {-3, state.StatusFailed}, {999, state.StatusFailed}}
+	}{
+		{0, state.StatusAuthenticated},
+		{7, state.StatusPendingVerification},
+		{1, state.StatusFailed},
+		{4, state.StatusFailed},
+		{-3, state.StatusFailed},
+		{999, state.StatusFailed},
+	}
 	for _, tc := range tests {
 		f := newRA(t)
 		id := state.NewID()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,7 +63,7 @@ func answerMedia(r *http.Request, offered ...string) string {
 	if strings.TrimSpace(accept) == "" {
 		return offered[0]
 	}
-	for _, part := range strings.Split(accept, ",") {
+	for part := range strings.SplitSeq(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
@@ -83,10 +84,8 @@ func answerMedia(r *http.Request, offered ...string) string {
 		case "text/plain", "text/*":
 			m = mediaText
 		}
-		for _, o := range offered {
-			if m == o {
-				return m
-			}
+		if slices.Contains(offered, m) {
+			return m
 		}
 	}
 	return ""

@@ -36,8 +36,7 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, ErrTooLarge
 		}
 		return nil, fmt.Errorf("reading request body: %w", err)
@@ -76,12 +75,10 @@ func DecodeJSON(body []byte, v any) error {
 }
 
 func jsonFieldError(err error) error {
-	var fe *FieldError
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*FieldError](err); ok {
 		return fe
 	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		want := te.Type.String()
 		switch te.Type.Kind().String() {
 		case "string":
@@ -97,8 +94,7 @@ func jsonFieldError(err error) error {
 		}
 		return &FieldError{Field: te.Field, Msg: "must be " + want + ", not " + te.Value}
 	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return &FieldError{Msg: fmt.Sprintf("malformed JSON at offset %d", se.Offset)}
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {

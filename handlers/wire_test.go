@@ -43,8 +43,7 @@ func TestLooseInt(t *testing.T) {
 	for _, in := range []string{`1.5`, `"1.5"`, `"ten"`, `true`, `99999999999`, `""`, `null0`} {
 		var v struct{ N LooseInt }
 		err := DecodeJSON([]byte(`{"N":`+in+`}`), &v)
-		var fe *FieldError
-		if !errors.As(err, &fe) {
+		if _, ok := errors.AsType[*FieldError](err); !ok {
 			t.Errorf("%s: error %v, want a FieldError", in, err)
 		}
 	}

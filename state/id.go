@@ -112,7 +112,7 @@ func isUUIDShaped(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
-	for i := 0; i < 36; i++ {
+	for i := range 36 {
 		c := s[i]
 		switch i {
 		case 8, 13, 18, 23:

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -262,10 +263,8 @@ func (p OTPPolicy) Pass(s *Session, factor string, now time.Time) error {
 	if s.Challenge != nil {
 		s.Challenge.Attempts = 0
 	}
-	for _, f := range s.Factors {
-		if f == factor {
-			return nil
-		}
+	if slices.Contains(s.Factors, factor) {
+		return nil
 	}
 	s.Factors = append(s.Factors, factor)
 	return nil

@@ -196,8 +196,7 @@ func TestOTPScenarios(t *testing.T) {
 					c, _, err := p.Issue(s, otpKey, now)
 					switch {
 					case st.wantErr == errBlocked:
-						var be *BlockedError
-						if !errors.As(err, &be) {
+						if _, ok := errors.AsType[*BlockedError](err); !ok {
 							t.Fatalf("step %d: Issue error = %v, want a block", i, err)
 						}
 					case st.wantErr != nil:

@@ -54,20 +54,31 @@ func TestLiveAndDeadline(t *testing.T) {
 		at       []time.Duration
 		live     []bool
 	}{
-		{"absolute only", 8 * time.Hour, 0, 0, 8 * time.Hour,
+		{
+			"absolute only", 8 * time.Hour, 0, 0, 8 * time.Hour,
 			[]time.Duration{0, 8*time.Hour - time.Nanosecond, 8 * time.Hour, 9 * time.Hour},
-			[]bool{true, true, false, false}},
-		{"idle first", 8 * time.Hour, 30 * time.Minute, 0, 30 * time.Minute,
+			[]bool{true, true, false, false},
+		},
+		{
+			"idle first", 8 * time.Hour, 30 * time.Minute, 0, 30 * time.Minute,
 			[]time.Duration{29 * time.Minute, 30*time.Minute - time.Nanosecond, 30 * time.Minute, time.Hour},
-			[]bool{true, true, false, false}},
-		{"accessed later moves the idle end", 8 * time.Hour, 30 * time.Minute, time.Hour, 90 * time.Minute,
+			[]bool{true, true, false, false},
+		},
+		{
+			"accessed later moves the idle end", 8 * time.Hour, 30 * time.Minute, time.Hour, 90 * time.Minute,
 			[]time.Duration{80 * time.Minute, 90 * time.Minute},
-			[]bool{true, false}},
-		{"absolute caps idle", 8 * time.Hour, 30 * time.Minute, 7*time.Hour + 45*time.Minute, 8 * time.Hour,
+			[]bool{true, false},
+		},
+		{
+			"absolute caps idle", 8 * time.Hour, 30 * time.Minute, 7*time.Hour + 45*time.Minute, 8 * time.Hour,
 			[]time.Duration{8*time.Hour - time.Second, 8 * time.Hour},
-			[]bool{true, false}},
-		{"before creation is live", time.Hour, 0, 0, time.Hour,
-			[]time.Duration{-time.Minute}, []bool{true}},
+			[]bool{true, false},
+		},
+		{
+			"before creation is live", time.Hour, 0, 0, time.Hour,
+			[]time.Duration{-time.Minute},
+			[]bool{true},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

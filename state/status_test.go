@@ -22,8 +22,10 @@ var expectedTransitions = map[Status]string{
 }
 
 func TestStatusesAreTheSevenWireValues(t *testing.T) {
-	want := []string{"pending identification", "pending verification", "authenticated", "failed",
-		"error", "missing registration", "challenge blocked"}
+	want := []string{
+		"pending identification", "pending verification", "authenticated", "failed",
+		"error", "missing registration", "challenge blocked",
+	}
 	if len(Statuses) != len(want) {
 		t.Fatalf("Statuses has %d values, want %d", len(Statuses), len(want))
 	}

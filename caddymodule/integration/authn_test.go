@@ -151,8 +151,10 @@ func (it *authnIT) put(fields map[string]any) (int, itAnswer) {
 
 func (it *authnIT) initOp(a itAnswer, nonce, factor string) itAnswer {
 	it.t.Helper()
-	st, b := it.put(map[string]any{"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": nonce,
-		"challengedata": map[string]any{"factor": factor}})
+	st, b := it.put(map[string]any{
+		"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": nonce,
+		"challengedata": map[string]any{"factor": factor},
+	})
 	if st != 200 || b.Status.Status != "pending verification" {
 		it.t.Fatalf("Init %s: %d %+v", factor, st, b)
 	}
@@ -161,8 +163,10 @@ func (it *authnIT) initOp(a itAnswer, nonce, factor string) itAnswer {
 
 func (it *authnIT) validate(a itAnswer, nonce, answer string) (int, itAnswer) {
 	it.t.Helper()
-	return it.put(map[string]any{"challengeop": "Validate", "correlationId": a.CorrelationID, "nonce": nonce,
-		"challengeAnswer": answer})
+	return it.put(map[string]any{
+		"challengeop": "Validate", "correlationId": a.CorrelationID, "nonce": nonce,
+		"challengeAnswer": answer,
+	})
 }
 
 // mailedCode waits for the next mail at the loopback SMTP server, checks
@@ -273,17 +277,23 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 		}
 	})
 	t.Run("finalize failure reasons", func(t *testing.T) {
-		for _, reason := range []string{"wrong_answer", "too_many_attempts", "channel_comm_error", "other_error",
-			"unavailable_for_user", "user_abandoned", "user_timedout"} {
+		for _, reason := range []string{
+			"wrong_answer", "too_many_attempts", "channel_comm_error", "other_error",
+			"unavailable_for_user", "user_abandoned", "user_timedout",
+		} {
 			a := it.start("alice")
 			b := it.initOp(a, a.Nonce, "ChallengeFIDO2")
-			st, c := it.put(map[string]any{"challengeop": "Finalize", "correlationId": a.CorrelationID, "nonce": b.Nonce,
-				"challengeResult": "Failure", "challengeResultReason": reason})
+			st, c := it.put(map[string]any{
+				"challengeop": "Finalize", "correlationId": a.CorrelationID, "nonce": b.Nonce,
+				"challengeResult": "Failure", "challengeResultReason": reason,
+			})
 			if st != 200 || c.Status.Status != "failed" || c.Status.Message != reason || it.gate(a.SessionID) != 401 {
 				t.Fatalf("Failure %s: %d %+v", reason, st, c)
 			}
-			if st, _ := it.put(map[string]any{"challengeop": "Finalize", "correlationId": a.CorrelationID,
-				"nonce": c.Nonce, "challengeResult": "Success"}); st != 400 {
+			if st, _ := it.put(map[string]any{
+				"challengeop": "Finalize", "correlationId": a.CorrelationID,
+				"nonce": c.Nonce, "challengeResult": "Success",
+			}); st != 400 {
 				t.Fatalf("PUT on a closed correlationId: %d", st)
 			}
 		}
@@ -309,8 +319,10 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 	})
 	t.Run("refusals", func(t *testing.T) {
 		a := it.start("alice")
-		if st, c := it.put(map[string]any{"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": a.Nonce,
-			"challengedata": map[string]any{"factor": "ChallengeSmokeSignal"}}); st != 400 || c.Status.Code != "1006" {
+		if st, c := it.put(map[string]any{
+			"challengeop": "Init", "correlationId": a.CorrelationID, "nonce": a.Nonce,
+			"challengedata": map[string]any{"factor": "ChallengeSmokeSignal"},
+		}); st != 400 || c.Status.Code != "1006" {
 			t.Fatalf("unknown factor: %d %+v", st, c)
 		}
 		b := it.initOp(a, a.Nonce, "ChallengeFIDO2")
@@ -324,8 +336,10 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 		if bob.Status.Status != "missing registration" {
 			t.Fatalf("bob: %+v", bob)
 		}
-		if st, c := it.put(map[string]any{"challengeop": "Init", "correlationId": bob.CorrelationID, "nonce": bob.Nonce,
-			"challengedata": map[string]any{"factor": "ChallengeYOTP"}}); st != 400 || c.Status.Code != "1007" {
+		if st, c := it.put(map[string]any{
+			"challengeop": "Init", "correlationId": bob.CorrelationID, "nonce": bob.Nonce,
+			"challengedata": map[string]any{"factor": "ChallengeYOTP"},
+		}); st != 400 || c.Status.Code != "1007" {
 			t.Fatalf("bob's YOTP: %d %+v", st, c)
 		}
 		if st, c := it.call("POST", `{"clientInfo":{"clientId":"`+itClient+`","clientSecret":"wrong"}}`); st != 401 {

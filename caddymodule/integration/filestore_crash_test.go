@@ -158,9 +158,7 @@ http://127.0.0.1:%d {
 		return resp.StatusCode, string(b), err
 	}
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -221,7 +219,7 @@ http://127.0.0.1:%d {
 					acked.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for acked.Load() < killAfter && time.Now().Before(deadline) {

@@ -214,7 +214,7 @@ const deliveredMsg = "otp delivered to the log (development delivery, unsafe)"
 func (d *e2eDemo) mailedCodes() []string {
 	b, _ := os.ReadFile(d.log)
 	var codes []string
-	for _, line := range bytes.Split(b, []byte("\n")) {
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
 		var e struct {
 			Msg     string `json:"msg"`
 			Unsafe  bool   `json:"unsafe"`

@@ -122,8 +122,10 @@ http://localhost:{PORT} {
 	if !strings.Contains(page, "<h1>Custom page of Test portal</h1>") {
 		t.Fatalf("template directory not used:\n%s", page)
 	}
-	expect(do("POST", "/auth/login", url.Values{"login": {"demo"}, "password": {"demo-password"},
-		"redirect": {"/app"}, "csrf": {csrf()}}), http.StatusSeeOther, "/auth/otp?factor=email&redirect=%2Fapp")
+	expect(do("POST", "/auth/login", url.Values{
+		"login": {"demo"}, "password": {"demo-password"},
+		"redirect": {"/app"}, "csrf": {csrf()},
+	}), http.StatusSeeOther, "/auth/otp?factor=email&redirect=%2Fapp")
 	pre := sid()
 	expect(do("GET", "/auth/otp?factor=email&redirect=%2Fapp", nil), http.StatusOK, "")
 	var code string
@@ -138,8 +140,10 @@ http://localhost:{PORT} {
 	if code == "" {
 		t.Fatal("no code in Caddy's log")
 	}
-	expect(do("POST", "/auth/otp", url.Values{"factor": {"email"}, "code": {code}, "redirect": {"/app"},
-		"csrf": {csrf()}}), http.StatusSeeOther, "/app")
+	expect(do("POST", "/auth/otp", url.Values{
+		"factor": {"email"}, "code": {code}, "redirect": {"/app"},
+		"csrf": {csrf()},
+	}), http.StatusSeeOther, "/app")
 	if sid() == pre || sid() == "" {
 		t.Fatal("session id not rotated")
 	}

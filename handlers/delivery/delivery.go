@@ -205,11 +205,9 @@ func NewAsync(d Deliverer, opts AsyncOptions, logger *zap.Logger) *Async {
 // if the outcome is not known after Wait.
 func (a *Async) Deliver(ctx context.Context, m Message) error {
 	done := make(chan error, 1)
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
+	a.wg.Go(func() {
 		done <- a.run(m)
-	}()
+	})
 	timer := time.NewTimer(a.opts.Wait)
 	defer timer.Stop()
 	select {

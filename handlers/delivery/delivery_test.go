@@ -28,8 +28,10 @@ import (
 var codeRE = regexp.MustCompile(`one-time code is ([0-9]+)`)
 
 func testMessage() Message {
-	return Message{Channel: ChannelEmail, To: "alice@example.com", Login: "alice", Code: "428135",
-		ExpiresAt: time.Date(2026, 3, 1, 12, 5, 0, 0, time.UTC)}
+	return Message{
+		Channel: ChannelEmail, To: "alice@example.com", Login: "alice", Code: "428135",
+		ExpiresAt: time.Date(2026, 3, 1, 12, 5, 0, 0, time.UTC),
+	}
 }
 
 func TestSMTPDeliverer(t *testing.T) {
@@ -66,8 +68,10 @@ func TestSMTPDeliverer(t *testing.T) {
 
 func TestSMTPWrongPassword(t *testing.T) {
 	srv := smtptest.Start(t, "mailer", "s3cret")
-	d, err := NewSMTPDeliverer(SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: SMTPTLSNone,
-		Username: "mailer", Password: "wrong-password", From: "auth@example.com"})
+	d, err := NewSMTPDeliverer(SMTPConfig{
+		Host: srv.Host, Port: srv.Port, TLS: SMTPTLSNone,
+		Username: "mailer", Password: "wrong-password", From: "auth@example.com",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,13 +135,14 @@ func TestSMTPHangingServerDoesNotBlock(t *testing.T) {
 			if err != nil {
 				return
 			}
-			conns.Add(1)
-			go func() { defer conns.Done(); <-stop; c.Close() }()
+			conns.Go(func() { ; <-stop; c.Close() })
 		}
 	}()
 	defer func() { close(stop); l.Close(); conns.Wait() }()
-	d, err := NewSMTPDeliverer(SMTPConfig{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port,
-		TLS: SMTPTLSNone, From: "auth@example.com", Timeout: time.Minute})
+	d, err := NewSMTPDeliverer(SMTPConfig{
+		Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port,
+		TLS: SMTPTLSNone, From: "auth@example.com", Timeout: time.Minute,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

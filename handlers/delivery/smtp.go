@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"slices"
 	"text/template"
 	"time"
 
@@ -163,7 +164,7 @@ func (d *SMTPDeliverer) Deliver(ctx context.Context, m Message) error {
 	msg.SetBodyString(gomail.TypeTextPlain, body)
 	conns := &connSet{}
 	defer conns.release()
-	opts := append(d.opts[:len(d.opts):len(d.opts)], gomail.WithDialContextFunc(d.dialer(ctx, conns)))
+	opts := append(slices.Clip(d.opts), gomail.WithDialContextFunc(d.dialer(ctx, conns)))
 	c, err := gomail.NewClient(d.cfg.Host, opts...)
 	if err != nil {
 		return Permanent(fmt.Errorf("smtp: client: %w", err))

@@ -96,8 +96,7 @@ func (w *WebhookDeliverer) Deliver(ctx context.Context, m Message) error {
 	resp, err := w.client.Do(req)
 	if err != nil {
 		// url.Error quotes the URL, which may hold a token; keep only the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
 		}
 		return fmt.Errorf("webhook: post failed: %w", err)

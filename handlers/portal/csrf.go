@@ -32,12 +32,12 @@ func (p *Portal) csrfToken(w http.ResponseWriter, r *http.Request) string {
 		panic("authsession: crypto/rand failed: " + err.Error())
 	}
 	v := base64.RawURLEncoding.EncodeToString(b[:])
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
 		Name: p.csrfCookieName(), Value: v, Path: p.Prefix, Domain: p.Cookie.Domain,
 		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
 	})
 	// Forms rendered later in this same response need the new value.
-	r.AddCookie(&http.Cookie{Name: p.csrfCookieName(), Value: v})
+	r.AddCookie(&http.Cookie{Name: p.csrfCookieName(), Value: v}) //nolint:gosec // G124: a request cookie, never sent
 	return p.csrfSign(v)
 }
 

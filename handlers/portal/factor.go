@@ -67,8 +67,10 @@ func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int
 			factor = factorKeyTOTP
 		}
 	}
-	d := pageData{Redirect: target(r), Factors: fs, Factor: factor, Error: msg, Login: u.Login,
-		TrustDays: int(p.TrustFor / (24 * time.Hour))}
+	d := pageData{
+		Redirect: target(r), Factors: fs, Factor: factor, Error: msg, Login: u.Login,
+		TrustDays: int(p.TrustFor / (24 * time.Hour)),
+	}
 	if p.TrustFor > 0 && d.TrustDays == 0 {
 		d.TrustDays = 1
 	}

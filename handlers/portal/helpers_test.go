@@ -113,8 +113,10 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &handlers.Env{Store: f.store, Now: f.clk.Now, Sealer: sealer, Logger: logger,
-		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute}}
+	env := &handlers.Env{
+		Store: f.store, Now: f.clk.Now, Sealer: sealer, Logger: logger,
+		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
+	}
 	f.portal = &Portal{
 		Env: env, Users: users, OTP: state.OTPPolicy{}.Defaults(), TOTP: state.TOTPPolicy{}.Defaults(),
 		Key: []byte("otp-hmac-key-for-tests-000000000"), CSRFKey: []byte("csrf-key-for-tests"),
@@ -125,8 +127,10 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 	if err := f.portal.Init(); err != nil {
 		t.Fatal(err)
 	}
-	gate := &handlers.Gate{Store: f.store, Now: f.clk.Now, Logger: logger, CookieName: "authsession",
-		LoginURL: "/auth/login", SetHeaders: []handlers.HeaderField{{Name: "X-Auth-User", Field: "login"}}}
+	gate := &handlers.Gate{
+		Store: f.store, Now: f.clk.Now, Logger: logger, CookieName: "authsession",
+		LoginURL: "/auth/login", SetHeaders: []handlers.HeaderField{{Name: "X-Auth-User", Field: "login"}},
+	}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.portal.Owns(r.URL.Path) {
 			f.portal.ServeHTTP(w, r)
@@ -152,8 +156,10 @@ type browser struct {
 
 func (f *portalFixture) browser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, f: f, ip: "192.0.2.1", c: &http.Client{Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{t: t, f: f, ip: "192.0.2.1", c: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 }
 
 func (b *browser) do(r *http.Request) *http.Response {

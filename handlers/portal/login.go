@@ -43,8 +43,10 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	t := target(r)
 	ip := p.clientIP(r)
 	if login == "" || password == "" || len(login) > maxLoginLen || len(password) > maxLoginLen {
-		p.render(w, r, http.StatusBadRequest, "login", pageData{Redirect: t, Login: login,
-			Error: "Enter your login and password."})
+		p.render(w, r, http.StatusBadRequest, "login", pageData{
+			Redirect: t, Login: login,
+			Error: "Enter your login and password.",
+		})
 		return
 	}
 	if p.limited(w, r, now, ipKey(ip), userKey(login)) {
@@ -54,8 +56,10 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(login))
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
-		p.render(w, r, http.StatusUnauthorized, "login", pageData{Redirect: t, Login: login,
-			Error: "Wrong login or password."})
+		p.render(w, r, http.StatusUnauthorized, "login", pageData{
+			Redirect: t, Login: login,
+			Error: "Wrong login or password.",
+		})
 		return
 	}
 	factors := p.factors(u)

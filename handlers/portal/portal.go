@@ -181,7 +181,7 @@ func (p *Portal) clientIP(r *http.Request) string {
 
 // setSession sets the session cookie to id.
 func (p *Portal) setSession(w http.ResponseWriter, id string) {
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
 		Name: p.Cookie.Name, Value: id, Path: p.Cookie.Path, Domain: p.Cookie.Domain,
 		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
 	})
@@ -189,7 +189,7 @@ func (p *Portal) setSession(w http.ResponseWriter, id string) {
 
 // clearSession expires the session cookie.
 func (p *Portal) clearSession(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{
+	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
 		Name: p.Cookie.Name, Value: "", Path: p.Cookie.Path, Domain: p.Cookie.Domain, MaxAge: -1,
 		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
 	})

@@ -216,8 +216,10 @@ func TestPortalCSRF(t *testing.T) {
 }
 
 func TestPortalOpenRedirect(t *testing.T) {
-	for _, bad := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
-		"http:/evil.example", "/\t/evil.example", "evil.example"} {
+	for _, bad := range []string{
+		"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)",
+		"http:/evil.example", "/\t/evil.example", "evil.example",
+	} {
 		t.Run(bad, func(t *testing.T) {
 			f := newPortalFixture(t, "")
 			b := f.browser(t)
@@ -402,8 +404,10 @@ func TestPortalPageHeaders(t *testing.T) {
 	f := newPortalFixture(t, "")
 	b := f.browser(t)
 	resp := b.get("/auth/login")
-	for k, want := range map[string]string{"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-		"Content-Type": "text/html; charset=utf-8"} {
+	for k, want := range map[string]string{
+		"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+		"Content-Type": "text/html; charset=utf-8",
+	} {
 		if got := resp.Header.Get(k); got != want {
 			t.Errorf("%s %q, want %q", k, got, want)
 		}

@@ -107,6 +107,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		switch res {
 		case state.OTPExpired, state.OTPUsed, state.OTPNone:
 			msg = "That code has expired or was already used. Send a new one."
+		default: // wrong
 		}
 		p.renderFactor(w, r, http.StatusUnauthorized, s, u, factor, msg)
 		return

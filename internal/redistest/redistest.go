@@ -63,8 +63,10 @@ func Start(t testing.TB, args ...string) *Server {
 func start(t testing.TB, bin, dir string, args ...string) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: bin, port: testkit.FreePort(), dir: dir}
-	s.args = append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "no"}, args...)
+	s.args = append([]string{
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--dir", dir, "--save", "", "--appendonly", "no",
+	}, args...)
 	s.run()
 	t.Cleanup(s.Stop)
 	return s
@@ -234,8 +236,10 @@ func StartSentinel(t testing.TB, withReplica bool) *Sentinel {
 	}
 	// The config file comes first; the sentinel rewrites it as it learns.
 	su.Server = &Server{t: t, bin: bin, port: testkit.FreePort(), dir: dir}
-	su.Server.args = []string{conf, "--sentinel", "--port", strconv.Itoa(su.Server.port),
-		"--bind", "127.0.0.1", "--dir", dir}
+	su.Server.args = []string{
+		conf, "--sentinel", "--port", strconv.Itoa(su.Server.port),
+		"--bind", "127.0.0.1", "--dir", dir,
+	}
 	su.Server.run()
 	t.Cleanup(su.Server.Stop)
 	if su.Replica != nil {

@@ -50,8 +50,10 @@ func Start(t testing.TB, username, password string) *Server {
 	if err != nil {
 		t.Fatalf("smtptest: listen: %v", err)
 	}
-	s := &Server{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port,
-		username: username, password: password, ch: make(chan Mail, 64)}
+	s := &Server{
+		Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port,
+		username: username, password: password, ch: make(chan Mail, 64),
+	}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
 	}))

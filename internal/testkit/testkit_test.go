@@ -15,8 +15,7 @@ func TestClockMovesOnlyWhenAdvanced(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.Advance(time.Second); _ = c.Now() }()
+		wg.Go(func() { ; c.Advance(time.Second); _ = c.Now() })
 	}
 	wg.Wait()
 	if got := c.Now().Sub(Start); got != 8*time.Second {

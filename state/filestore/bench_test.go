@@ -111,9 +111,7 @@ func benchGet(b *testing.B, st state.Store) {
 	keys := make([]state.Key, 10000)
 	var wg sync.WaitGroup
 	for w := range 100 { // concurrent creations share commits
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := w; i < len(keys); i += 100 {
 				s := benchSession(now)
 				if err := st.Create(ctx, s); err != nil {
@@ -122,7 +120,7 @@ func benchGet(b *testing.B, st state.Store) {
 				}
 				keys[i] = s.Key
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	var next atomic.Uint64

@@ -66,9 +66,7 @@ func (f *Store) open(backgroundAbove int, beforeLoad func()) (err error) {
 	}
 	background = true
 	f.loading.Store(true)
-	f.done.Add(1)
-	go func() {
-		defer f.done.Done()
+	f.done.Go(func() {
 		if beforeLoad != nil {
 			beforeLoad()
 		}
@@ -80,7 +78,7 @@ func (f *Store) open(backgroundAbove int, beforeLoad func()) (err error) {
 		f.dirty = nil
 		f.dirtyMu.Unlock()
 		close(f.loaded)
-	}()
+	})
 	return nil
 }
 
@@ -105,9 +103,7 @@ func (f *Store) loadSessions(now time.Time, strict bool) error {
 			errOnce.Do(func() { werr = err; close(failed) })
 		}
 		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for chunk := range chunks {
 					for _, r := range chunk {
 						if err := f.loadRecord(r, now, strict); err != nil {
@@ -119,7 +115,7 @@ func (f *Store) loadSessions(now time.Time, strict bool) error {
 						}
 					}
 				}
-			}()
+			})
 		}
 		cerr := walkLive(tx.Bucket(bucketSessions), now.UnixNano(), func(chunk []rawRecord) bool {
 			select {

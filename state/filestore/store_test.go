@@ -386,9 +386,7 @@ func TestFileConcurrentWriters(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range each {
 				s := state.NewSession(state.NewID(), nil, clk.Now(), time.Hour, 0)
 				s.UserID = fmt.Sprintf("user%d", w)
@@ -414,7 +412,7 @@ func TestFileConcurrentWriters(t *testing.T) {
 				}
 				_ = f.Touch(ctx, s.Key, clk.Now())
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -659,8 +657,10 @@ func TestFileBackgroundLoad(t *testing.T) {
 	}
 
 	release := make(chan struct{})
-	g := openTestFile(t, Options{Path: path, Now: clk.Now, BackgroundLoadAbove: 10,
-		beforeLoad: func() { <-release }})
+	g := openTestFile(t, Options{
+		Path: path, Now: clk.Now, BackgroundLoadAbove: 10,
+		beforeLoad: func() { <-release },
+	})
 	if !g.loading.Load() || g.Len() != 0 {
 		t.Fatalf("expected a held background load: loading %v, %d in memory", g.loading.Load(), g.Len())
 	}

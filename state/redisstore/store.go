@@ -68,8 +68,7 @@ func ParseURL(raw string) (Options, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// Not the *url.Error itself: it quotes the URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
+		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err
 		}
 		return Options{}, fmt.Errorf("parsing redis url: %w", err)

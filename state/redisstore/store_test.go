@@ -187,9 +187,7 @@ func TestRedisUserState(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		st := []*Store{a, b}[i%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_, err := st.UpdateUser(ctx, "alice", func(u *state.UserState) error {
 				u.History = append(u.History, state.Login{Time: clk.Now(), ClientIP: "192.0.2.1"})
 				return nil
@@ -197,7 +195,7 @@ func TestRedisUserState(t *testing.T) {
 			if err != nil {
 				t.Errorf("UpdateUser: %v", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	u, err := b.GetUser(ctx, "alice")
@@ -270,9 +268,7 @@ func TestRedisConcurrentUpdatesLoseNothing(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		st := []*Store{a, b}[w%2]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for range each {
 				if _, err := st.Update(ctx, s.Key, func(c *state.Session) error {
 					c.Challenge.Attempts++
@@ -282,7 +278,7 @@ func TestRedisConcurrentUpdatesLoseNothing(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	for _, st := range []*Store{a, b} {
