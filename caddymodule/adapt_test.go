@@ -1,6 +1,9 @@
 package caddymodule
 
 import (
+	// Caddyfile.example uses standard directives (reverse_proxy, respond, …).
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
 	"encoding/json"
 	"os"
 	"path/filepath"

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/handlers/delivery"
@@ -111,57 +110,4 @@ func (a *App) otpChannels(channel string) bool {
 		return otp.Webhook != nil
 	}
 	return false
-}
-
-// parseAuthn reads the authn block of the global option.
-//
-// Syntax:
-//
-//	authn {
-//	    [client <client_id> <bcrypt or hex sha-256 of the secret>]   # repeatable
-//	    [accept_unknown_users]
-//	    [default_factors <factor...>]
-//	    [max_ttl <duration>]
-//	}
-func (a *App) parseAuthn(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	c := new(AuthnConfig)
-	if err := eachOption(d, "authn", []string{"client"}, func(opt string) error {
-		switch opt {
-		case "client":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Errf("client needs <client_id> <secret_hash>")
-			}
-			c.Clients = append(c.Clients, AuthnClient{ClientID: args[0], SecretHash: args[1]})
-		case "accept_unknown_users":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			c.AcceptUnknownUsers = true
-		case "default_factors":
-			c.DefaultFactors = d.RemainingArgs()
-			if len(c.DefaultFactors) == 0 {
-				return d.ArgErr()
-			}
-			for _, f := range c.DefaultFactors {
-				if !slices.Contains(state.Factors, f) {
-					return d.Errf("unknown factor %q (known: %s)", f, strings.Join(state.Factors, ", "))
-				}
-			}
-		case "max_ttl":
-			if err := parseDurationInto(d, &c.MaxTTL); err != nil {
-				return err
-			}
-		default:
-			return d.Errf("unrecognized authn option %q", opt)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	a.Authn = c
-	return nil
 }

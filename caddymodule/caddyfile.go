@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -12,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 func init() {
@@ -173,6 +176,260 @@ func (a *App) parseCookie(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// parseOTP reads the otp block of the global option.
+//
+// Syntax:
+//
+//	otp {
+//	    [digits <n>]
+//	    [lifetime <duration>]
+//	    [max_attempts <n>]
+//	    [cooldown <duration>]
+//	    [sends_per_hour <n>]
+//	    [expose_otp on|off]
+//	    [key <base64 key>]
+//	    [totp_issuer <name>]
+//	    [delivery_timeout <duration>]
+//	    [delivery_attempts <n>]
+//	    [log_delivery]                 # UNSAFE: codes in the log
+//	    [smtp {
+//	        host <host>
+//	        [port <port>]
+//	        [tls none|starttls|tls]
+//	        [username <user>]
+//	        [password <password>]
+//	        from <address>
+//	        [subject <template>]
+//	        [body <template>]
+//	    }]
+//	    [webhook <url> <secret>]
+//	}
+func (a *App) parseOTP(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := new(OTPConfig)
+	if err := eachOption(d, "otp", nil, func(opt string) error {
+		var err error
+		switch opt {
+		case "digits":
+			c.Digits, err = intArg(d)
+		case "lifetime":
+			err = parseDurationInto(d, &c.Lifetime)
+		case "max_attempts":
+			c.MaxAttempts, err = intArg(d)
+		case "cooldown":
+			err = parseDurationInto(d, &c.Cooldown)
+		case "sends_per_hour":
+			c.SendsPerHour, err = intArg(d)
+		case "expose_otp":
+			var v string
+			v, err = oneArg(d)
+			switch v {
+			case "on":
+				c.ExposeOTP = new(true)
+			case "off":
+				c.ExposeOTP = new(false)
+			default:
+				if err == nil {
+					return d.Errf("expose_otp must be on or off, not %q", v)
+				}
+			}
+		case "key":
+			c.Key, err = oneArg(d)
+		case "totp_issuer":
+			c.TOTPIssuer, err = oneArg(d)
+		case "delivery_timeout":
+			err = parseDurationInto(d, &c.DeliveryTimeout)
+		case "delivery_attempts":
+			c.DeliveryAttempts, err = intArg(d)
+		case "log_delivery":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.LogDelivery = true
+		case "smtp":
+			c.SMTP, err = parseSMTP(d)
+		case "webhook":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("webhook needs <url> <secret>")
+			}
+			c.Webhook = &WebhookConfig{URL: args[0], Secret: args[1]}
+		default:
+			return d.Errf("unrecognized otp option %q", opt)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	a.OTP = c
+	return nil
+}
+
+func parseSMTP(d *caddyfile.Dispenser) (*SMTPConfig, error) {
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	s := new(SMTPConfig)
+	err := eachOption(d, "smtp", nil, func(opt string) error {
+		var err error
+		switch opt {
+		case "host":
+			s.Host, err = oneArg(d)
+		case "port":
+			s.Port, err = intArg(d)
+		case "tls":
+			s.TLS, err = oneArg(d)
+			if err == nil && s.TLS != "none" && s.TLS != "starttls" && s.TLS != "tls" {
+				return d.Errf("smtp tls must be none, starttls or tls, not %q", s.TLS)
+			}
+		case "username":
+			s.Username, err = oneArg(d)
+		case "password":
+			s.Password, err = oneArg(d)
+		case "from":
+			s.From, err = oneArg(d)
+		case "subject":
+			s.Subject, err = oneArg(d)
+		case "body":
+			s.Body, err = oneArg(d)
+		default:
+			return d.Errf("unrecognized smtp option %q", opt)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if s.Host == "" || s.From == "" {
+		return nil, d.Err("smtp needs host and from")
+	}
+	return s, nil
+}
+
+// parseAuthn reads the authn block of the global option.
+//
+// Syntax:
+//
+//	authn {
+//	    [client <client_id> <bcrypt or hex sha-256 of the secret>]   # repeatable
+//	    [accept_unknown_users]
+//	    [default_factors <factor...>]
+//	    [max_ttl <duration>]
+//	}
+func (a *App) parseAuthn(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := new(AuthnConfig)
+	if err := eachOption(d, "authn", []string{"client"}, func(opt string) error {
+		switch opt {
+		case "client":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("client needs <client_id> <secret_hash>")
+			}
+			c.Clients = append(c.Clients, AuthnClient{ClientID: args[0], SecretHash: args[1]})
+		case "accept_unknown_users":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.AcceptUnknownUsers = true
+		case "default_factors":
+			c.DefaultFactors = d.RemainingArgs()
+			if len(c.DefaultFactors) == 0 {
+				return d.ArgErr()
+			}
+			for _, f := range c.DefaultFactors {
+				if !slices.Contains(state.Factors, f) {
+					return d.Errf("unknown factor %q (known: %s)", f, strings.Join(state.Factors, ", "))
+				}
+			}
+		case "max_ttl":
+			if err := parseDurationInto(d, &c.MaxTTL); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized authn option %q", opt)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	a.Authn = c
+	return nil
+}
+
+// parseRiskAnalyzer reads the global option's risk_analyzer block.
+//
+// Syntax:
+//
+//	risk_analyzer {
+//	    [success_status <int...>]   # default 0
+//	    [pending_status <int...>]   # default none
+//	    [device_trust <duration>]   # default 720h; 0 disables
+//	    [history_size <n>]          # default 50; 0 keeps none
+//	}
+func (a *App) parseRiskAnalyzer(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := new(RiskAnalyzerConfig)
+	if err := eachOption(d, "risk_analyzer", nil, func(opt string) error {
+		switch opt {
+		case "success_status", "pending_status":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, s := range args {
+				v, err := strconv.Atoi(s)
+				if err != nil {
+					return d.Errf("%s: %q is not an integer", opt, s)
+				}
+				list := &c.SuccessStatuses
+				if opt == "pending_status" {
+					list = &c.PendingStatuses
+				}
+				if slices.Contains(*list, v) {
+					return d.Errf("%s: %d listed twice", opt, v)
+				}
+				*list = append(*list, v)
+			}
+		case "device_trust":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			cd := caddy.Duration(dur)
+			c.DeviceTrust = &cd
+		case "history_size":
+			s, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return d.Errf("history_size: %q is not a non-negative integer", s)
+			}
+			c.HistorySize = &n
+		default:
+			return d.Errf("unrecognized risk_analyzer option %q", opt)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, v := range c.PendingStatuses {
+		if slices.Contains(c.SuccessStatuses, v) || (len(c.SuccessStatuses) == 0 && v == 0) {
+			return d.Errf("risk_analyzer: status %d is both a success and a pending status", v)
+		}
+	}
+	a.RiskAnalyzer = c
+	return nil
+}
+
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
 	if !h.NextArg() {
@@ -290,6 +547,250 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	})
 }
 
+// UnmarshalCaddyfile reads the "authsession portal" directive.
+//
+// Syntax:
+//
+//	authsession portal {
+//	    [prefix <path>]
+//	    [templates <dir>]
+//	    [title <text>]
+//	    [logo <url>]
+//	    [max_failures <n>]
+//	    [failure_window <duration>]
+//	    [trust_device <duration>|off]
+//	}
+func (p *Portal) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return eachOption(d, "portal", nil, func(opt string) error {
+		var err error
+		switch opt {
+		case "prefix":
+			p.Prefix, err = oneArg(d)
+		case "templates":
+			p.Templates, err = oneArg(d)
+		case "title":
+			p.Title, err = oneArg(d)
+		case "logo":
+			p.Logo, err = oneArg(d)
+		case "max_failures":
+			p.MaxFailures, err = intArg(d)
+		case "failure_window":
+			err = parseDurationInto(d, &p.FailureWindow)
+		case "trust_device":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if v == "off" {
+					p.TrustDevice = -1
+					break
+				}
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur <= 0 {
+					return d.Errf("trust_device: want a positive duration or off, got %q", v)
+				}
+				p.TrustDevice = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unrecognized portal option %q", opt)
+		}
+		return err
+	})
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
+//
+// Syntax:
+//
+//	store memory {
+//	    [cleanup_interval <duration>]
+//	}
+func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "memory"
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return eachOption(d, "store memory", nil, func(opt string) error {
+		switch opt {
+		case "cleanup_interval":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			m.CleanupInterval = caddy.Duration(dur)
+		default:
+			return d.Errf("unrecognized store memory option %q", opt)
+		}
+		return nil
+	})
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
+//
+// Syntax:
+//
+//	store file [<path>] {
+//	    [encryption_key <base64 key>]
+//	    [flush_interval <duration>]
+//	    [sweep_interval <duration>]
+//	}
+func (fs *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "file"
+	if d.NextArg() {
+		fs.Path = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	return eachOption(d, "store file", nil, func(opt string) error {
+		switch opt {
+		case "encryption_key":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			fs.EncryptionKey = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "flush_interval", "sweep_interval":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			if dur == 0 {
+				return d.Errf("%s must be positive", opt)
+			}
+			if opt == "flush_interval" {
+				fs.FlushInterval = caddy.Duration(dur)
+			} else {
+				fs.SweepInterval = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unrecognized store file option %q", opt)
+		}
+		return nil
+	})
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
+//
+// Syntax:
+//
+//	store redis [<url>] {
+//	    [addresses <host:port...>]
+//	    [username <user>]
+//	    [password <password>]
+//	    [tls {
+//	        [server_name <name>]
+//	        [ca_file <path>]
+//	    }]
+//	    [db <number>]
+//	    [key_prefix <prefix>]
+//	    [sentinel_master <name>]
+//	    [cluster]
+//	    [timeout <duration>]
+//	    [max_staleness <duration>]
+//	}
+func (rs *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "redis"
+	if d.NextArg() {
+		rs.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	if err := eachOption(d, "store redis", nil, func(opt string) error {
+		var err error
+		switch opt {
+		case "addresses":
+			rs.Addresses = d.RemainingArgs()
+			if len(rs.Addresses) == 0 {
+				return d.ArgErr()
+			}
+		case "username":
+			rs.Username, err = oneArg(d)
+		case "password":
+			rs.Password, err = oneArg(d)
+		case "tls":
+			err = rs.parseTLS(d)
+		case "db":
+			var s string
+			if s, err = oneArg(d); err == nil {
+				if rs.DB, err = strconv.Atoi(s); err != nil || rs.DB < 0 {
+					return d.Errf("store redis: db must be a non-negative number, not %q", s)
+				}
+			}
+		case "key_prefix":
+			rs.KeyPrefix, err = oneArg(d)
+		case "sentinel_master":
+			rs.SentinelMaster, err = oneArg(d)
+		case "cluster":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			rs.Cluster = true
+		case "timeout":
+			var dur time.Duration
+			dur, err = parseDuration(d)
+			rs.Timeout = caddy.Duration(dur)
+		case "max_staleness":
+			var dur time.Duration
+			dur, err = parseDuration(d)
+			rs.MaxStaleness = caddy.Duration(dur)
+		default:
+			return d.Errf("unrecognized store redis option %q", opt)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if rs.URL == "" && len(rs.Addresses) == 0 {
+		return d.Err("store redis needs a url or addresses")
+	}
+	return nil
+}
+
+func (rs *RedisStore) parseTLS(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	rs.TLS = new(RedisTLS)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "server_name":
+			rs.TLS.ServerName, err = oneArg(d)
+		case "ca_file":
+			rs.TLS.CAFile, err = oneArg(d)
+		default:
+			return d.Errf("unrecognized store redis tls option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachOption calls fn for each option of the block at d's cursor and
+// refuses an option given twice, unless it is one of repeatable. what
+// names the block in that error ("" at the top of a directive).
+func eachOption(d *caddyfile.Dispenser, what string, repeatable []string, fn func(opt string) error) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] && !slices.Contains(repeatable, opt) {
+			return d.Errf("%s given twice", strings.TrimSpace(what+" "+opt))
+		}
+		seen[opt] = true
+		if err := fn(opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // oneArg reads exactly one argument.
 func oneArg(d *caddyfile.Dispenser) (string, error) {
 	if !d.NextArg() {
@@ -300,6 +801,38 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 		return "", d.ArgErr()
 	}
 	return v, nil
+}
+
+func intArg(d *caddyfile.Dispenser) (int, error) {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s must be a positive integer, not %q", name, v)
+	}
+	return n, nil
+}
+
+// parseDuration reads exactly one duration argument.
+func parseDuration(d *caddyfile.Dispenser) (time.Duration, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil {
+		return 0, d.Errf("%s: bad duration %q: %v", name, d.Val(), err)
+	}
+	if dur < 0 {
+		return 0, d.Errf("%s: duration must not be negative", name)
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return dur, nil
 }
 
 func parseDurationInto(d *caddyfile.Dispenser, into *caddy.Duration) error {
@@ -321,21 +854,3 @@ var (
 	_ caddyfile.Unmarshaler = (*API)(nil)
 	_ caddyfile.Unmarshaler = (*Gate)(nil)
 )
-
-// eachOption calls fn for each option of the block at d's cursor and
-// refuses an option given twice, unless it is one of repeatable. what
-// names the block in that error ("" at the top of a directive).
-func eachOption(d *caddyfile.Dispenser, what string, repeatable []string, fn func(opt string) error) error {
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] && !slices.Contains(repeatable, opt) {
-			return d.Errf("%s given twice", strings.TrimSpace(what+" "+opt))
-		}
-		seen[opt] = true
-		if err := fn(opt); err != nil {
-			return err
-		}
-	}
-	return nil
-}

@@ -2,12 +2,9 @@ package caddymodule
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/authsession/caddy-authsession/handlers"
 )
@@ -71,73 +68,4 @@ func (a *App) riskAnalyzer() (*handlers.RiskAnalyzer, error) {
 		ra.HistorySize = *c.HistorySize
 	}
 	return ra, nil
-}
-
-// parseRiskAnalyzer reads the global option's risk_analyzer block.
-//
-// Syntax:
-//
-//	risk_analyzer {
-//	    [success_status <int...>]   # default 0
-//	    [pending_status <int...>]   # default none
-//	    [device_trust <duration>]   # default 720h; 0 disables
-//	    [history_size <n>]          # default 50; 0 keeps none
-//	}
-func (a *App) parseRiskAnalyzer(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	c := new(RiskAnalyzerConfig)
-	if err := eachOption(d, "risk_analyzer", nil, func(opt string) error {
-		switch opt {
-		case "success_status", "pending_status":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.ArgErr()
-			}
-			for _, s := range args {
-				v, err := strconv.Atoi(s)
-				if err != nil {
-					return d.Errf("%s: %q is not an integer", opt, s)
-				}
-				list := &c.SuccessStatuses
-				if opt == "pending_status" {
-					list = &c.PendingStatuses
-				}
-				if slices.Contains(*list, v) {
-					return d.Errf("%s: %d listed twice", opt, v)
-				}
-				*list = append(*list, v)
-			}
-		case "device_trust":
-			dur, err := parseDuration(d)
-			if err != nil {
-				return err
-			}
-			cd := caddy.Duration(dur)
-			c.DeviceTrust = &cd
-		case "history_size":
-			s, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 {
-				return d.Errf("history_size: %q is not a non-negative integer", s)
-			}
-			c.HistorySize = &n
-		default:
-			return d.Errf("unrecognized risk_analyzer option %q", opt)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	for _, v := range c.PendingStatuses {
-		if slices.Contains(c.SuccessStatuses, v) || (len(c.SuccessStatuses) == 0 && v == 0) {
-			return d.Errf("risk_analyzer: status %d is both a success and a pending status", v)
-		}
-	}
-	a.RiskAnalyzer = c
-	return nil
 }

@@ -57,52 +57,6 @@ func (m MemoryStore) OpenStore(now state.Clock) (state.Store, error) {
 	return state.NewMemory(state.MemoryOptions{Now: now, CleanupInterval: time.Duration(m.CleanupInterval)}), nil
 }
 
-// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
-//
-// Syntax:
-//
-//	store memory {
-//	    [cleanup_interval <duration>]
-//	}
-func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "memory"
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return eachOption(d, "store memory", nil, func(opt string) error {
-		switch opt {
-		case "cleanup_interval":
-			dur, err := parseDuration(d)
-			if err != nil {
-				return err
-			}
-			m.CleanupInterval = caddy.Duration(dur)
-		default:
-			return d.Errf("unrecognized store memory option %q", opt)
-		}
-		return nil
-	})
-}
-
-// parseDuration reads exactly one duration argument.
-func parseDuration(d *caddyfile.Dispenser) (time.Duration, error) {
-	name := d.Val()
-	if !d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	dur, err := caddy.ParseDuration(d.Val())
-	if err != nil {
-		return 0, d.Errf("%s: bad duration %q: %v", name, d.Val(), err)
-	}
-	if dur < 0 {
-		return 0, d.Errf("%s: duration must not be negative", name)
-	}
-	if d.NextArg() {
-		return 0, d.ArgErr()
-	}
-	return dur, nil
-}
-
 // Interface guards
 var (
 	_ StoreProvider         = MemoryStore{}

@@ -132,53 +132,6 @@ func (fs *FileStore) OpenStore(now state.Clock) (state.Store, error) {
 	return st, nil
 }
 
-// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
-//
-// Syntax:
-//
-//	store file [<path>] {
-//	    [encryption_key <base64 key>]
-//	    [flush_interval <duration>]
-//	    [sweep_interval <duration>]
-//	}
-func (fs *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "file"
-	if d.NextArg() {
-		fs.Path = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	return eachOption(d, "store file", nil, func(opt string) error {
-		switch opt {
-		case "encryption_key":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			fs.EncryptionKey = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		case "flush_interval", "sweep_interval":
-			dur, err := parseDuration(d)
-			if err != nil {
-				return err
-			}
-			if dur == 0 {
-				return d.Errf("%s must be positive", opt)
-			}
-			if opt == "flush_interval" {
-				fs.FlushInterval = caddy.Duration(dur)
-			} else {
-				fs.SweepInterval = caddy.Duration(dur)
-			}
-		default:
-			return d.Errf("unrecognized store file option %q", opt)
-		}
-		return nil
-	})
-}
-
 // Interface guards
 var (
 	_ StoreProvider         = (*FileStore)(nil)

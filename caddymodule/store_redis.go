@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -195,106 +194,6 @@ func (rs *RedisStore) OpenStore(now state.Clock) (state.Store, error) {
 			zap.Strings("addresses", o.Addrs), zap.Error(err))
 	}
 	return redisstore.New(o)
-}
-
-// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
-//
-// Syntax:
-//
-//	store redis [<url>] {
-//	    [addresses <host:port...>]
-//	    [username <user>]
-//	    [password <password>]
-//	    [tls {
-//	        [server_name <name>]
-//	        [ca_file <path>]
-//	    }]
-//	    [db <number>]
-//	    [key_prefix <prefix>]
-//	    [sentinel_master <name>]
-//	    [cluster]
-//	    [timeout <duration>]
-//	    [max_staleness <duration>]
-//	}
-func (rs *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "redis"
-	if d.NextArg() {
-		rs.URL = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	if err := eachOption(d, "store redis", nil, func(opt string) error {
-		var err error
-		switch opt {
-		case "addresses":
-			rs.Addresses = d.RemainingArgs()
-			if len(rs.Addresses) == 0 {
-				return d.ArgErr()
-			}
-		case "username":
-			rs.Username, err = oneArg(d)
-		case "password":
-			rs.Password, err = oneArg(d)
-		case "tls":
-			err = rs.parseTLS(d)
-		case "db":
-			var s string
-			if s, err = oneArg(d); err == nil {
-				if rs.DB, err = strconv.Atoi(s); err != nil || rs.DB < 0 {
-					return d.Errf("store redis: db must be a non-negative number, not %q", s)
-				}
-			}
-		case "key_prefix":
-			rs.KeyPrefix, err = oneArg(d)
-		case "sentinel_master":
-			rs.SentinelMaster, err = oneArg(d)
-		case "cluster":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			rs.Cluster = true
-		case "timeout":
-			var dur time.Duration
-			dur, err = parseDuration(d)
-			rs.Timeout = caddy.Duration(dur)
-		case "max_staleness":
-			var dur time.Duration
-			dur, err = parseDuration(d)
-			rs.MaxStaleness = caddy.Duration(dur)
-		default:
-			return d.Errf("unrecognized store redis option %q", opt)
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	if rs.URL == "" && len(rs.Addresses) == 0 {
-		return d.Err("store redis needs a url or addresses")
-	}
-	return nil
-}
-
-func (rs *RedisStore) parseTLS(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	rs.TLS = new(RedisTLS)
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "server_name":
-			rs.TLS.ServerName, err = oneArg(d)
-		case "ca_file":
-			rs.TLS.CAFile, err = oneArg(d)
-		default:
-			return d.Errf("unrecognized store redis tls option %q", d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Interface guards
