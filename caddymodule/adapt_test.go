@@ -1,9 +1,6 @@
 package caddymodule
 
 import (
-	// Caddyfile.example uses standard directives (reverse_proxy, respond, …).
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
-
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	// Caddyfile.example uses standard directives (reverse_proxy, respond, …).
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
 // adapt runs the Caddyfile adapter on input.
