@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
@@ -28,7 +29,13 @@ var freePort = testkit.FreePort
 func newTester(t *testing.T, caddyfile string) (*caddytest.Tester, int) {
 	t.Helper()
 	port := freePort()
-	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: testAdminPort()})
+	tester := caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
+		AdminPort: testAdminPort(),
+		// Generous: under -race on a loaded 2-core CI machine a config load
+		// (bcrypt work at provision) takes seconds.
+		LoadRequestTimeout: time.Minute,
+		TestRequestTimeout: 30 * time.Second,
+	})
 	tester.InitServer(expand(caddyfile, port), "caddyfile")
 	return tester, port
 }

@@ -56,8 +56,8 @@ func startRedisCaddy(t *testing.T, bin string, redisPort int, sealKey string) st
 	authsession {
 		store redis redis://127.0.0.1:%d {
 			key_prefix it:
-			timeout 300ms
-			max_staleness 2s
+			timeout 2s
+			max_staleness 5s
 		}
 		seal_key %s
 		api_user admin %s
@@ -129,7 +129,8 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 		t.Fatalf("gate on A: %d", status)
 	}
 
-	// Delete on B, refused on A within a second.
+	// Delete on B, refused on A within moments (the invalidation takes
+	// milliseconds; the bound is loose for a loaded CI machine).
 	if status, body := redisCall(t, "DELETE", b+oam+"?sessionId="+sid, "", ""); status != 200 {
 		t.Fatalf("delete on B: %d %s", status, body)
 	}
@@ -139,7 +140,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 		if status == 401 {
 			break
 		}
-		if time.Since(start) > time.Second {
+		if time.Since(start) > 5*time.Second {
 			t.Fatalf("session deleted on B still passes A's gate after %v (status %d)", time.Since(start), status)
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -147,7 +148,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	t.Logf("deletion on B refused on A after %v", time.Since(start))
 
 	// Redis stopped: writes answer 503, a cached session passes the gate
-	// for max_staleness (2s), then the gate answers 503.
+	// for max_staleness (5s), then the gate answers 503.
 	_, body = redisCall(t, "POST", a+oam, `{"userId":"bob"}`, "")
 	_ = json.Unmarshal([]byte(body), &created)
 	bob := created.SessionID
@@ -162,7 +163,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 		t.Errorf("cached session on A right after Redis stopped: %d, want 200", status)
 	}
 	refused := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if status, _ := redisCall(t, "GET", a+"/", "", bob); status == 503 {
 			refused = true
 			break
@@ -175,7 +176,7 @@ func TestTwoCaddyInstancesOnRedis(t *testing.T) {
 	// Redis restarted: recovery without restarting Caddy.
 	redis.Restart()
 	ok := false
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if status, _ := redisCall(t, "POST", b+oam, `{"userId":"dave"}`, ""); status == 200 {
 			ok = true
 			break

@@ -28,7 +28,7 @@ func startRedisOTPCaddy(t *testing.T, bin string, redisPort int, sealKey, otpKey
 	authsession {
 		store redis redis://127.0.0.1:%d {
 			key_prefix otp-it:
-			timeout 300ms
+			timeout 2s
 		}
 		seal_key %s
 		api_token split-token

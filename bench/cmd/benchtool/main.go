@@ -3,7 +3,7 @@
 //	benchtool upstream -addr 127.0.0.1:P         the app behind reverse_proxy
 //	benchtool authsvc -addr 127.0.0.1:P -n N     a forward_auth service
 //	benchtool preload -url http://127.0.0.1:P -n N -c C -deadline D
-//	benchtool freeports N                        free loopback ports
+//	benchtool freeports N                        N free loopback ports
 //	benchtool sessionid I                        the I-th benchmark session id
 //	benchtool report -dir D -out FILE            the Markdown results table
 //
