@@ -161,3 +161,14 @@ func TestAuthnPostOnAuthenticatedUserWithoutFactors(t *testing.T) {
 		t.Errorf("status %q after the refusal", got)
 	}
 }
+
+// A weak caller-supplied session id is a 400 naming the field (finding 6).
+func TestOAMCreateRefusesWeakSessionID(t *testing.T) {
+	f := newOAM(t)
+	for _, id := range []string{"00000000-0000-4000-8000-000000000000", "ABCDEFGHIJKLMNOPQRSTUV", "0123456789abcdefABCDEF"} {
+		w := f.do("POST", "/session", `{"userId":"demo","sessionId":"`+id+`"}`)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "sessionId") {
+			t.Errorf("sessionId %q: %d %s, want 400 naming sessionId", id, w.Code, w.Body)
+		}
+	}
+}
