@@ -493,6 +493,7 @@ func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //	    [require_group <group...>]
 //	    [max_auth_age <duration>]
 //	    [require_factor <factor>]
+//	    [pass_session_credentials]
 //	}
 //
 // Fields: user_id, login, group, status, id_store, auth_time, factors,
@@ -540,6 +541,11 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDurationInto(d, &g.MaxAuthAge)
 		case "require_factor":
 			g.RequireFactor, err = oneArg(d)
+		case "pass_session_credentials":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			g.PassSessionCredentials = true
 		default:
 			return d.Errf("unrecognized authsession gate option %q", opt)
 		}

@@ -74,6 +74,11 @@ type Gate struct {
 	// (e.g. ChallengeOMATOTP). Default: none.
 	RequireFactor string `json:"require_factor,omitempty"`
 
+	// PassSessionCredentials keeps the session cookie and the session
+	// header on the request to the upstream, for apps that need the id.
+	// Default: false (both are removed; the upstream never sees the id).
+	PassSessionCredentials bool `json:"pass_session_credentials,omitempty"`
+
 	app       *App
 	gate      *handlers.Gate
 	decisions [handlers.Unavailable + 1]prometheus.Counter
@@ -109,6 +114,8 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 		MaxAuthAge:    time.Duration(g.MaxAuthAge),
 		RequireFactor: g.RequireFactor,
 		TouchInterval: time.Duration(app.TouchInterval),
+
+		PassCredentials: g.PassSessionCredentials,
 	}
 	for o := range g.decisions {
 		g.decisions[o] = app.metrics.gate.WithLabelValues(handlers.Outcome(o).String())

@@ -153,6 +153,9 @@ type authnUser struct {
 // itself when it looks like one). A user that is neither has no factors.
 func (a *Authn) resolveUser(userID, group string) authnUser {
 	u := authnUser{id: userID, login: userID, group: group}
+	if k, err := state.UserKey(a.Users, userID); err == nil {
+		u.id = k
+	}
 	var factors []string
 	known := false
 	if a.Users != nil {

@@ -54,6 +54,15 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "userInfo.userId is too long", "")
 		return
 	}
+	var userKey string
+	if userID != "" {
+		k, err := state.UserKey(a.Users, userID)
+		if err != nil {
+			a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "userInfo.userId: "+err.Error(), "")
+			return
+		}
+		userKey = k
+	}
 	id := string(in.SessionID)
 	named := id != ""
 	if named && state.ValidateID(id) != nil {
@@ -76,7 +85,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 		uid := userID
 		if uid == "" {
 			uid = s.UserID
-		} else if s.UserID != "" && s.UserID != uid {
+		} else if s.UserID != "" && s.UserID != userKey {
 			return errOtherUser
 		}
 		user = authnUser{}
@@ -124,6 +133,11 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errOtherUser):
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
+		return
+	case errors.Is(err, state.ErrTransition):
+		// E.g. an authenticated session of a user without factors: it
+		// cannot go back to "missing registration".
+		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "the session cannot start a challenge: "+err.Error(), "")
 		return
 	case err != nil:
 		a.storeFail(w, outXML, "start", err)

@@ -217,7 +217,11 @@ func (a *Authn) check(s *state.Session, in *updateAuthnRequest, op, cid string, 
 		if s.UserID == "" && named == "" {
 			return &authnRefusal{authnCodeOutOfOrder, "no user is identified: give challengedata.userId"}
 		}
-		if s.UserID != "" && named != "" && named != s.UserID && named != s.LoginName {
+		namedKey, err := state.UserKey(a.Users, named)
+		if named != "" && err != nil {
+			return &authnRefusal{authnCodeBadRequest, "challengedata.userId: " + err.Error()}
+		}
+		if s.UserID != "" && named != "" && namedKey != s.UserID {
 			return &authnRefusal{authnCodeBadRequest, "challengedata.userId is not the user of this challenge"}
 		}
 		if len(named) > 256 {

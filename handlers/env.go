@@ -19,6 +19,15 @@ type Env struct {
 	Sealer *state.Sealer
 	Logger *zap.Logger
 	Policy Policy
+	// Users is the users file (may be nil). The families that do not use
+	// it otherwise need it for UserKey: a user is one key on every API.
+	Users *state.Users
+}
+
+// UserKey returns the canonical key of the user a caller names (see
+// state.UserKey), against the env's users file.
+func (e *Env) UserKey(raw string) (string, error) {
+	return state.UserKey(e.Users, raw)
 }
 
 // Policy holds the session rules of the app configuration.

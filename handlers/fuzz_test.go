@@ -84,7 +84,7 @@ func FuzzSearchCompile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, query, body string) {
 		r := httptest.NewRequest("POST", OAMBase+"/sessions", nil)
 		r.URL.RawQuery = query
-		flt, err := compileSearch(r, []byte(body))
+		flt, err := compileSearch(r, []byte(body), &Env{})
 		if err != nil {
 			if _, ok := errors.AsType[*FieldError](err); !ok {
 				t.Fatalf("error %T %v is not a FieldError", err, err)

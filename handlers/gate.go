@@ -65,6 +65,10 @@ type Gate struct {
 	// TouchInterval is the least time between two LastAccessTime
 	// refreshes of a session.
 	TouchInterval time.Duration
+	// PassCredentials keeps the session cookie and the session header on
+	// the upstream request. By default both are removed: the upstream
+	// learns who the user is from SetHeaders, never the live session id.
+	PassCredentials bool
 }
 
 // Check decides r and, unless it passes, writes the standard refusal
@@ -83,9 +87,7 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Ou
 // on r; otherwise the caller answers with Refuse, or with PrepareRefusal
 // and an error path of its own.
 func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
-	for _, h := range g.SetHeaders {
-		r.Header.Del(h.Name)
-	}
+	g.dropClientHeaders(r.Header)
 	id := g.sessionID(r)
 	if id == "" || len(id) > state.MaxIDLength {
 		return nil, g.refusal(r)
@@ -117,12 +119,115 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 		// Stores make Touch cheap (memory, or queued for later writing).
 		_ = g.Store.Touch(context.WithoutCancel(r.Context()), s.Key, now.UTC().Truncate(time.Second))
 	}
+	if !g.PassCredentials {
+		g.dropCredentials(r)
+	}
 	for _, h := range g.SetHeaders {
 		if v := FieldValue(s, h.Field); v != "" {
 			r.Header.Set(h.Name, v)
 		}
 	}
 	return s, Pass
+}
+
+// dropClientHeaders removes every client-sent header that an upstream
+// could take for one of SetHeaders: the same name in any letter case, and
+// with '_' for '-' (CGI-style upstreams read X-Auth_User as X-Auth-User).
+func (g *Gate) dropClientHeaders(h http.Header) {
+	if len(g.SetHeaders) == 0 {
+		return
+	}
+	for name := range h {
+		for _, f := range g.SetHeaders {
+			if sameHeaderName(name, f.Name) {
+				delete(h, name)
+				break
+			}
+		}
+	}
+}
+
+// sameHeaderName compares header names without regard to case, '_'
+// counting as '-'.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y && lowerASCII(x) != lowerASCII(y) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// dropCredentials removes the session id from r before it goes upstream:
+// the session cookie from every Cookie line (other cookies stay) and the
+// session header (with a Scheme, only values that carry it).
+func (g *Gate) dropCredentials(r *http.Request) {
+	if g.Header != "" {
+		if g.Scheme == "" {
+			r.Header.Del(g.Header)
+		} else if vs := r.Header.Values(g.Header); len(vs) > 0 {
+			kept := make([]string, 0, len(vs))
+			for _, v := range vs {
+				if len(v) > len(g.Scheme) && strings.EqualFold(v[:len(g.Scheme)], g.Scheme) && v[len(g.Scheme)] == ' ' {
+					continue
+				}
+				kept = append(kept, v)
+			}
+			r.Header.Del(g.Header)
+			for _, v := range kept {
+				r.Header.Add(g.Header, v)
+			}
+		}
+	}
+	if g.CookieName == "" {
+		return
+	}
+	lines := r.Header.Values("Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	var kept []string
+	changed := false
+	for _, line := range lines {
+		var parts []string
+		for part := range strings.SplitSeq(line, ";") {
+			n, _, _ := strings.Cut(part, "=")
+			if strings.TrimSpace(n) == g.CookieName {
+				changed = true
+				continue
+			}
+			if strings.TrimSpace(part) != "" {
+				parts = append(parts, strings.TrimSpace(part))
+			}
+		}
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, "; "))
+		}
+	}
+	if !changed {
+		return
+	}
+	r.Header.Del("Cookie")
+	for _, v := range kept {
+		r.Header.Add("Cookie", v)
+	}
 }
 
 // Status is the HTTP status of a refusal with outcome o (0 for Pass).

@@ -107,9 +107,14 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusBadRequest, err.Error(), "sessionId")
 		return
 	}
+	userKey, err := o.Env.UserKey(*in.UserID)
+	if err != nil {
+		oamFail(w, http.StatusBadRequest, err.Error(), "userId")
+		return
+	}
 	s := o.Env.NewSession(id, now)
-	s.UserID = *in.UserID
-	s.LoginName = *in.UserID
+	s.UserID = userKey
+	s.LoginName = strings.TrimSpace(*in.UserID)
 	s.ClientIP = in.ClientIP
 	if in.IDStoreName != "" {
 		s.IDStoreName = in.IDStoreName
@@ -215,7 +220,12 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 		}
 		deleted = append(deleted, toOAM(s, id))
 	case userID != "":
-		sessions, err := o.Env.Store.ByUser(ctx, userID)
+		userKey, err := o.Env.UserKey(userID)
+		if err != nil {
+			oamFail(w, http.StatusBadRequest, err.Error(), "userId")
+			return
+		}
+		sessions, err := o.Env.Store.ByUser(ctx, userKey)
 		if err != nil {
 			o.oamStoreFail(w, "list", err)
 			return

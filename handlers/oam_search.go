@@ -47,7 +47,7 @@ func (f *searchFilter) match(s *state.Session) bool {
 }
 
 // compileSearch merges the query parameters and the optional body.
-func compileSearch(r *http.Request, body []byte) (*searchFilter, error) {
+func compileSearch(r *http.Request, body []byte, env *Env) (*searchFilter, error) {
 	var q oamSearchQuery
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := DecodeJSON(body, &q); err != nil {
@@ -63,6 +63,13 @@ func compileSearch(r *http.Request, body []byte) (*searchFilter, error) {
 	}
 	if v := qs.Get("idStore"); v != "" {
 		q.IDStoreName = v
+	}
+	if q.UserID != "" {
+		k, err := env.UserKey(q.UserID)
+		if err != nil {
+			return nil, &FieldError{Field: "userId", Msg: err.Error()}
+		}
+		q.UserID = k
 	}
 	f := &searchFilter{userID: q.UserID, clientIP: q.ClientIP, idStore: q.IDStoreName}
 	if q.SessionID != "" {
@@ -107,7 +114,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 		oamBadInput(w, err)
 		return
 	}
-	f, err := compileSearch(r, body)
+	f, err := compileSearch(r, body, o.Env)
 	if err != nil {
 		oamBadInput(w, err)
 		return

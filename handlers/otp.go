@@ -104,7 +104,11 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "passedLoginOTP is required", "/passedLoginOTP")
 		return
 	}
-	userID := *in.UserID
+	userID, err := state.UserKey(o.Users, *in.UserID)
+	if err != nil {
+		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId: "+err.Error(), "/userId")
+		return
+	}
 	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	now := o.Env.Time()
@@ -204,7 +208,7 @@ func (o *OTPSessions) bindUser(s *state.Session) {
 		s.LoginName = s.UserID
 		return
 	}
-	if u, ok := o.Users.Lookup(s.UserID); ok {
+	if u, ok := o.Users.ByID(s.UserID); ok {
 		s.LoginName, s.GroupName = u.Login, u.Group
 		return
 	}

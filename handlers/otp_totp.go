@@ -41,7 +41,12 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no users file is configured", "/userId")
 		return
 	}
-	u, ok := o.Users.Lookup(*in.UserID)
+	key, err := state.UserKey(o.Users, *in.UserID)
+	if err != nil {
+		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId: "+err.Error(), "/userId")
+		return
+	}
+	u, ok := o.Users.ByID(key)
 	if !ok {
 		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no such user in the users file", "/userId")
 		return

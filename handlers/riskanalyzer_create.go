@@ -75,6 +75,14 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 	if userID == "" {
 		userID = login
 	}
+	if state.ValidateUserName(login) != nil || state.ValidateUserName(group) != nil {
+		ra.fail(w, r, raInvalid, "user.loginName, user.groupName: "+state.ErrBadUserID.Error(), "")
+		return
+	}
+	if userID, err = ra.Env.UserKey(userID); err != nil {
+		ra.fail(w, r, raInvalid, "user.userId: "+err.Error(), "")
+		return
+	}
 
 	now := ra.Env.Time()
 	s := ra.Env.NewSession(id, now)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 )
 
@@ -60,6 +61,11 @@ func NewID() string {
 // 39 if they are all decimal digits. Up to two padding '=' are allowed at
 // the end (not counted), and '+', '/' and '|' as found in some vendors'
 // ids. A string in UUID form must be a v4 UUID.
+//
+// The entropy of what is supplied is estimated too (see estimatedBits):
+// runs, sequences, repeated blocks and UUIDs of few random digits are
+// refused however long they are. Random ids never are (short of odds of
+// about 1e-9 for the shortest decimal ones).
 func ValidateID(id string) error {
 	if len(id) > MaxIDLength {
 		return ErrBadID
@@ -67,7 +73,7 @@ func ValidateID(id string) error {
 	if isUUIDShaped(id) {
 		// A UUID of another version (time-based, name-based) or variant
 		// has far fewer than 122 random bits.
-		if isUUIDv4(id) {
+		if isUUIDv4(id) && uuidBits(id) >= MinEstimatedBits {
 			return nil
 		}
 		return ErrBadID
@@ -97,13 +103,84 @@ func ValidateID(id string) error {
 			return ErrBadID
 		}
 	}
+	perChar := 6.0
 	switch {
-	case distinct < 8,
-		digits && len(body) < 39,
-		(lowerHex || upperHex) && len(body) < 32:
+	case digits:
+		perChar = math.Log2(10)
+	case lowerHex || upperHex:
+		perChar = 4
+	}
+	switch {
+	case digits && (len(body) < 39 || distinct < 5),
+		!digits && distinct < 8,
+		(lowerHex || upperHex) && len(body) < 32,
+		estimatedBits(body, perChar) < MinEstimatedBits:
 		return ErrBadID
 	}
 	return nil
+}
+
+// MinEstimatedBits is the least entropy, as estimatedBits measures it, of
+// an accepted caller-supplied id: half of the 128 bits its length must
+// promise, so that a random id is never refused (a random id loses about
+// one character in its alphabet's size to the estimate).
+const MinEstimatedBits = 64
+
+// estimatedBits estimates the entropy of s, perChar bits per character,
+// under the most telling of these predictions of each character from the
+// ones before it: the previous step repeated (runs "aaaa", sequences
+// "abcd", "0246", "zyxw"), and the character k places back (repeated
+// blocks "abcabc", any period k up to half the length). A predicted
+// character counts nothing, any other counts perChar. A random character
+// meets one prediction with probability 1/alphabet.
+func estimatedBits(s string, perChar float64) float64 {
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	// Steps: character i is predicted when it continues the step from
+	// i-2 to i-1 (for i = 1, when it repeats character 0).
+	fresh := 1
+	for i := 1; i < n; i++ {
+		step := 0
+		if i >= 2 {
+			step = int(s[i-1]) - int(s[i-2])
+		}
+		if int(s[i])-int(s[i-1]) != step {
+			fresh++
+		}
+	}
+	// Periods: character i is predicted by character i-k.
+	for k := 1; k <= n/2; k++ {
+		f := k
+		for i := k; i < n; i++ {
+			if s[i] != s[i-k] {
+				f++
+			}
+		}
+		fresh = min(fresh, f)
+	}
+	return float64(fresh) * perChar
+}
+
+// uuidBits estimates the entropy of the 30 random hex digits of a v4 UUID
+// (all but the version and the variant digit), in any letter case.
+func uuidBits(s string) float64 {
+	var b [30]byte
+	j := 0
+	for i := range len(s) {
+		switch i {
+		case 8, 13, 14, 18, 19, 23:
+			continue // dashes, version, variant
+		}
+		c := s[i]
+		if c >= 'A' && c <= 'F' {
+			c += 'a' - 'A'
+		}
+		b[j] = c
+		j++
+	}
+	return estimatedBits(string(b[:j]), 4)
 }
 
 // isUUIDShaped reports whether s has the canonical UUID form: 36

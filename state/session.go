@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -152,6 +153,10 @@ func (e *BlockedError) Error() string {
 	return "session is challenge blocked until " + e.Until.UTC().Format(time.RFC3339)
 }
 
+// ErrTransition is what SetStatus returns for a change the status machine
+// does not allow.
+var ErrTransition = errors.New("status cannot change")
+
 // SetStatus moves the session to status to at now, following the state
 // machine. Moving to "challenge blocked" requires blockFor > 0. Moving to
 // "authenticated" records AuthTime. A refused transition leaves s unchanged.
@@ -161,7 +166,7 @@ func (s *Session) SetStatus(to Status, now time.Time, reason string, blockFor ti
 		return &BlockedError{Until: s.BlockedUntil}
 	}
 	if !CanTransition(from, to) {
-		return fmt.Errorf("status cannot change from %q to %q", from, to)
+		return fmt.Errorf("%w from %q to %q", ErrTransition, from, to)
 	}
 	if to == StatusChallengeBlocked {
 		if blockFor <= 0 {

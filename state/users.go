@@ -67,6 +67,8 @@ type Users struct {
 	list    []User
 	byID    map[string]int
 	byLogin map[string]int
+	// byFold holds the folded ids (see foldName), for UserKey.
+	byFold map[string]int
 }
 
 // ErrUserNotFound is returned by mutations naming an unknown user.
@@ -107,7 +109,8 @@ func parseUsers(path string, b []byte) (*Users, error) {
 // Path returns the file the users were loaded from.
 func (us *Users) Path() string { return us.path }
 
-func loginKey(login string) string { return strings.ToLower(login) }
+// loginKey is how logins are compared: normalised as UserKey does.
+func loginKey(login string) string { return foldName(login) }
 
 // check validates every entry: ids and logins present and unique (logins
 // case-insensitively), factors known, TOTP secrets and password hashes
@@ -137,6 +140,9 @@ func validUser(u *User) error {
 	if strings.TrimSpace(u.Login) == "" {
 		return errors.New("missing login")
 	}
+	if ValidateUserName(u.ID) != nil || ValidateUserName(u.Login) != nil {
+		return errors.New("id and login must be UTF-8 text without control characters")
+	}
 	for _, f := range u.Factors {
 		if !slices.Contains(Factors, f) {
 			return fmt.Errorf("unknown factor %q: allowed values are %s", f, strings.Join(Factors, ", "))
@@ -161,10 +167,27 @@ func validUser(u *User) error {
 func (us *Users) index() {
 	us.byID = make(map[string]int, len(us.list))
 	us.byLogin = make(map[string]int, len(us.list))
+	us.byFold = make(map[string]int, len(us.list))
 	for i, u := range us.list {
 		us.byID[u.ID] = i
 		us.byLogin[loginKey(u.Login)] = i
+		us.byFold[foldName(u.ID)] = i
 	}
+}
+
+// byFolded returns a copy of the user whose login, else whose id, folds to
+// k (see foldName).
+func (us *Users) byFolded(k string) (User, bool) {
+	us.mu.RLock()
+	defer us.mu.RUnlock()
+	i, ok := us.byLogin[k]
+	if !ok {
+		i, ok = us.byFold[k]
+	}
+	if !ok {
+		return User{}, false
+	}
+	return us.list[i].clone(), true
 }
 
 // ByID returns a copy of the user with id.

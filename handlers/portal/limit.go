@@ -29,11 +29,14 @@ type FailureLimiter struct {
 	// Window is the length of the sliding window. Default: 5m.
 	Window time.Duration
 	// MaxKeys bounds the keys kept; beyond it stale keys are swept and, if
-	// still full, the new key is not tracked. Default: 100000.
+	// still full, the limiter fails closed: a key it does not track yet is
+	// reported blocked (429) until room is made. Default: 100000.
 	MaxKeys int
 
 	mu   sync.Mutex
 	fail map[string][]time.Time
+	// swept is when a full table was last swept: at most once a second.
+	swept time.Time
 }
 
 // Failure limiter defaults.
@@ -78,12 +81,20 @@ func (l *FailureLimiter) recent(key string, now time.Time, window time.Duration)
 
 // Blocked reports whether any of keys has reached the limit at now and, if
 // so, the time at which the last of them may try again.
+//
+// With the table full (MaxKeys live keys), a key not tracked yet could not
+// be counted: it is reported blocked for the window, so a flood of fresh
+// keys cannot switch the limit off.
 func (l *FailureLimiter) Blocked(_ context.Context, now time.Time, keys ...string) (time.Time, bool) {
-	max, window, _ := l.defaults()
+	max, window, maxKeys := l.defaults()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var until time.Time
 	for _, k := range keys {
+		if _, tracked := l.fail[k]; !tracked && l.full(now, window, maxKeys) {
+			until = now.Add(window)
+			continue
+		}
 		ts := l.recent(k, now, window)
 		if len(ts) >= max {
 			if u := ts[len(ts)-max].Add(window); u.After(until) {
@@ -104,11 +115,8 @@ func (l *FailureLimiter) Fail(_ context.Context, now time.Time, keys ...string) 
 	}
 	for _, k := range keys {
 		ts := l.recent(k, now, window)
-		if ts == nil && len(l.fail) >= maxKeys {
-			l.sweep(now, window)
-			if len(l.fail) >= maxKeys {
-				continue
-			}
+		if ts == nil && l.full(now, window, maxKeys) {
+			continue // Blocked refuses untracked keys meanwhile
 		}
 		if len(ts) >= 2*max {
 			ts = ts[1:] // the count only needs the last max entries
@@ -122,6 +130,19 @@ func (l *FailureLimiter) Reset(_ context.Context, key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.fail, key)
+}
+
+// full reports whether the table holds maxKeys live keys, sweeping stale
+// ones first (at most once a second). l.mu must be held.
+func (l *FailureLimiter) full(now time.Time, window time.Duration, maxKeys int) bool {
+	if len(l.fail) < maxKeys {
+		return false
+	}
+	if now.Sub(l.swept) >= time.Second || now.Before(l.swept) {
+		l.swept = now
+		l.sweep(now, window)
+	}
+	return len(l.fail) >= maxKeys
 }
 
 // sweep forgets every key with no failure inside the window. l.mu must be

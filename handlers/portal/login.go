@@ -42,19 +42,20 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	password := r.PostFormValue("password")
 	t := target(r)
 	ip := p.clientIP(r)
-	if login == "" || password == "" || len(login) > maxLoginLen || len(password) > maxLoginLen {
+	if login == "" || password == "" || len(login) > maxLoginLen || len(password) > maxLoginLen ||
+		state.ValidateUserName(login) != nil {
 		p.render(w, r, http.StatusBadRequest, "login", pageData{
 			Redirect: t, Login: login,
 			Error: "Enter your login and password.",
 		})
 		return
 	}
-	if p.limited(w, r, now, ipKey(ip), userKey(login)) {
+	if p.limited(w, r, now, ipKey(ip), userKey(p.Users, login)) {
 		return
 	}
 	u, ok := p.Users.CheckPassword(login, password)
 	if !ok {
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(login))
+		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(p.Users, login))
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
 			Redirect: t, Login: login,
@@ -92,7 +93,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p.setSession(w, id)
 	if trusted {
-		p.Limiter.Reset(r.Context(), userKey(u.Login))
+		p.Limiter.Reset(r.Context(), userKey(p.Users, u.Login))
 		p.Env.Logger.Info("portal sign-in complete on a trusted device", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
 		finish(w, r, t)
 		return

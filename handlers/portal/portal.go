@@ -254,5 +254,14 @@ func (p *Portal) limited(w http.ResponseWriter, r *http.Request, now time.Time, 
 	return true
 }
 
-func ipKey(ip string) string      { return "ip:" + ip }
-func userKey(login string) string { return "user:" + strings.ToLower(strings.TrimSpace(login)) }
+func ipKey(ip string) string { return "ip:" + ip }
+
+// userKey is the limiter key of a login: the user's canonical key (see
+// state.UserKey), so that every spelling of a login counts as one.
+func userKey(users *state.Users, login string) string {
+	k, err := state.UserKey(users, login)
+	if err != nil {
+		k = login
+	}
+	return "user:" + k
+}

@@ -26,7 +26,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.Env.Time()
 	ip := p.clientIP(r)
-	if p.limited(w, r, now, ipKey(ip), userKey(u.Login)) {
+	if p.limited(w, r, now, ipKey(ip), userKey(p.Users, u.Login)) {
 		return
 	}
 	factor := r.PostFormValue("factor")
@@ -97,12 +97,12 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	switch res {
 	case state.OTPOK:
 	case state.OTPBlocked:
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
+		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(p.Users, u.Login))
 		w.Header().Set("Retry-After", handlers.RetryAfter(now.Add(p.OTP.BlockFor), now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return
 	default:
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
+		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(p.Users, u.Login))
 		msg := "That code is not right. Please try again."
 		switch res {
 		case state.OTPExpired, state.OTPUsed, state.OTPNone:
@@ -117,7 +117,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "rotate", err)
 		return
 	}
-	p.Limiter.Reset(r.Context(), userKey(u.Login))
+	p.Limiter.Reset(r.Context(), userKey(p.Users, u.Login))
 	p.setSession(w, id)
 	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
 		p.trustDevice(ctx, w, u, now)
