@@ -96,12 +96,12 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 			ra.fail(w, r, raInvalid, "requestId: a session with this id exists already", "")
 			return
 		}
-		ra.storeFail(w, "create", err)
+		ra.storeFail(w, r, "create", err)
 		return
 	}
 	if report != nil {
 		if err := ra.recordUser(ctx, s, report, now); err != nil {
-			ra.storeFail(w, "create user", err)
+			ra.storeFail(w, r, "create user", err)
 			return
 		}
 	}
@@ -141,7 +141,7 @@ func (ra *RiskAnalyzer) fetch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		ra.storeFail(w, "get", err)
+		ra.storeFail(w, r, "get", err)
 		return
 	}
 	ra.answer(w, r, http.StatusOK, statusResponse{

@@ -6,9 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"mime"
-	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,68 +24,6 @@ type doc struct {
 	kind string // "string", "number", "bool", "object", "array", "text" (XML)
 	text string
 	kids map[string]*doc
-}
-
-// mediaJSON etc. name the encodings of a request or an answer.
-const (
-	mediaJSON = "json"
-	mediaXML  = "xml"
-	mediaText = "text"
-)
-
-// requestMedia returns the encoding of r's body by Content-Type (JSON when
-// absent), or "" when unsupported.
-func requestMedia(r *http.Request) string {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return mediaJSON
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return ""
-	}
-	switch mt {
-	case "application/json":
-		return mediaJSON
-	case "application/xml", "text/xml":
-		return mediaXML
-	}
-	return ""
-}
-
-// answerMedia picks the answer's encoding from Accept among those offered
-// (in order of preference for wildcards), or "" when none is acceptable.
-func answerMedia(r *http.Request, offered ...string) string {
-	accept := r.Header.Get("Accept")
-	if strings.TrimSpace(accept) == "" {
-		return offered[0]
-	}
-	for part := range strings.SplitSeq(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		if q, ok := params["q"]; ok {
-			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-				continue
-			}
-		}
-		var m string
-		switch mt {
-		case "*/*", "application/*":
-			m = offered[0]
-		case "application/json":
-			m = mediaJSON
-		case "application/xml", "text/xml":
-			m = mediaXML
-		case "text/plain", "text/*":
-			m = mediaText
-		}
-		if slices.Contains(offered, m) {
-			return m
-		}
-	}
-	return ""
 }
 
 // decodeDoc decodes a JSON or XML body into a doc.
@@ -110,7 +45,7 @@ func decodeDoc(body []byte, media string) (*doc, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &FieldError{Msg: "request body has data after the JSON value"}
 	}
-	if d.kind != "object" {
+	if d == nil || d.kind != "object" { // nil: the body is JSON null
 		return nil, &FieldError{Msg: "request body must be a JSON object"}
 	}
 	return d, nil
