@@ -203,7 +203,6 @@ func TestRiskAnalyzerMethodNotAllowedSendsAllow(t *testing.T) {
 // Every answer is an error or a success in the family's shape: never a
 // panic, a dropped connection or a 5xx.
 func TestHostileJSONAtEveryMember(t *testing.T) {
-	values := []any{nil, []any{}, "", 0, -1.5, 1e300, true, map[string]any{}}
 	for _, f := range protoFamilies(t) {
 		for _, ep := range f.endpoints {
 			var doc any
@@ -211,7 +210,7 @@ func TestHostileJSONAtEveryMember(t *testing.T) {
 				t.Fatalf("%s %s: %v", f.name, ep.path, err)
 			}
 			for _, p := range jsonPaths(doc, nil) {
-				for _, v := range values {
+				for _, v := range hostileValues {
 					b, err := json.Marshal(replaceAt(doc, p, v))
 					if err != nil {
 						t.Fatal(err)
@@ -284,4 +283,28 @@ func replaceAt(doc any, path []string, v any) any {
 		return c
 	}
 	return doc
+}
+
+// hostileValues are what a decoder meets where it expects something else.
+var hostileValues = []any{nil, []any{}, "", 0, -1.5, 1e300, true, map[string]any{}}
+
+// hostileVariants returns, for each JSON seed, the seed with the whole
+// document and each member and element in turn replaced by each of
+// hostileValues: the seed corpus of the family's fuzzers.
+func hostileVariants(seeds ...string) []string {
+	var out []string
+	for _, s := range seeds {
+		var doc any
+		if json.Unmarshal([]byte(s), &doc) != nil {
+			continue
+		}
+		for _, p := range jsonPaths(doc, nil) {
+			for _, v := range hostileValues {
+				if b, err := json.Marshal(replaceAt(doc, p, v)); err == nil {
+					out = append(out, string(b))
+				}
+			}
+		}
+	}
+	return out
 }
