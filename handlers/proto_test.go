@@ -308,3 +308,70 @@ func hostileVariants(seeds ...string) []string {
 	}
 	return out
 }
+
+// TestRiskAnalyzerCreateVendorShapes: the vendor's own collection sends
+// ip {remoteIP, remoteHost, proxyIP} and fpList; the address becomes the
+// session's client IP, the fingerprints are kept and fetch returns them,
+// in JSON, XML and text. ipAddress stays an alias.
+func TestRiskAnalyzerCreateVendorShapes(t *testing.T) {
+	f := newRA(t)
+	id := state.NewID()
+	body := `{"requestId":"` + id + `","requestTime":"2026-01-01T10:00:00Z","user":{"loginName":"alice"},
+		"ip":{"remoteIP":"203.0.113.9","remoteHost":"client.example","proxyIP":"198.51.100.1"},
+		"fpList":[{"cookie":"ck1","fingerprint":"fp1","cookieType":"1"},{"cookie":"ck2","fingerprint":"fp2","cookieType":"2"}]}`
+	if w := f.do(t, "POST", RiskBase, "application/json", "", body); w.Code != 200 {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	s := f.session(t, id)
+	want := []state.Fingerprint{{Cookie: "ck1", Fingerprint: "fp1", CookieType: "1"}, {Cookie: "ck2", Fingerprint: "fp2", CookieType: "2"}}
+	if s.ClientIP != "203.0.113.9" || !slices.Equal(s.Fingerprints, want) {
+		t.Fatalf("stored ip %q fingerprints %+v", s.ClientIP, s.Fingerprints)
+	}
+	w := f.do(t, "PUT", RiskBase+"/fetchsessionsecurely", "application/json", "", `{"requestId":"`+id+`"}`)
+	var res statusResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || len(res.FPList) != 2 || res.FPList[1].Fingerprint != "fp2" {
+		t.Fatalf("fetch: %d %s", w.Code, w.Body)
+	}
+	w = f.do(t, "GET", RiskBase+"/"+id, "", "application/xml", "")
+	if !strings.Contains(w.Body.String(), "<fpList><cookie>ck1</cookie><fingerprint>fp1</fingerprint><cookieType>1</cookieType></fpList>") {
+		t.Fatalf("fetch XML: %s", w.Body)
+	}
+	w = f.do(t, "GET", RiskBase+"/"+id, "", "text/plain", "")
+	if !strings.Contains(w.Body.String(), "fpList.1.fingerprint=fp2\n") {
+		t.Fatalf("fetch text: %s", w.Body)
+	}
+
+	// XML: the list is the element repeated; ipAddress is an alias.
+	id2 := state.NewID()
+	xmlBody := `<CreateSession><requestId>` + id2 + `</requestId><user><loginName>bob</loginName></user>
+		<ip><ipAddress>2001:db8::1</ipAddress></ip>
+		<fpList><cookie>a</cookie><fingerprint>x</fingerprint></fpList><fpList><fingerprint>y</fingerprint></fpList></CreateSession>`
+	if w := f.do(t, "POST", RiskBase, "application/xml", "", xmlBody); w.Code != 200 {
+		t.Fatalf("create XML: %d %s", w.Code, w.Body)
+	}
+	if s := f.session(t, id2); s.ClientIP != "2001:db8::1" || len(s.Fingerprints) != 2 || s.Fingerprints[1].Fingerprint != "y" {
+		t.Fatalf("XML stored %q %+v", s.ClientIP, s.Fingerprints)
+	}
+
+	// Bad shapes are refused with responseCode 1 and create nothing.
+	for _, bad := range []string{
+		`"ip":{"remoteIP":"not an address"}`,
+		`"ip":{"remoteIP":5}`,
+		`"ip":[]`,
+		`"fpList":{"cookie":"a"}`,
+		`"fpList":["a"]`,
+		`"fpList":[null]`,
+		`"fpList":[{"fingerprint":{}}]`,
+		`"fpList":[` + strings.Repeat(`{"fingerprint":"f"},`, 16) + `{"fingerprint":"f"}]`,
+		`"fpList":[{"cookie":"` + strings.Repeat("c", 257) + `"}]`,
+	} {
+		id := state.NewID()
+		w := f.do(t, "POST", RiskBase, "application/json", "", `{"requestId":"`+id+`","user":{"loginName":"a"},`+bad+`}`)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `"responseCode":"1"`) {
+			t.Errorf("%s: %d %s", bad, w.Code, w.Body)
+		}
+		if _, err := f.store.Get(context.Background(), state.KeyOf(id)); err == nil {
+			t.Errorf("%s: created a session", bad)
+		}
+	}
+}

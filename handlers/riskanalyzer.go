@@ -62,6 +62,15 @@ type statusResponse struct {
 	SessionStatus        string `json:"sessionStatus,omitempty" xml:"sessionStatus,omitempty"`
 	AuthenticationStatus *int   `json:"authenticationStatus,omitempty" xml:"authenticationStatus,omitempty"`
 	ClientType           *int   `json:"clientType,omitempty" xml:"clientType,omitempty"`
+	// FPList are the fingerprints the create reported [D].
+	FPList []raFingerprint `json:"fpList,omitempty" xml:"fpList,omitempty"`
+}
+
+// raFingerprint is one entry of fpList, as received and as answered.
+type raFingerprint struct {
+	Cookie      string `json:"cookie" xml:"cookie"`
+	Fingerprint string `json:"fingerprint" xml:"fingerprint"`
+	CookieType  string `json:"cookieType" xml:"cookieType"`
 }
 
 type raUserData struct {
@@ -175,6 +184,12 @@ func (res statusResponse) text() string {
 	}
 	if res.ClientType != nil {
 		line("clientType", strconv.Itoa(*res.ClientType))
+	}
+	for i, f := range res.FPList {
+		p := "fpList." + strconv.Itoa(i) + "."
+		line(p+"cookie", f.Cookie)
+		line(p+"fingerprint", f.Fingerprint)
+		line(p+"cookieType", f.CookieType)
 	}
 	return b.String()
 }

@@ -387,21 +387,32 @@ func TestRiskAnalyzerHistoryBoundAndDevices(t *testing.T) {
 	}
 }
 
+// raCreateSeed is a create in the vendor's collection's shape.
+const raCreateSeed = `{"requestId":"` + raSeedID + `","requestTime":"2026-01-01T00:00:00Z",` +
+	`"user":{"loginName":"alice","groupName":"Staff","userId":"alice"},` +
+	`"ip":{"remoteIP":"192.0.2.1","remoteHost":"h","proxyIP":"192.0.2.9","ipAddress":"192.0.2.1"},` +
+	`"fpList":[{"cookie":"c","fingerprint":"f","cookieType":"1"}],"sessionData":{"authenticationStatus":0,"clientType":0}}`
+
 func FuzzRiskAnalyzerJSON(f *testing.F) {
-	for _, s := range []string{seedJSON, `{}`, `{"requestId":null}`, `[`, `{"a":[{"b":{}}]}`, `{"authenticationStatus":"1e99"}`} {
+	seeds := []string{seedJSON, raCreateSeed, `{}`, `{"requestId":null}`, `[`, `{"a":[{"b":{}}]}`, `{"authenticationStatus":"1e99"}`}
+	for _, s := range append(seeds, hostileVariants(seedJSON, raCreateSeed)...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		d, err := decodeDoc([]byte(body), mediaJSON)
 		if err != nil {
+			if _, ok := errors.AsType[*FieldError](err); !ok {
+				t.Fatalf("error %T %v is not a FieldError", err, err)
+			}
 			return
 		}
 		_, _ = parseUpdate(d, "")
+		_, _ = parseCreate(d)
 	})
 }
 
 func FuzzRiskAnalyzerXML(f *testing.F) {
-	for _, s := range []string{seedXML, `<a/>`, `<a><b>1</b></a>`, `<?xml version="1.0"?><a>&amp;</a>`, `<a><b><c/></b>`, `<!DOCTYPE a><a/>`} {
+	for _, s := range []string{seedXML, `<a><user><loginName>x</loginName></user><fpList><cookie>c</cookie></fpList><fpList/><fpList>t</fpList></a>`, `<a/>`, `<a><b>1</b></a>`, `<?xml version="1.0"?><a>&amp;</a>`, `<a><b><c/></b>`, `<!DOCTYPE a><a/>`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -410,5 +421,6 @@ func FuzzRiskAnalyzerXML(f *testing.F) {
 			return
 		}
 		_, _ = parseUpdate(d, "")
+		_, _ = parseCreate(d)
 	})
 }

@@ -24,6 +24,10 @@ type doc struct {
 	kind string // "string", "number", "bool", "object", "array", "text" (XML)
 	text string
 	kids map[string]*doc
+	// items are a JSON array's elements (nil for a null one); reps an
+	// XML element's children by name, every occurrence in order.
+	items []*doc
+	reps  map[string][]*doc
 }
 
 // decodeDoc decodes a JSON or XML body into a doc.
@@ -89,9 +93,11 @@ func jsonDoc(dec *json.Decoder, depth int, tokens *int) (*doc, error) {
 		case '[':
 			d := &doc{kind: "array"}
 			for dec.More() {
-				if _, err := jsonDoc(dec, depth+1, tokens); err != nil {
+				item, err := jsonDoc(dec, depth+1, tokens)
+				if err != nil {
 					return nil, err
 				}
+				d.items = append(d.items, item)
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, &FieldError{Msg: "malformed JSON"}
@@ -147,8 +153,13 @@ func decodeXMLDoc(body []byte) (*doc, error) {
 				if parent.kids == nil {
 					parent.kids = map[string]*doc{}
 				}
+				if parent.reps == nil {
+					parent.reps = map[string][]*doc{}
+				}
 				parent.kind = "object"
-				parent.kids[strings.ToLower(t.Name.Local)] = d
+				name := strings.ToLower(t.Name.Local)
+				parent.kids[name] = d
+				parent.reps[name] = append(parent.reps[name], d)
 			}
 			stack = append(stack, d)
 		case xml.EndElement:
@@ -235,4 +246,30 @@ func (d *doc) object(name string) (*doc, error) {
 		return &doc{kind: "object"}, nil // <user/> in XML
 	}
 	return nil, &FieldError{Field: name, Msg: "must be an object"}
+}
+
+// list reads an array member: a JSON array, or in XML the element
+// repeated (each occurrence one item). Every item must be an object.
+func (d *doc) list(name string) ([]*doc, error) {
+	m := d.member(name)
+	if m == nil {
+		return nil, nil
+	}
+	items := m.items
+	switch {
+	case m.kind == "array":
+	case m.kind == "object" || m.kind == "text":
+		items = d.reps[strings.ToLower(name)]
+		if items == nil { // an XML object without reps cannot happen; JSON objects are not lists
+			return nil, &FieldError{Field: name, Msg: "must be an array"}
+		}
+	default:
+		return nil, &FieldError{Field: name, Msg: "must be an array"}
+	}
+	for i, it := range items {
+		if it == nil || (it.kind != "object" && !(it.kind == "text" && strings.TrimSpace(it.text) == "")) {
+			return nil, &FieldError{Field: name + "[" + strconv.Itoa(i) + "]", Msg: "must be an object"}
+		}
+	}
+	return items, nil
 }
