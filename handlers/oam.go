@@ -162,7 +162,7 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
-	if err := o.Env.Store.Create(ctx, s); err != nil {
+	if err := o.Env.CreateSession(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			oamFail(w, http.StatusBadRequest, "a session with this sessionId exists already", "sessionId")
 			return
@@ -244,7 +244,7 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 				o.oamStoreFail(w, r, "delete", err)
 				return
 			}
-			if len(deleted) < oamMaxResults {
+			if len(deleted) < o.Env.Policy.SearchResults() {
 				deleted = append(deleted, toOAM(gone, o.Env.SessionID(gone)))
 			}
 		}

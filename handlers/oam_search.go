@@ -162,7 +162,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 	})
 	res := oamSearchResult{TotalRecords: len(found)}
 	for i, s := range found {
-		if i == oamMaxResults {
+		if i == o.Env.Policy.SearchResults() {
 			break
 		}
 		res.Sessions.SessionData = append(res.Sessions.SessionData, toOAM(s, o.Env.SessionID(s)))

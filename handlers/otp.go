@@ -131,7 +131,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 			o.storeFail(w, "issue", err)
 			return
 		}
-		switch err := o.Env.Store.Create(ctx, s); {
+		switch err := o.Env.CreateSession(ctx, s); {
 		case err == nil:
 			o.Env.Logger.Info("otp session created", zap.String("session", key.Short()))
 			o.deliverAndAnswer(w, r, s, code, exp, http.StatusOK, o.ExposeOTP)

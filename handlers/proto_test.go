@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -373,5 +375,68 @@ func TestRiskAnalyzerCreateVendorShapes(t *testing.T) {
 		if _, err := f.store.Get(context.Background(), state.KeyOf(id)); err == nil {
 			t.Errorf("%s: created a session", bad)
 		}
+	}
+}
+
+// TestMaxSessionsPerUser: parallel creations for one user, through two
+// families at once, never leave more than the maximum live; one after the
+// other, the oldest go and the newest stays.
+func TestMaxSessionsPerUser(t *testing.T) {
+	f := newOAM(t)
+	f.env.Policy.MaxSessionsPerUser = 2
+	ra := &RiskAnalyzer{Env: f.env, Auth: testAuth(), Success: map[int]bool{0: true}}
+	ra.Register(f.mux)
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			var w *httptest.ResponseRecorder
+			if i%2 == 0 {
+				w = f.do("POST", "/session", `{"userId":"alice"}`)
+			} else {
+				req := httptest.NewRequest("POST", RiskBase, strings.NewReader(`{"user":{"loginName":"alice"}}`))
+				req.SetBasicAuth(apiUser, apiPass)
+				req.Header.Set("Content-Type", "application/json")
+				w = f.serve(req)
+			}
+			if w.Code != 200 {
+				t.Errorf("create %d: %d %s", i, w.Code, w.Body)
+			}
+		})
+	}
+	wg.Wait()
+	if live, _ := f.store.ByUser(context.Background(), "alice"); len(live) > 2 || len(live) == 0 {
+		t.Fatalf("%d sessions live after parallel creations, max 2", len(live))
+	}
+	var last string
+	for range 3 {
+		f.clk.Advance(time.Second)
+		last = decode[sessionJSON](t, f.do("POST", "/session", `{"userId":"alice"}`)).SessionID
+	}
+	live, _ := f.store.ByUser(context.Background(), "alice")
+	if len(live) != 2 || !slices.ContainsFunc(live, func(s *state.Session) bool { return s.Key == state.KeyOf(last) }) {
+		t.Fatalf("after sequential creations: %d live, newest kept: %v", len(live), live)
+	}
+	// Other users are not touched.
+	f.do("POST", "/session", `{"userId":"bob"}`)
+	if b, _ := f.store.ByUser(context.Background(), "bob"); len(b) != 1 {
+		t.Fatalf("bob has %d sessions", len(b))
+	}
+}
+
+// TestMaxSearchResults: the policy caps search and delete-by-user answers.
+func TestMaxSearchResults(t *testing.T) {
+	f := newOAM(t)
+	f.env.Policy.MaxSearchResults = 3
+	for range 5 {
+		f.do("POST", "/session", `{"userId":"alice"}`)
+	}
+	var res oamSearchResult
+	if err := json.Unmarshal(f.do("POST", "/sessions?userId=alice", "").Body.Bytes(), &res); err != nil ||
+		res.TotalRecords != 5 || len(res.Sessions.SessionData) != 3 {
+		t.Fatalf("search: %+v %v", res, err)
+	}
+	var deleted []oamSessionData
+	if err := json.Unmarshal(f.do("DELETE", "/session?userId=alice", "").Body.Bytes(), &deleted); err != nil || len(deleted) != 3 {
+		t.Fatalf("delete: %d %v", len(deleted), err)
 	}
 }
