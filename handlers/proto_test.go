@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -271,10 +272,7 @@ func replaceAt(doc any, path []string, v any) any {
 	}
 	switch d := doc.(type) {
 	case map[string]any:
-		c := make(map[string]any, len(d))
-		for k, x := range d {
-			c[k] = x
-		}
+		c := maps.Clone(d)
 		c[path[0]] = replaceAt(d[path[0]], path[1:], v)
 		return c
 	case []any:

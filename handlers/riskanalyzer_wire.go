@@ -256,9 +256,9 @@ func (d *doc) list(name string) ([]*doc, error) {
 		return nil, nil
 	}
 	items := m.items
-	switch {
-	case m.kind == "array":
-	case m.kind == "object" || m.kind == "text":
+	switch m.kind {
+	case "array":
+	case "object", "text":
 		items = d.reps[strings.ToLower(name)]
 		if items == nil { // an XML object without reps cannot happen; JSON objects are not lists
 			return nil, &FieldError{Field: name, Msg: "must be an array"}
@@ -267,7 +267,8 @@ func (d *doc) list(name string) ([]*doc, error) {
 		return nil, &FieldError{Field: name, Msg: "must be an array"}
 	}
 	for i, it := range items {
-		if it == nil || (it.kind != "object" && !(it.kind == "text" && strings.TrimSpace(it.text) == "")) {
+		emptyXML := it != nil && it.kind == "text" && strings.TrimSpace(it.text) == ""
+		if it == nil || (it.kind != "object" && !emptyXML) {
 			return nil, &FieldError{Field: name + "[" + strconv.Itoa(i) + "]", Msg: "must be an object"}
 		}
 	}
