@@ -171,6 +171,12 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	stored, err := o.Env.Store.Get(ctx, s.Key)
+	if errors.Is(err, state.ErrNotFound) && o.Env.Policy.MaxSessionsPerUser > 0 {
+		// A parallel creation for the same user, trimming to
+		// max_sessions_per_user, may already have deleted it (sessions
+		// of the same second have no order): answer what was created.
+		stored, err = s, nil
+	}
 	if err != nil {
 		if errors.Is(err, state.ErrNotFound) {
 			oamFail(w, http.StatusNotFound, "session created but could not be read back", "")
