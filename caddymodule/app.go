@@ -49,6 +49,16 @@ type App struct {
 	// lookup that runs out of it answers 408. Default: 5s.
 	StoreTimeout caddy.Duration `json:"store_timeout,omitempty"`
 
+	// MaxSessionsPerUser bounds the live sessions of one user, in every
+	// family that creates sessions and across instances sharing a store:
+	// a creation beyond it deletes the user's oldest sessions. Default: 0,
+	// unlimited.
+	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
+
+	// MaxSearchResults caps the sessions in one OAM search or
+	// delete-by-user answer. Default: 28.
+	MaxSearchResults int `json:"max_search_results,omitempty"`
+
 	// IDStoreName is the idStoreName of sessions created without one.
 	// Default: UserIdentityStore1.
 	IDStoreName string `json:"id_store_name,omitempty"`
@@ -215,6 +225,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 			RequireSecondFactor: a.RequireSecondFactor,
 			BlockFor:            time.Duration(a.BlockDuration),
 			StoreTimeout:        time.Duration(a.StoreTimeout),
+			MaxSessionsPerUser:  a.MaxSessionsPerUser,
+			MaxSearchResults:    a.MaxSearchResults,
 		},
 	}
 	return nil
@@ -239,6 +251,9 @@ func (a *App) setDefaults() {
 	if a.IDStoreName == "" {
 		a.IDStoreName = "UserIdentityStore1"
 	}
+	if a.MaxSearchResults == 0 {
+		a.MaxSearchResults = handlers.DefaultMaxSearchResults
+	}
 	if a.Cookie == nil {
 		a.Cookie = new(CookieConfig)
 	}
@@ -257,6 +272,9 @@ func (a *App) Validate() error {
 	}
 	if a.TouchInterval < 0 || a.BlockDuration < 0 || a.StoreTimeout < 0 {
 		return errors.New("touch_interval, block_duration and store_timeout must not be negative")
+	}
+	if a.MaxSessionsPerUser < 0 || a.MaxSearchResults < 0 {
+		return errors.New("max_sessions_per_user and max_search_results must not be negative")
 	}
 	if strings.ContainsAny(a.Cookie.Name, " ;=,\t\r\n") {
 		return fmt.Errorf("cookie name %q has characters not allowed in a cookie name", a.Cookie.Name)

@@ -44,6 +44,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [block_duration <duration>]
 //	    [store_timeout <duration>]
 //	    [id_store_name <name>]
+//	    [max_sessions_per_user <n>]
+//	    [max_search_results <n>]
 //	    [require_second_factor]
 //	    [cookie {
 //	        [name <name>]
@@ -93,6 +95,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDurationInto(d, &a.StoreTimeout)
 		case "id_store_name":
 			a.IDStoreName, err = oneArg(d)
+		case "max_sessions_per_user":
+			a.MaxSessionsPerUser, err = intArg(d)
+		case "max_search_results":
+			a.MaxSearchResults, err = intArg(d)
 		case "require_second_factor":
 			if d.NextArg() {
 				return d.ArgErr()

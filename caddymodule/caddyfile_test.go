@@ -43,6 +43,8 @@ func TestGlobalOptionEveryOption(t *testing.T) {
 		block_duration 10m
 		store_timeout 2s
 		id_store_name LDAP1
+		max_sessions_per_user 3
+		max_search_results 50
 		require_second_factor
 		cookie {
 			name sid
@@ -71,6 +73,8 @@ func TestGlobalOptionEveryOption(t *testing.T) {
 		BlockDuration:       caddy.Duration(10 * time.Minute),
 		StoreTimeout:        caddy.Duration(2 * time.Second),
 		IDStoreName:         "LDAP1",
+		MaxSessionsPerUser:  3,
+		MaxSearchResults:    50,
 		RequireSecondFactor: true,
 		Cookie:              &CookieConfig{Name: "sid", Domain: "example.com", Path: "/app", Insecure: true},
 		APIUsers: []APIUser{
@@ -147,6 +151,11 @@ func TestGlobalOptionRejections(t *testing.T) {
 		{"store_timeout zero", "authsession {\nstore_timeout 0\n}", "store_timeout must be positive"},
 		{"id_store_name missing", "authsession {\nid_store_name\n}", "'id_store_name'"},
 		{"id_store_name extra", "authsession {\nid_store_name a b\n}", "'b'"},
+		{"max_sessions_per_user zero", "authsession {\nmax_sessions_per_user 0\n}", `max_sessions_per_user must be a positive integer, not "0"`},
+		{"max_sessions_per_user missing", "authsession {\nmax_sessions_per_user\n}", "'max_sessions_per_user'"},
+		{"max_search_results bad", "authsession {\nmax_search_results many\n}", `max_search_results must be a positive integer, not "many"`},
+		{"max_search_results extra", "authsession {\nmax_search_results 5 6\n}", "'6'"},
+		{"repeated max_search_results", "authsession {\nmax_search_results 5\nmax_search_results 6\n}", "max_search_results given twice"},
 		{"require_second_factor argument", "authsession {\nrequire_second_factor yes\n}", "'yes'"},
 		{"api_user missing hash", "authsession {\napi_user admin\n}", "api_user needs <username> <bcrypt_hash>"},
 		{"api_user extra", "authsession {\napi_user admin hash more\n}", "api_user needs"},

@@ -95,7 +95,7 @@ func (a *Authn) Register(mux *http.ServeMux) {
 		mux.HandleFunc("PUT "+p, a.put)
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "POST, PUT")
-			a.fail(w, wantsXML(r, isXML(r.Header.Get("Content-Type"))), http.StatusMethodNotAllowed,
+			a.fail(w, authnAnswerXML(r), http.StatusMethodNotAllowed,
 				authnCodeBadRequest, "method "+r.Method+" not allowed here", "")
 		})
 	}
@@ -119,20 +119,38 @@ func (a *Authn) authorize(w http.ResponseWriter, r *http.Request, asXML bool) bo
 	return false
 }
 
-// readRequest checks Basic auth, then reads and decodes the body (JSON or
-// XML with root) into v. It answers failures itself; outXML tells how to
-// answer.
+// authnMedia are the family's encodings, in and out; JSON is the default.
+var authnMedia = []string{mediaJSON, mediaXML}
+
+// authnAnswerXML reports whether the answer to r is XML: chosen by Accept
+// only, JSON when Accept is absent or allows neither.
+func authnAnswerXML(r *http.Request) bool {
+	m, _ := answerMedia(r, authnMedia...)
+	return m == mediaXML
+}
+
+// readRequest checks Basic auth and the media types, then reads and decodes
+// the body (JSON or XML with root) into v. It answers failures itself:
+// 406, 415, 413 or 400; outXML tells how to answer.
 func (a *Authn) readRequest(w http.ResponseWriter, r *http.Request, root string, v any) (outXML, ok bool) {
-	inXML := isXML(r.Header.Get("Content-Type"))
-	outXML = wantsXML(r, inXML)
+	in, out, merr := negotiate(r, authnMedia, authnMedia)
+	outXML = out == mediaXML
 	if !a.authorize(w, r, outXML) {
+		return outXML, false
+	}
+	if merr != nil {
+		a.fail(w, outXML, merr.Status, authnCodeBadRequest, merr.Msg, "")
 		return outXML, false
 	}
 	body, err := ReadBody(w, r)
 	if err == nil {
-		err = decodeAuthn(body, inXML, root, v)
+		err = decodeAuthn(body, in == mediaXML, root, v)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		a.fail(w, outXML, http.StatusRequestEntityTooLarge, authnCodeBadRequest, err.Error(), "")
+		return outXML, false
+	case err != nil:
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, err.Error(), "")
 		return outXML, false
 	}
@@ -299,9 +317,11 @@ func (a *Authn) storeFail(w http.ResponseWriter, asXML bool, op string, err erro
 	case errors.As(err, &be):
 		a.fail(w, asXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
 	case isTimeout(err):
+		storeDown(w)
 		a.fail(w, asXML, http.StatusServiceUnavailable, authnCodeStore, "session store did not answer in time", "")
 	case errors.Is(err, state.ErrUnavailable):
 		a.Env.Logger.Error("session store failed", zap.String("op", op), zap.Error(err))
+		storeDown(w)
 		a.fail(w, asXML, http.StatusServiceUnavailable, authnCodeStore, "session store unavailable", "")
 	default:
 		a.Env.Logger.Error("authn api failed", zap.String("op", op), zap.Error(err))

@@ -24,7 +24,7 @@ var authnSeeds = []string{
 // FuzzAuthnDecode decodes arbitrary bodies as JSON and as XML into both
 // request types: never a panic, every failure a FieldError.
 func FuzzAuthnDecode(f *testing.F) {
-	for _, s := range authnSeeds {
+	for _, s := range append(authnSeeds, hostileVariants(authnSeeds[:3]...)...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -48,7 +48,7 @@ func FuzzAuthnDecode(f *testing.F) {
 // FuzzAuthnPUT sends arbitrary bodies to PUT /authn/v1 on a live flow: the
 // answer is a 400 (or 200) in the family's shape, never a panic or a 500.
 func FuzzAuthnPUT(f *testing.F) {
-	for _, s := range authnSeeds {
+	for _, s := range append(authnSeeds, hostileVariants(authnSeeds[1:3]...)...) {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
 	}

@@ -124,7 +124,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, state.ErrNotFound) {
 		s = a.Env.NewSession(id, now)
 		if err = apply(s); err == nil {
-			err = a.Env.Store.Create(ctx, s)
+			err = a.Env.CreateSession(ctx, s)
 		}
 		if errors.Is(err, state.ErrExists) && named {
 			s, err = a.Env.Store.Update(ctx, key, apply)

@@ -93,7 +93,7 @@ func TestAuthnPostCredentials(t *testing.T) {
 		{"malformed", `{"clientInfo":`, true, 400},
 		{"ttl too long", `{"clientInfo":{"clientId":"` + authnClientID + `","clientSecret":"` + authnClientSecret + `"},"timeToLiveInSec":99999}`, true, 400},
 		{"bad session id", `{"clientInfo":{"clientId":"` + authnClientID + `","clientSecret":"` + authnClientSecret + `"},"sessionId":"short"}`, true, 400},
-		{"too large", `{"clientInfo":{"clientId":"` + strings.Repeat("x", MaxBody) + `"}}`, true, 400},
+		{"too large", `{"clientInfo":{"clientId":"` + strings.Repeat("x", MaxBody) + `"}}`, true, 413},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -328,7 +328,7 @@ func TestAuthnXML(t *testing.T) {
 	body := `<?xml version="1.0"?><authnrequest><ClientInfo><CLIENTID>` + authnClientID + `</CLIENTID>
 		<clientSecret>` + authnClientSecret + `</clientSecret></ClientInfo><userinfo><UserId>alice</UserId>
 		<groups>Default</groups></userinfo><timeToLiveInSec> 60 </timeToLiveInSec></authnrequest>`
-	w := f.do("POST", body, "Content-Type", "application/xml")
+	w := f.do("POST", body, "Content-Type", "application/xml", "Accept", "application/xml")
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/xml" {
 		t.Fatalf("POST XML: %d %s", w.Code, w.Body)
 	}
@@ -352,12 +352,12 @@ func TestAuthnXML(t *testing.T) {
 	}
 	put := `<UpdateAuthnRequest><ChallengeOp>Init</ChallengeOp><correlationid>` + ans.CorrelationID +
 		`</correlationid><NONCE>` + ans.Nonce + `</NONCE><challengeData><Factor>ChallengeEmail</Factor></challengeData></UpdateAuthnRequest>`
-	w = f.do("PUT", put, "Content-Type", "text/xml")
+	w = f.do("PUT", put, "Content-Type", "text/xml", "Accept", "text/xml")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "<UpdateAuthnResponse>") {
 		t.Fatalf("PUT XML: %d %s", w.Code, w.Body)
 	}
 	// Errors in XML, under the AuthnAPIResponse root; a JSON answer on request.
-	w = f.do("PUT", `<UpdateAuthnRequest><challengeop>Validate</challengeop></UpdateAuthnRequest>`, "Content-Type", "application/xml")
+	w = f.do("PUT", `<UpdateAuthnRequest><challengeop>Validate</challengeop></UpdateAuthnRequest>`, "Content-Type", "application/xml", "Accept", "application/xml")
 	if w.Code != 400 || !strings.Contains(w.Body.String(), "<AuthnAPIResponse><status><code>1003</code>") {
 		t.Fatalf("XML error: %d %s", w.Code, w.Body)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 )
@@ -176,15 +175,6 @@ var authnListFields = map[string]bool{
 	"factorattributes": true, "factorattributevalue": true,
 }
 
-// isXML reports whether the media type ct is XML.
-func isXML(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/xml" || mt == "text/xml" || strings.HasSuffix(mt, "+xml")
-}
-
 // decodeAuthn decodes body as JSON, or as XML with the given root element
 // (any letter case) when asXML is set.
 func decodeAuthn(body []byte, asXML bool, root string, v any) error {
@@ -283,21 +273,6 @@ func (n *xmlNode) value() any {
 		}
 	}
 	return obj
-}
-
-// wantsXML reports whether the answer to r should be XML: when Accept
-// prefers XML, or the request was XML and Accept does not ask for JSON.
-func wantsXML(r *http.Request, reqXML bool) bool {
-	acc := strings.ToLower(r.Header.Get("Accept"))
-	hasXML := strings.Contains(acc, "/xml") || strings.Contains(acc, "+xml")
-	hasJSON := strings.Contains(acc, "json")
-	switch {
-	case hasXML && !hasJSON:
-		return true
-	case hasJSON && !hasXML:
-		return false
-	}
-	return reqXML
 }
 
 // writeAuthn writes v as XML or JSON.

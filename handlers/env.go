@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -45,6 +46,62 @@ type Policy struct {
 	BlockFor time.Duration
 	// StoreTimeout bounds one store operation of an API call.
 	StoreTimeout time.Duration
+	// MaxSessionsPerUser bounds the live sessions of one user (0:
+	// unlimited). A creation beyond it deletes the user's oldest
+	// sessions, as the vendor's access manager does.
+	MaxSessionsPerUser int
+	// MaxSearchResults caps the sessions in one OAM search or
+	// delete-by-user answer (0: the default, 28).
+	MaxSearchResults int
+}
+
+// DefaultMaxSearchResults is MaxSearchResults when the policy sets none.
+const DefaultMaxSearchResults = 28
+
+// SearchResults returns the policy's MaxSearchResults or its default.
+func (p Policy) SearchResults() int {
+	if p.MaxSearchResults > 0 {
+		return p.MaxSearchResults
+	}
+	return DefaultMaxSearchResults
+}
+
+// CreateSession stores the new session s, then applies the per-user
+// maximum: the user's oldest other sessions beyond MaxSessionsPerUser - 1
+// are deleted. s itself is never deleted here. Every creator trims after
+// its own write, so with parallel creations the last one to list sees every
+// session and leaves at most the maximum live, on any store (with Redis,
+// across the cluster). A failure to trim is logged; the creation stands.
+func (e *Env) CreateSession(ctx context.Context, s *state.Session) error {
+	if err := e.Store.Create(ctx, s); err != nil {
+		return err
+	}
+	limit := e.Policy.MaxSessionsPerUser
+	if limit <= 0 || s.UserID == "" {
+		return nil
+	}
+	sessions, err := e.Store.ByUser(ctx, s.UserID)
+	if err != nil {
+		e.Logger.Warn("cannot apply max_sessions_per_user", zap.String("session", s.Key.Short()), zap.Error(err))
+		return nil
+	}
+	others := make([]*state.Session, 0, len(sessions))
+	for _, o := range sessions {
+		if o.Key != s.Key {
+			others = append(others, o)
+		}
+	}
+	// Oldest first; the store's order breaks ties.
+	slices.SortStableFunc(others, func(a, b *state.Session) int { return a.CreateTime.Compare(b.CreateTime) })
+	for _, o := range others[:max(len(others)-(limit-1), 0)] {
+		if _, err := e.Store.Delete(ctx, o.Key); err != nil && !errors.Is(err, state.ErrNotFound) {
+			e.Logger.Warn("cannot apply max_sessions_per_user", zap.String("session", o.Key.Short()), zap.Error(err))
+			continue
+		}
+		e.Logger.Info("oldest session of the user deleted (max_sessions_per_user)",
+			zap.String("session", o.Key.Short()), zap.Int("max", limit))
+	}
+	return nil
 }
 
 // Time returns the env's clock reading, in UTC and truncated to the second

@@ -26,7 +26,7 @@ var jsonSeeds = []string{
 // FuzzDecodeJSON decodes arbitrary bodies into the OAM types: never a
 // panic, and every failure is a FieldError.
 func FuzzDecodeJSON(f *testing.F) {
-	for _, s := range jsonSeeds {
+	for _, s := range append(jsonSeeds, hostileVariants(jsonSeeds...)...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -48,7 +48,7 @@ func FuzzDecodeJSON(f *testing.F) {
 // FuzzOAMCreate sends arbitrary bodies to the create endpoint: the answer
 // is 200 or 400 in the family's shape, and a 400 stores nothing.
 func FuzzOAMCreate(f *testing.F) {
-	for _, s := range jsonSeeds {
+	for _, s := range append(jsonSeeds, hostileVariants(jsonSeeds[:2]...)...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -75,7 +75,7 @@ func FuzzOAMCreate(f *testing.F) {
 // FuzzSearchCompile compiles arbitrary query strings and bodies into a
 // search filter: never a panic, failures are FieldErrors.
 func FuzzSearchCompile(f *testing.F) {
-	for _, s := range jsonSeeds {
+	for _, s := range append(jsonSeeds, hostileVariants(jsonSeeds[:2]...)...) {
 		f.Add("userId=alice", s)
 	}
 	f.Add("sessionId=%7C%2B%3D&idStore=LDAP", `{"createTime":"2026-11-22T10:00:00Z"}`)

@@ -49,9 +49,16 @@ func (o *OAM) guard(h http.HandlerFunc) http.Handler {
 			oamFail(w, http.StatusUnauthorized, "valid API credentials are required", "")
 			return
 		}
+		if _, _, merr := negotiate(r, oamMedia, oamMedia); merr != nil {
+			oamFail(w, merr.Status, merr.Msg, "")
+			return
+		}
 		h(w, r)
 	})
 }
+
+// oamMedia is the family's only encoding, in and out.
+var oamMedia = []string{mediaJSON}
 
 func oamFail(w http.ResponseWriter, status int, msg, field string) {
 	WriteJSON(w, status, "", oamError{Code: status, Message: msg, Fields: field})
@@ -70,14 +77,18 @@ func oamBadInput(w http.ResponseWriter, err error) {
 	oamFail(w, http.StatusBadRequest, "bad request", "")
 }
 
-// oamStoreFail answers a store error that is not a plain "not found".
-func (o *OAM) oamStoreFail(w http.ResponseWriter, op string, err error) {
-	if isTimeout(err) {
+// oamStoreFail answers a store error that is not a plain "not found". A
+// lookup (GET) that timed out answers 408, as the vendor documents; any
+// other call that timed out or found the store unreachable answers 503
+// with Retry-After.
+func (o *OAM) oamStoreFail(w http.ResponseWriter, r *http.Request, op string, err error) {
+	if isTimeout(err) && r.Method == http.MethodGet {
 		oamFail(w, http.StatusRequestTimeout, "session store did not answer in time", "")
 		return
 	}
 	o.Env.Logger.Error("session store failed", zap.String("op", op), zap.Error(err))
-	if errors.Is(err, state.ErrUnavailable) {
+	if errors.Is(err, state.ErrUnavailable) || isTimeout(err) {
+		storeDown(w)
 		oamFail(w, http.StatusServiceUnavailable, "session store unavailable", "")
 		return
 	}
@@ -156,21 +167,27 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
-	if err := o.Env.Store.Create(ctx, s); err != nil {
+	if err := o.Env.CreateSession(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			oamFail(w, http.StatusBadRequest, "a session with this sessionId exists already", "sessionId")
 			return
 		}
-		o.oamStoreFail(w, "create", err)
+		o.oamStoreFail(w, r, "create", err)
 		return
 	}
 	stored, err := o.Env.Store.Get(ctx, s.Key)
+	if errors.Is(err, state.ErrNotFound) && o.Env.Policy.MaxSessionsPerUser > 0 {
+		// A parallel creation for the same user, trimming to
+		// max_sessions_per_user, may already have deleted it (sessions
+		// of the same second have no order): answer what was created.
+		stored, err = s, nil
+	}
 	if err != nil {
 		if errors.Is(err, state.ErrNotFound) {
 			oamFail(w, http.StatusNotFound, "session created but could not be read back", "")
 			return
 		}
-		o.oamStoreFail(w, "get", err)
+		o.oamStoreFail(w, r, "get", err)
 		return
 	}
 	o.Env.Logger.Info("session created",
@@ -192,7 +209,7 @@ func (o *OAM) get(w http.ResponseWriter, r *http.Request) {
 			oamFail(w, http.StatusNotFound, "session not found or expired", "sessionId")
 			return
 		}
-		o.oamStoreFail(w, "get", err)
+		o.oamStoreFail(w, r, "get", err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, "", toOAM(s, id))
@@ -215,7 +232,7 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 				oamFail(w, http.StatusNotFound, "session not found or expired", "sessionId")
 				return
 			}
-			o.oamStoreFail(w, "delete", err)
+			o.oamStoreFail(w, r, "delete", err)
 			return
 		}
 		deleted = append(deleted, toOAM(s, id))
@@ -227,7 +244,7 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 		}
 		sessions, err := o.Env.Store.ByUser(ctx, userKey)
 		if err != nil {
-			o.oamStoreFail(w, "list", err)
+			o.oamStoreFail(w, r, "list", err)
 			return
 		}
 		idStore := q.Get("idStore")
@@ -240,10 +257,10 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 				continue // expired or deleted meanwhile
 			}
 			if err != nil {
-				o.oamStoreFail(w, "delete", err)
+				o.oamStoreFail(w, r, "delete", err)
 				return
 			}
-			if len(deleted) < oamMaxResults {
+			if len(deleted) < o.Env.Policy.SearchResults() {
 				deleted = append(deleted, toOAM(gone, o.Env.SessionID(gone)))
 			}
 		}

@@ -68,6 +68,7 @@ func TestOAMBodyTooLarge(t *testing.T) {
 		req := httptest.NewRequest("POST", OAMBase+p, struct{ *strings.Reader }{strings.NewReader(big)})
 		req.ContentLength = -1
 		req.SetBasicAuth(apiUser, apiPass)
+		req.Header.Set("Content-Type", "application/json")
 		assertError(t, f.serve(req), http.StatusRequestEntityTooLarge, "")
 	}
 	f.assertUnchanged(map[state.Key]uint64{})
@@ -145,7 +146,9 @@ func TestOAMStoreFailures(t *testing.T) {
 		{"store down", faultyStore{err: state.ErrUnavailable}, http.StatusServiceUnavailable, "unavailable"},
 		{"store down, wrapped", faultyStore{err: fmt.Errorf("x: dial 10.0.0.9: %w", state.ErrUnavailable)}, http.StatusServiceUnavailable, "unavailable"},
 		{"other store error", faultyStore{err: errors.New("x: disk on fire")}, http.StatusInternalServerError, "internal error"},
-		{"store times out", faultyStore{block: true}, http.StatusRequestTimeout, "in time"},
+		// A lookup that timed out is the documented 408; a write or a
+		// listing that timed out finds the store unreachable: 503.
+		{"store times out", faultyStore{block: true}, http.StatusServiceUnavailable, "unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,8 +158,16 @@ func TestOAMStoreFailures(t *testing.T) {
 			f.env.Store = &st
 			f.env.Policy.StoreTimeout = time.Millisecond
 			for _, ep := range everyEndpoint {
-				e := assertError(t, f.do(ep.method, ep.path, ep.body), tt.status, "")
-				if !strings.Contains(*e.Message, tt.msg) {
+				status, msg := tt.status, tt.msg
+				if tt.store.block && ep.method == "GET" {
+					status, msg = http.StatusRequestTimeout, "in time"
+				}
+				w := f.do(ep.method, ep.path, ep.body)
+				e := assertError(t, w, status, "")
+				if ra := w.Header().Get("Retry-After"); (status == http.StatusServiceUnavailable) != (ra != "") {
+					t.Errorf("%s %s: %d with Retry-After %q", ep.method, ep.path, status, ra)
+				}
+				if !strings.Contains(*e.Message, msg) {
 					t.Errorf("%s %s: message %q", ep.method, ep.path, *e.Message)
 				}
 				if strings.Contains(*e.Message, "x: ") {

@@ -126,7 +126,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 	case f.key != nil:
 		s, err := o.Env.Store.Get(ctx, *f.key)
 		if err != nil && !errors.Is(err, state.ErrNotFound) {
-			o.oamStoreFail(w, "get", err)
+			o.oamStoreFail(w, r, "get", err)
 			return
 		}
 		if s != nil && f.match(s) {
@@ -135,7 +135,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 	case f.userID != "":
 		ss, err := o.Env.Store.ByUser(ctx, f.userID)
 		if err != nil {
-			o.oamStoreFail(w, "list", err)
+			o.oamStoreFail(w, r, "list", err)
 			return
 		}
 		for _, s := range ss {
@@ -151,7 +151,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 			return true
 		})
 		if err != nil {
-			o.oamStoreFail(w, "scan", err)
+			o.oamStoreFail(w, r, "scan", err)
 			return
 		}
 	}
@@ -169,7 +169,7 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 	})
 	res := oamSearchResult{TotalRecords: len(found)}
 	for i, s := range found {
-		if i == oamMaxResults {
+		if i == o.Env.Policy.SearchResults() {
 			break
 		}
 		res.Sessions.SessionData = append(res.Sessions.SessionData, toOAM(s, o.Env.SessionID(s)))

@@ -9,9 +9,6 @@ import (
 // OAMBase is the access-manager family's base path.
 const OAMBase = "/oam/services/rest/access/api/v1"
 
-// oamMaxResults caps the sessions in one delete or search answer.
-const oamMaxResults = 28
-
 // nameValue is OAM's NameValueAttribute.
 type nameValue struct {
 	AttrName  string `json:"attrName"`

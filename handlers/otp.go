@@ -55,6 +55,10 @@ func (o *OTPSessions) Register(mux *http.ServeMux) {
 	}
 }
 
+// otpMedia is the family's only encoding, in and out: JSON, including
+// JSON:API's application/vnd.api+json.
+var otpMedia = []string{mediaJSON}
+
 // guard checks the bearer token and the media types.
 func (o *OTPSessions) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,12 +66,12 @@ func (o *OTPSessions) guard(h http.HandlerFunc) http.Handler {
 			jsonAPIFail(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required", "")
 			return
 		}
-		if !acceptsJSON(r) {
-			jsonAPIFail(w, http.StatusNotAcceptable, "not-acceptable", "answers are JSON", "")
-			return
-		}
-		if !jsonContent(r) {
-			jsonAPIFail(w, http.StatusUnsupportedMediaType, "unsupported-media", "the body must be JSON", "")
+		if _, _, merr := negotiate(r, otpMedia, otpMedia); merr != nil {
+			code := "unsupported-media"
+			if merr.Status == http.StatusNotAcceptable {
+				code = "not-acceptable"
+			}
+			jsonAPIFail(w, merr.Status, code, merr.Msg, "")
 			return
 		}
 		h(w, r)
@@ -131,7 +135,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 			o.storeFail(w, "issue", err)
 			return
 		}
-		switch err := o.Env.Store.Create(ctx, s); {
+		switch err := o.Env.CreateSession(ctx, s); {
 		case err == nil:
 			o.Env.Logger.Info("otp session created", zap.String("session", key.Short()))
 			o.deliverAndAnswer(w, r, s, code, exp, http.StatusOK, o.ExposeOTP)
@@ -293,9 +297,11 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 		w.Header().Set("Retry-After", RetryAfter(re.After, o.Env.Time()))
 		jsonAPIFail(w, http.StatusTooManyRequests, "too-many-requests", re.Err.Error(), "")
 	case isTimeout(err):
+		storeDown(w)
 		jsonAPIFail(w, http.StatusServiceUnavailable, "store-unavailable", "session store did not answer in time", "")
 	case errors.Is(err, state.ErrUnavailable):
 		o.Env.Logger.Error("session store failed", zap.String("op", op), zap.Error(err))
+		storeDown(w)
 		jsonAPIFail(w, http.StatusServiceUnavailable, "store-unavailable", "session store unavailable", "")
 	default:
 		o.Env.Logger.Error("otp api failed", zap.String("op", op), zap.Error(err))

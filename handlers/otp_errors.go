@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,41 +82,4 @@ func jsonAPIBadInput(w http.ResponseWriter, err error) {
 		return
 	}
 	jsonAPIFail(w, http.StatusBadRequest, "bad-request", "the request body cannot be read", "")
-}
-
-// jsonContent reports whether r's Content-Type (if any) is JSON.
-func jsonContent(r *http.Request) bool {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || mt == JSONAPIContentType || strings.HasSuffix(mt, "+json")
-}
-
-// acceptsJSON reports whether r's Accept header (if any) allows a JSON answer.
-func acceptsJSON(r *http.Request) bool {
-	acc := r.Header.Values("Accept")
-	if len(acc) == 0 {
-		return true
-	}
-	for _, line := range acc {
-		for part := range strings.SplitSeq(line, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil {
-				continue
-			}
-			if q := params["q"]; q == "0" || q == "0.0" || q == "0.00" || q == "0.000" {
-				continue
-			}
-			switch mt {
-			case "*/*", "application/*", "application/json", JSONAPIContentType:
-				return true
-			}
-		}
-	}
-	return false
 }

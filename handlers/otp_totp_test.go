@@ -64,6 +64,9 @@ func FuzzOTPBodies(f *testing.F) {
 	} {
 		f.Add(s)
 	}
+	for _, s := range hostileVariants(`{"userId":"u","passedLoginOTP":true}`, `{"otp":"123456","types":["login","totp"],"sessionId":"`+seedID+`"}`) {
+		f.Add(s)
+	}
 	fx := newOTPFixture(f, false)
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, ep := range []struct{ m, p string }{

@@ -21,12 +21,14 @@ import (
 const RiskBase = "/risk-analyzer/session/v1"
 
 // Risk-analyzer responseCodes [D]: "1" invalid input, "2" unknown
-// requestId, "3" the session is challenge blocked.
+// requestId, "3" the session is challenge blocked, "4" the server cannot
+// serve the request (store unavailable, internal error).
 const (
 	raOK      = "0"
 	raInvalid = "1"
 	raUnknown = "2"
 	raBlocked = "3"
+	raServer  = "4"
 )
 
 // RiskAnalyzer serves the risk-analyzer session API (risk-analyzer.md):
@@ -60,6 +62,15 @@ type statusResponse struct {
 	SessionStatus        string `json:"sessionStatus,omitempty" xml:"sessionStatus,omitempty"`
 	AuthenticationStatus *int   `json:"authenticationStatus,omitempty" xml:"authenticationStatus,omitempty"`
 	ClientType           *int   `json:"clientType,omitempty" xml:"clientType,omitempty"`
+	// FPList are the fingerprints the create reported [D].
+	FPList []raFingerprint `json:"fpList,omitempty" xml:"fpList,omitempty"`
+}
+
+// raFingerprint is one entry of fpList, as received and as answered.
+type raFingerprint struct {
+	Cookie      string `json:"cookie" xml:"cookie"`
+	Fingerprint string `json:"fingerprint" xml:"fingerprint"`
+	CookieType  string `json:"cookieType" xml:"cookieType"`
 }
 
 type raUserData struct {
@@ -87,12 +98,19 @@ func (ra *RiskAnalyzer) Register(mux *http.ServeMux) {
 	mux.Handle("PUT "+RiskBase+"/fetchsessionsecurely", ra.guard(ra.fetch))
 	mux.Handle("GET "+RiskBase+"/{requestId}", ra.guard(ra.fetch))
 	mux.Handle("PUT "+RiskBase+"/{requestId}", ra.guard(ra.update))
-	for _, p := range []string{"", "/{requestId}"} {
-		mux.Handle(RiskBase+p, ra.guard(func(w http.ResponseWriter, _ *http.Request) {
-			w.WriteHeader(http.StatusMethodNotAllowed)
+	for p, allow := range map[string]string{"": "POST", "/{requestId}": "GET, PUT"} {
+		mux.Handle(RiskBase+p, ra.guard(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			ra.answer(w, r, http.StatusMethodNotAllowed, statusResponse{ResponseCode: raInvalid, ResponseMessage: "method " + r.Method + " not allowed here"})
 		}))
 	}
 }
+
+// raIn and raOut are the encodings the family reads and writes.
+var (
+	raIn  = []string{mediaJSON, mediaXML}
+	raOut = []string{mediaJSON, mediaXML, mediaText}
+)
 
 // guard checks credentials and the request's and answer's media types.
 func (ra *RiskAnalyzer) guard(h http.HandlerFunc) http.Handler {
@@ -102,12 +120,8 @@ func (ra *RiskAnalyzer) guard(h http.HandlerFunc) http.Handler {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		if answerMedia(r, mediaJSON, mediaXML, mediaText) == "" {
-			w.WriteHeader(http.StatusNotAcceptable)
-			return
-		}
-		if r.Method != http.MethodGet && requestMedia(r) == "" {
-			w.WriteHeader(http.StatusUnsupportedMediaType)
+		if _, _, merr := negotiate(r, raIn, raOut); merr != nil {
+			ra.answer(w, r, merr.Status, statusResponse{ResponseCode: raInvalid, ResponseMessage: merr.Msg})
 			return
 		}
 		h(w, r)
@@ -119,7 +133,8 @@ func (ra *RiskAnalyzer) answer(w http.ResponseWriter, r *http.Request, status in
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	switch answerMedia(r, mediaJSON, mediaXML, mediaText) {
+	m, _ := answerMedia(r, raOut...) // JSON for a 406
+	switch m {
 	case mediaXML:
 		b, err := xml.Marshal(res)
 		if err != nil {
@@ -170,6 +185,12 @@ func (res statusResponse) text() string {
 	if res.ClientType != nil {
 		line("clientType", strconv.Itoa(*res.ClientType))
 	}
+	for i, f := range res.FPList {
+		p := "fpList." + strconv.Itoa(i) + "."
+		line(p+"cookie", f.Cookie)
+		line(p+"fingerprint", f.Fingerprint)
+		line(p+"cookieType", f.CookieType)
+	}
 	return b.String()
 }
 
@@ -180,7 +201,11 @@ func (ra *RiskAnalyzer) fail(w http.ResponseWriter, r *http.Request, code, msg, 
 // failInput answers a decoding error: 413 for an oversized body, else 400.
 func (ra *RiskAnalyzer) failInput(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, ErrTooLarge) {
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		ra.answer(w, r, http.StatusRequestEntityTooLarge, statusResponse{ResponseCode: raInvalid, ResponseMessage: err.Error()})
+		return
+	}
+	if me, ok := errors.AsType[*MediaError](err); ok {
+		ra.answer(w, r, me.Status, statusResponse{ResponseCode: raInvalid, ResponseMessage: me.Msg})
 		return
 	}
 	if fe, ok := errors.AsType[*FieldError](err); ok {
@@ -190,15 +215,16 @@ func (ra *RiskAnalyzer) failInput(w http.ResponseWriter, r *http.Request, err er
 	ra.fail(w, r, raInvalid, "invalid request", "")
 }
 
-// storeFail answers a store error: 503 when the store cannot be reached,
-// 500 otherwise, both with no body.
-func (ra *RiskAnalyzer) storeFail(w http.ResponseWriter, op string, err error) {
+// storeFail answers a store error: 503 with Retry-After when the store
+// cannot be reached or did not answer in time, 500 otherwise.
+func (ra *RiskAnalyzer) storeFail(w http.ResponseWriter, r *http.Request, op string, err error) {
 	ra.Env.Logger.Error("session store failed", zap.String("family", "risk_analyzer"), zap.String("op", op), zap.Error(err))
 	if errors.Is(err, state.ErrUnavailable) || isTimeout(err) {
-		w.WriteHeader(http.StatusServiceUnavailable)
+		storeDown(w)
+		ra.answer(w, r, http.StatusServiceUnavailable, statusResponse{ResponseCode: raServer, ResponseMessage: "session store unavailable"})
 		return
 	}
-	w.WriteHeader(http.StatusInternalServerError)
+	ra.answer(w, r, http.StatusInternalServerError, statusResponse{ResponseCode: raServer, ResponseMessage: "internal error"})
 }
 
 // readDoc reads and decodes the request body.
@@ -207,7 +233,11 @@ func readDoc(w http.ResponseWriter, r *http.Request) (*doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeDoc(body, requestMedia(r))
+	m, merr := requestMedia(r, raIn...)
+	if merr != nil {
+		return nil, merr
+	}
+	return decodeDoc(body, m)
 }
 
 // parseUpdate reads a SessionData; pathID is the deprecated alias's id.
@@ -320,11 +350,11 @@ func (ra *RiskAnalyzer) update(w http.ResponseWriter, r *http.Request) {
 		ra.fail(w, r, raInvalid, fe.Error(), q.requestID)
 		return
 	case err != nil:
-		ra.storeFail(w, "update", err)
+		ra.storeFail(w, r, "update", err)
 		return
 	}
 	if err := ra.recordUser(ctx, s, q, now); err != nil {
-		ra.storeFail(w, "update user", err)
+		ra.storeFail(w, r, "update user", err)
 		return
 	}
 	ra.Env.Logger.Info("session status reported", zap.String("family", "risk_analyzer"),

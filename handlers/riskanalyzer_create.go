@@ -1,13 +1,130 @@
 package handlers
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
+	"net/netip"
+	"strconv"
 
 	"go.uber.org/zap"
 
 	"github.com/authsession/caddy-authsession/state"
 )
+
+// raCreate is a decoded create request.
+type raCreate struct {
+	id                 string
+	login, group, user string
+	ip                 string
+	fingerprints       []state.Fingerprint
+	report             *raRequest
+}
+
+// Limits of a create's fpList.
+const (
+	raMaxFingerprints = 16
+	raMaxFieldLen     = 256
+)
+
+// parseCreate reads a create request: requestId, user, ip (the vendor's
+// {remoteIP, remoteHost, proxyIP}, or ipAddress), fpList and the optional
+// sessionData.
+func parseCreate(d *doc) (*raCreate, error) {
+	var c raCreate
+	var err error
+	if c.id, err = d.str("requestId"); err != nil {
+		return nil, err
+	}
+	if c.id == "" {
+		c.id = state.NewID()
+	} else if err := state.ValidateID(c.id); err != nil {
+		return nil, &FieldError{Field: "requestId", Msg: err.Error()}
+	}
+	user, err := d.object("user")
+	if err != nil {
+		return nil, err
+	}
+	if user == nil {
+		return nil, &FieldError{Field: "user", Msg: "is required"}
+	}
+	for _, f := range []struct {
+		name string
+		into *string
+	}{{"loginName", &c.login}, {"groupName", &c.group}, {"userId", &c.user}} {
+		if *f.into, err = user.str(f.name); err != nil {
+			return nil, &FieldError{Field: "user." + f.name, Msg: "must be a string"}
+		}
+		if len(*f.into) > raMaxFieldLen {
+			return nil, &FieldError{Field: "user." + f.name, Msg: "is longer than 256 characters"}
+		}
+	}
+	if c.login == "" {
+		return nil, &FieldError{Field: "user.loginName", Msg: "is required"}
+	}
+	if c.user == "" {
+		c.user = c.login
+	}
+	ipDoc, err := d.object("ip")
+	if err != nil {
+		return nil, err
+	}
+	addr := map[string]string{}
+	for _, name := range []string{"remoteIP", "remoteHost", "proxyIP", "ipAddress"} {
+		v, err := ipDoc.str(name)
+		if err != nil {
+			return nil, &FieldError{Field: "ip." + name, Msg: "must be a string"}
+		}
+		if len(v) > raMaxFieldLen {
+			return nil, &FieldError{Field: "ip." + name, Msg: "is longer than 256 characters"}
+		}
+		if v != "" && name != "remoteHost" {
+			if _, err := netip.ParseAddr(v); err != nil {
+				return nil, &FieldError{Field: "ip." + name, Msg: "must be an IP address"}
+			}
+		}
+		addr[name] = v
+	}
+	c.ip = cmp.Or(addr["remoteIP"], addr["ipAddress"])
+	fps, err := d.list("fpList")
+	if err != nil {
+		return nil, err
+	}
+	if len(fps) > raMaxFingerprints {
+		return nil, &FieldError{Field: "fpList", Msg: "has more than " + strconv.Itoa(raMaxFingerprints) + " entries"}
+	}
+	for i, fp := range fps {
+		var f state.Fingerprint
+		for _, m := range []struct {
+			name string
+			into *string
+		}{{"cookie", &f.Cookie}, {"fingerprint", &f.Fingerprint}, {"cookieType", &f.CookieType}} {
+			field := "fpList[" + strconv.Itoa(i) + "]." + m.name
+			if *m.into, err = fp.str(m.name); err != nil {
+				return nil, &FieldError{Field: field, Msg: "must be a string"}
+			}
+			if len(*m.into) > raMaxFieldLen {
+				return nil, &FieldError{Field: field, Msg: "is longer than 256 characters"}
+			}
+		}
+		if f != (state.Fingerprint{}) {
+			c.fingerprints = append(c.fingerprints, f)
+		}
+	}
+	sd, err := d.object("sessionData")
+	if err != nil {
+		return nil, err
+	}
+	if sd != nil && len(sd.kids) > 0 {
+		if c.report, err = parseUpdate(sd, c.id); err != nil {
+			if fe, ok := errors.AsType[*FieldError](err); ok {
+				fe.Field = "sessionData." + fe.Field
+			}
+			return nil, err
+		}
+	}
+	return &c, nil
+}
 
 // create serves POST /risk-analyzer/session/v1: a session for a user, in
 // "pending verification" unless its optional sessionData reports a status.
@@ -17,76 +134,25 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 		ra.failInput(w, r, err)
 		return
 	}
-	id, err := d.str("requestId")
+	c, err := parseCreate(d)
 	if err != nil {
 		ra.failInput(w, r, err)
 		return
 	}
-	if id == "" {
-		id = state.NewID()
-	} else if err := state.ValidateID(id); err != nil {
-		ra.fail(w, r, raInvalid, "requestId: "+err.Error(), "")
-		return
-	}
-	user, err := d.object("user")
-	if err != nil {
-		ra.failInput(w, r, err)
-		return
-	}
-	if user == nil {
-		ra.fail(w, r, raInvalid, "user: is required", "")
-		return
-	}
-	var login, group, userID, ip string
-	for _, f := range []struct {
-		d    *doc
-		name string
-		into *string
-	}{{user, "loginName", &login}, {user, "groupName", &group}, {user, "userId", &userID}} {
-		if *f.into, err = f.d.str(f.name); err != nil {
-			ra.fail(w, r, raInvalid, "user."+err.Error(), "")
-			return
-		}
-	}
-	if login == "" {
-		ra.fail(w, r, raInvalid, "user.loginName: is required", "")
-		return
-	}
-	if ipDoc, err := d.object("ip"); err != nil {
-		ra.failInput(w, r, err)
-		return
-	} else if ip, err = ipDoc.str("ipAddress"); err != nil {
-		ra.fail(w, r, raInvalid, "ip."+err.Error(), "")
-		return
-	}
-	var report *raRequest
-	if sd, err := d.object("sessionData"); err != nil {
-		ra.failInput(w, r, err)
-		return
-	} else if sd != nil && len(sd.kids) > 0 {
-		if report, err = parseUpdate(sd, id); err != nil {
-			if fe, ok := errors.AsType[*FieldError](err); ok {
-				fe.Field = "sessionData." + fe.Field
-			}
-			ra.failInput(w, r, err)
-			return
-		}
-	}
-	if userID == "" {
-		userID = login
-	}
-	if state.ValidateUserName(login) != nil || state.ValidateUserName(group) != nil {
+	if state.ValidateUserName(c.login) != nil || state.ValidateUserName(c.group) != nil {
 		ra.fail(w, r, raInvalid, "user.loginName, user.groupName: "+state.ErrBadUserID.Error(), "")
 		return
 	}
-	if userID, err = ra.Env.UserKey(userID); err != nil {
+	if c.user, err = ra.Env.UserKey(c.user); err != nil {
 		ra.fail(w, r, raInvalid, "user.userId: "+err.Error(), "")
 		return
 	}
+	id, report := c.id, c.report
 
 	now := ra.Env.Time()
 	s := ra.Env.NewSession(id, now)
-	s.UserID, s.LoginName, s.GroupName, s.ClientIP = userID, login, group, ip
+	s.UserID, s.LoginName, s.GroupName, s.ClientIP = c.user, c.login, c.group, c.ip
+	s.Fingerprints = c.fingerprints
 	if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 		ra.fail(w, r, raInvalid, err.Error(), "")
 		return
@@ -99,17 +165,17 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := ra.Env.StoreContext(r)
 	defer cancel()
-	if err := ra.Env.Store.Create(ctx, s); err != nil {
+	if err := ra.Env.CreateSession(ctx, s); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			ra.fail(w, r, raInvalid, "requestId: a session with this id exists already", "")
 			return
 		}
-		ra.storeFail(w, "create", err)
+		ra.storeFail(w, r, "create", err)
 		return
 	}
 	if report != nil {
 		if err := ra.recordUser(ctx, s, report, now); err != nil {
-			ra.storeFail(w, "create user", err)
+			ra.storeFail(w, r, "create user", err)
 			return
 		}
 	}
@@ -149,7 +215,7 @@ func (ra *RiskAnalyzer) fetch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		ra.storeFail(w, "get", err)
+		ra.storeFail(w, r, "get", err)
 		return
 	}
 	ra.answer(w, r, http.StatusOK, statusResponse{
@@ -160,5 +226,17 @@ func (ra *RiskAnalyzer) fetch(w http.ResponseWriter, r *http.Request) {
 		SessionStatus:        string(s.EffectiveStatus(ra.Env.Now())),
 		AuthenticationStatus: s.AuthenticationStatus,
 		ClientType:           s.ClientType,
+		FPList:               toRAFingerprints(s.Fingerprints),
 	})
+}
+
+func toRAFingerprints(fps []state.Fingerprint) []raFingerprint {
+	if len(fps) == 0 {
+		return nil
+	}
+	out := make([]raFingerprint, len(fps))
+	for i, f := range fps {
+		out[i] = raFingerprint{Cookie: f.Cookie, Fingerprint: f.Fingerprint, CookieType: f.CookieType}
+	}
+	return out
 }

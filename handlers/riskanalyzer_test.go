@@ -264,12 +264,12 @@ func TestRiskAnalyzerStatusCodes(t *testing.T) {
 		{"not an object", "PUT", upd, "application/json", "", `[1,2]`, 400, "1"},
 		{"malformed XML", "PUT", upd, "application/xml", "", `<SessionData><requestId>x</SessionData>`, 400, "1"},
 		{"doctype", "PUT", upd, "application/xml", "", `<!DOCTYPE x [<!ENTITY a "b">]><SessionData/>`, 400, "1"},
-		{"unsupported type", "PUT", upd, "application/x-www-form-urlencoded", "", `a=b`, 415, ""},
-		{"unacceptable", "PUT", upd, "application/json", "image/png", seedJSON, 406, ""},
-		{"too large", "PUT", upd, "application/json", "", `{"x":"` + strings.Repeat("a", 65<<10) + `"}`, 413, ""},
+		{"unsupported type", "PUT", upd, "application/x-www-form-urlencoded", "", `a=b`, 415, "1"},
+		{"unacceptable", "PUT", upd, "application/json", "image/png", seedJSON, 406, "1"},
+		{"too large", "PUT", upd, "application/json", "", `{"x":"` + strings.Repeat("a", 65<<10) + `"}`, 413, "1"},
 		{"too deep JSON", "PUT", upd, "application/json", "", strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40), 400, "1"},
 		{"too deep XML", "PUT", upd, "application/xml", "", strings.Repeat("<a>", 40) + strings.Repeat("</a>", 40), 400, "1"},
-		{"wrong method", "DELETE", RiskBase, "", "", "", 405, ""},
+		{"wrong method", "DELETE", RiskBase, "", "", "", 405, "1"},
 		{"fetch unknown", "PUT", RiskBase + "/fetchsessionsecurely", "application/json", "", `{"requestId":"nope"}`, 400, "2"},
 		{"create without user", "POST", RiskBase, "application/json", "", `{"requestId":"` + state.NewID() + `"}`, 400, "1"},
 		{"create bad id", "POST", RiskBase, "application/json", "", `{"requestId":"short","user":{"loginName":"a"}}`, 400, "1"},
@@ -319,10 +319,11 @@ func (failingStore) Get(context.Context, state.Key) (*state.Session, error) {
 func TestRiskAnalyzerStoreDown(t *testing.T) {
 	f := newRA(t)
 	f.ra.Env.Store = failingStore{f.store}
-	if rec := f.do(t, "PUT", RiskBase+"/updatesessionsecurely", "application/json", "", seedJSON); rec.Code != 503 || rec.Body.Len() != 0 {
+	if rec := f.do(t, "PUT", RiskBase+"/updatesessionsecurely", "application/json", "", seedJSON); rec.Code != 503 ||
+		!strings.Contains(rec.Body.String(), `"responseCode":"4"`) || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("store unavailable: %d %s", rec.Code, rec.Body)
 	}
-	if rec := f.do(t, "GET", RiskBase+"/"+raSeedID, "", "", ""); rec.Code != 500 || rec.Body.Len() != 0 {
+	if rec := f.do(t, "GET", RiskBase+"/"+raSeedID, "", "", ""); rec.Code != 500 || !strings.Contains(rec.Body.String(), `"responseCode":"4"`) {
 		t.Fatalf("store failing: %d %s", rec.Code, rec.Body)
 	}
 }
@@ -386,21 +387,32 @@ func TestRiskAnalyzerHistoryBoundAndDevices(t *testing.T) {
 	}
 }
 
+// raCreateSeed is a create in the vendor's collection's shape.
+const raCreateSeed = `{"requestId":"` + raSeedID + `","requestTime":"2026-01-01T00:00:00Z",` +
+	`"user":{"loginName":"alice","groupName":"Staff","userId":"alice"},` +
+	`"ip":{"remoteIP":"192.0.2.1","remoteHost":"h","proxyIP":"192.0.2.9","ipAddress":"192.0.2.1"},` +
+	`"fpList":[{"cookie":"c","fingerprint":"f","cookieType":"1"}],"sessionData":{"authenticationStatus":0,"clientType":0}}`
+
 func FuzzRiskAnalyzerJSON(f *testing.F) {
-	for _, s := range []string{seedJSON, `{}`, `{"requestId":null}`, `[`, `{"a":[{"b":{}}]}`, `{"authenticationStatus":"1e99"}`} {
+	seeds := []string{seedJSON, raCreateSeed, `{}`, `{"requestId":null}`, `[`, `{"a":[{"b":{}}]}`, `{"authenticationStatus":"1e99"}`}
+	for _, s := range append(seeds, hostileVariants(seedJSON, raCreateSeed)...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		d, err := decodeDoc([]byte(body), mediaJSON)
 		if err != nil {
+			if _, ok := errors.AsType[*FieldError](err); !ok {
+				t.Fatalf("error %T %v is not a FieldError", err, err)
+			}
 			return
 		}
 		_, _ = parseUpdate(d, "")
+		_, _ = parseCreate(d)
 	})
 }
 
 func FuzzRiskAnalyzerXML(f *testing.F) {
-	for _, s := range []string{seedXML, `<a/>`, `<a><b>1</b></a>`, `<?xml version="1.0"?><a>&amp;</a>`, `<a><b><c/></b>`, `<!DOCTYPE a><a/>`} {
+	for _, s := range []string{seedXML, `<a><user><loginName>x</loginName></user><fpList><cookie>c</cookie></fpList><fpList/><fpList>t</fpList></a>`, `<a/>`, `<a><b>1</b></a>`, `<?xml version="1.0"?><a>&amp;</a>`, `<a><b><c/></b>`, `<!DOCTYPE a><a/>`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -409,5 +421,6 @@ func FuzzRiskAnalyzerXML(f *testing.F) {
 			return
 		}
 		_, _ = parseUpdate(d, "")
+		_, _ = parseCreate(d)
 	})
 }

@@ -6,9 +6,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
-	"mime"
-	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,68 +24,10 @@ type doc struct {
 	kind string // "string", "number", "bool", "object", "array", "text" (XML)
 	text string
 	kids map[string]*doc
-}
-
-// mediaJSON etc. name the encodings of a request or an answer.
-const (
-	mediaJSON = "json"
-	mediaXML  = "xml"
-	mediaText = "text"
-)
-
-// requestMedia returns the encoding of r's body by Content-Type (JSON when
-// absent), or "" when unsupported.
-func requestMedia(r *http.Request) string {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return mediaJSON
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return ""
-	}
-	switch mt {
-	case "application/json":
-		return mediaJSON
-	case "application/xml", "text/xml":
-		return mediaXML
-	}
-	return ""
-}
-
-// answerMedia picks the answer's encoding from Accept among those offered
-// (in order of preference for wildcards), or "" when none is acceptable.
-func answerMedia(r *http.Request, offered ...string) string {
-	accept := r.Header.Get("Accept")
-	if strings.TrimSpace(accept) == "" {
-		return offered[0]
-	}
-	for part := range strings.SplitSeq(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		if q, ok := params["q"]; ok {
-			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-				continue
-			}
-		}
-		var m string
-		switch mt {
-		case "*/*", "application/*":
-			m = offered[0]
-		case "application/json":
-			m = mediaJSON
-		case "application/xml", "text/xml":
-			m = mediaXML
-		case "text/plain", "text/*":
-			m = mediaText
-		}
-		if slices.Contains(offered, m) {
-			return m
-		}
-	}
-	return ""
+	// items are a JSON array's elements (nil for a null one); reps an
+	// XML element's children by name, every occurrence in order.
+	items []*doc
+	reps  map[string][]*doc
 }
 
 // decodeDoc decodes a JSON or XML body into a doc.
@@ -110,7 +49,7 @@ func decodeDoc(body []byte, media string) (*doc, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &FieldError{Msg: "request body has data after the JSON value"}
 	}
-	if d.kind != "object" {
+	if d == nil || d.kind != "object" { // nil: the body is JSON null
 		return nil, &FieldError{Msg: "request body must be a JSON object"}
 	}
 	return d, nil
@@ -154,9 +93,11 @@ func jsonDoc(dec *json.Decoder, depth int, tokens *int) (*doc, error) {
 		case '[':
 			d := &doc{kind: "array"}
 			for dec.More() {
-				if _, err := jsonDoc(dec, depth+1, tokens); err != nil {
+				item, err := jsonDoc(dec, depth+1, tokens)
+				if err != nil {
 					return nil, err
 				}
+				d.items = append(d.items, item)
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, &FieldError{Msg: "malformed JSON"}
@@ -212,8 +153,13 @@ func decodeXMLDoc(body []byte) (*doc, error) {
 				if parent.kids == nil {
 					parent.kids = map[string]*doc{}
 				}
+				if parent.reps == nil {
+					parent.reps = map[string][]*doc{}
+				}
 				parent.kind = "object"
-				parent.kids[strings.ToLower(t.Name.Local)] = d
+				name := strings.ToLower(t.Name.Local)
+				parent.kids[name] = d
+				parent.reps[name] = append(parent.reps[name], d)
 			}
 			stack = append(stack, d)
 		case xml.EndElement:
@@ -300,4 +246,31 @@ func (d *doc) object(name string) (*doc, error) {
 		return &doc{kind: "object"}, nil // <user/> in XML
 	}
 	return nil, &FieldError{Field: name, Msg: "must be an object"}
+}
+
+// list reads an array member: a JSON array, or in XML the element
+// repeated (each occurrence one item). Every item must be an object.
+func (d *doc) list(name string) ([]*doc, error) {
+	m := d.member(name)
+	if m == nil {
+		return nil, nil
+	}
+	items := m.items
+	switch m.kind {
+	case "array":
+	case "object", "text":
+		items = d.reps[strings.ToLower(name)]
+		if items == nil { // an XML object without reps cannot happen; JSON objects are not lists
+			return nil, &FieldError{Field: name, Msg: "must be an array"}
+		}
+	default:
+		return nil, &FieldError{Field: name, Msg: "must be an array"}
+	}
+	for i, it := range items {
+		emptyXML := it != nil && it.kind == "text" && strings.TrimSpace(it.text) == ""
+		if it == nil || (it.kind != "object" && !emptyXML) {
+			return nil, &FieldError{Field: name + "[" + strconv.Itoa(i) + "]", Msg: "must be an object"}
+		}
+	}
+	return items, nil
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -315,4 +317,143 @@ func ValidField(f string) bool {
 	}
 	name, ok := strings.CutPrefix(f, "attr.")
 	return ok && name != ""
+}
+
+// mediaJSON etc. name the encodings of a request body or an answer.
+const (
+	mediaJSON = "json"
+	mediaXML  = "xml"
+	mediaText = "text"
+)
+
+// mediaOf returns the encoding of the media type mt (lower case, no
+// parameters), or "" when it is none of them: application/json and every
+// +json type (application/vnd.api+json) are JSON; application/xml, text/xml
+// and every +xml type are XML; text/plain is text.
+func mediaOf(mt string) string {
+	switch {
+	case mt == "application/json", strings.HasSuffix(mt, "+json"):
+		return mediaJSON
+	case mt == "application/xml", mt == "text/xml", strings.HasSuffix(mt, "+xml"):
+		return mediaXML
+	case mt == "text/plain":
+		return mediaText
+	}
+	return ""
+}
+
+// MediaError is a request whose Content-Type (Status 415) or Accept
+// (Status 406) an endpoint cannot serve. Each family renders it in its own
+// error shape.
+type MediaError struct {
+	Status int
+	Msg    string
+}
+
+func (e *MediaError) Error() string { return e.Msg }
+
+// hasBody reports whether r carries a body whose media type matters: a
+// POST, PUT or PATCH with a body or an unknown length.
+func hasBody(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return r.ContentLength != 0
+	}
+	return false
+}
+
+// requestMedia returns the encoding of r's body among those the endpoint
+// reads (in), or a 415 MediaError. A body must name its media type: a body
+// without Content-Type is refused like a text/plain one, since both are
+// what a cross-site form or a no-CORS fetch can send. A request without a
+// body reads as the first encoding.
+func requestMedia(r *http.Request, in ...string) (string, *MediaError) {
+	ct := r.Header.Get("Content-Type")
+	if !hasBody(r) && ct == "" {
+		return in[0], nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if m := mediaOf(mt); err == nil && slices.Contains(in, m) {
+		return m, nil
+	}
+	return "", &MediaError{Status: http.StatusUnsupportedMediaType, Msg: "the request body must be " + mediaNames(in)}
+}
+
+// answerMedia picks the answer's encoding from r's Accept among those the
+// endpoint writes (out; the first is the default and what wildcards get),
+// or returns a 406 MediaError when Accept allows none of them. Entries
+// with q=0 are skipped; otherwise the first acceptable entry wins.
+func answerMedia(r *http.Request, out ...string) (string, *MediaError) {
+	accept := strings.Join(r.Header.Values("Accept"), ",")
+	if strings.TrimSpace(accept) == "" {
+		return out[0], nil
+	}
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if v, err := strconv.ParseFloat(q, 64); err != nil || v <= 0 {
+				continue
+			}
+		}
+		var m string
+		switch mt {
+		case "*/*":
+			m = out[0]
+		case "application/*":
+			if i := slices.IndexFunc(out, func(m string) bool { return m != mediaText }); i >= 0 {
+				m = out[i]
+			}
+		case "text/*":
+			m = mediaText
+		default:
+			m = mediaOf(mt)
+		}
+		if m != "" && slices.Contains(out, m) {
+			return m, nil
+		}
+	}
+	return "", &MediaError{Status: http.StatusNotAcceptable, Msg: "answers are " + mediaNames(out) + "; the Accept header allows none of them"}
+}
+
+// negotiate checks both media types of r: the body's against in, the
+// answer's against out. It returns the two encodings, or the first
+// MediaError (406 before 415), with ans still usable for the error answer
+// when only the request's type is wrong.
+func negotiate(r *http.Request, in, out []string) (req, ans string, merr *MediaError) {
+	if ans, merr = answerMedia(r, out...); merr != nil {
+		return "", out[0], merr
+	}
+	if req, merr = requestMedia(r, in...); merr != nil {
+		return "", ans, merr
+	}
+	return req, ans, nil
+}
+
+func mediaNames(ms []string) string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		switch m {
+		case mediaJSON:
+			names[i] = "JSON"
+		case mediaXML:
+			names[i] = "XML"
+		default:
+			names[i] = "text/plain"
+		}
+	}
+	return strings.Join(names, " or ")
+}
+
+// storeRetryAfter is the Retry-After (seconds) of a 503 for a store that
+// cannot be reached.
+const storeRetryAfter = "5"
+
+// storeDown sets the Retry-After header of a 503 answered because the store
+// cannot be reached or did not answer in time; the family then writes its
+// error body.
+func storeDown(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", storeRetryAfter)
 }

@@ -54,6 +54,10 @@ type Session struct {
 	ClientApplication    string `json:"rca,omitempty"`
 	ClientVersion        string `json:"rcv,omitempty"`
 	ExternalDeviceID     string `json:"rdev,omitempty"`
+	// Fingerprints are the browser fingerprints the risk analyzer's
+	// create reported (fpList), echoed back by fetch. Records written
+	// before the field existed read as having none.
+	Fingerprints []Fingerprint `json:"rfp,omitempty"`
 
 	// AuthTime is when the session last became authenticated; Factors the
 	// factors passed to get there.
@@ -66,6 +70,14 @@ type Session struct {
 	// Version counts the writes to this record; stores use it for
 	// optimistic concurrency.
 	Version uint64 `json:"v"`
+}
+
+// Fingerprint is one entry of the risk analyzer's fpList: a cookie, the
+// fingerprint the client computed, and the cookie's type.
+type Fingerprint struct {
+	Cookie      string `json:"c,omitempty"`
+	Fingerprint string `json:"f,omitempty"`
+	CookieType  string `json:"t,omitempty"`
 }
 
 // Challenge is the challenge transaction attached to a session. Secrets
@@ -91,6 +103,7 @@ func (s *Session) Clone() *Session {
 	c.SealedID = slices.Clone(s.SealedID)
 	c.UserAttributes = maps.Clone(s.UserAttributes)
 	c.Factors = slices.Clone(s.Factors)
+	c.Fingerprints = slices.Clone(s.Fingerprints)
 	if s.AuthenticationStatus != nil {
 		v := *s.AuthenticationStatus
 		c.AuthenticationStatus = &v

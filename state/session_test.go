@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -119,6 +120,7 @@ func TestCloneIsDeep(t *testing.T) {
 		SealedID:             []byte{1, 2, 3},
 		UserAttributes:       map[string]string{"mail": "a@example.com"},
 		Factors:              []string{"otp"},
+		Fingerprints:         []Fingerprint{{Cookie: "c", Fingerprint: "f", CookieType: "1"}},
 		AuthenticationStatus: &one,
 		ClientType:           &two,
 		Challenge:            &Challenge{CorrelationID: "c", NonceHash: []byte{4}, AnswerHash: []byte{5}, Attempts: 1},
@@ -130,13 +132,14 @@ func TestCloneIsDeep(t *testing.T) {
 	c.SealedID[0] = 9
 	c.UserAttributes["mail"] = "b@example.com"
 	c.Factors[0] = "totp"
+	c.Fingerprints[0].Fingerprint = "g"
 	*c.AuthenticationStatus = 7
 	*c.ClientType = 7
 	c.Challenge.NonceHash[0] = 9
 	c.Challenge.AnswerHash[0] = 9
 	c.Challenge.Attempts = 5
 	if s.SealedID[0] != 1 || s.UserAttributes["mail"] != "a@example.com" || s.Factors[0] != "otp" ||
-		*s.AuthenticationStatus != 1 || *s.ClientType != 2 || s.Challenge.NonceHash[0] != 4 ||
+		s.Fingerprints[0].Fingerprint != "f" || *s.AuthenticationStatus != 1 || *s.ClientType != 2 || s.Challenge.NonceHash[0] != 4 ||
 		s.Challenge.AnswerHash[0] != 5 || s.Challenge.Attempts != 1 {
 		t.Fatalf("changing the clone changed the original: %+v %+v", s, s.Challenge)
 	}
@@ -149,5 +152,21 @@ func TestUserStateCloneIsDeep(t *testing.T) {
 	c.History[0].ClientIP = "2"
 	if u.Devices[0].ID != "d1" || u.History[0].ClientIP != "1" {
 		t.Fatal("changing the clone changed the original")
+	}
+}
+
+// TestSessionRecordWithoutFingerprints: a record persisted before the
+// fingerprints existed still decodes, with none; one with them keeps them.
+func TestSessionRecordWithoutFingerprints(t *testing.T) {
+	old := `{"uid":"alice","ip":"192.0.2.1","ct":"2026-01-01T00:00:00Z","ut":"2026-01-01T00:00:00Z","at":"2026-01-01T00:00:00Z","et":"2026-01-02T00:00:00Z","st":"authenticated","v":3}`
+	var s Session
+	if err := json.Unmarshal([]byte(old), &s); err != nil || s.UserID != "alice" || s.Fingerprints != nil || s.Version != 3 {
+		t.Fatalf("old record: %+v %v", s, err)
+	}
+	s.Fingerprints = []Fingerprint{{Cookie: "c", Fingerprint: "f", CookieType: "1"}}
+	b, _ := json.Marshal(&s)
+	var back Session
+	if err := json.Unmarshal(b, &back); err != nil || !equalSessions(&s, &back) {
+		t.Fatalf("round trip: %s → %+v %v", b, back, err)
 	}
 }

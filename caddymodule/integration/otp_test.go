@@ -189,6 +189,7 @@ http://localhost:{PORT} {
 	req, _ := http.NewRequestWithContext(ctx, "PUT", fmt.Sprintf("http://localhost:%d/sessions/%s", port, "0c8e2f7a-9b1d-4c3e-8f5a-6d7b8c9e0f1a"),
 		strings.NewReader(`{"userId":"bob","passedLoginOTP":false}`))
 	req.Header.Set("Authorization", "Bearer "+itToken)
+	req.Header.Set("Content-Type", "application/json") // a body without a media type is refused (415)
 	resp, err := tester.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)

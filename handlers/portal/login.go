@@ -87,7 +87,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "login", err)
 		return
 	}
-	if err := p.Env.Store.Create(ctx, s); err != nil {
+	if err := p.Env.CreateSession(ctx, s); err != nil {
 		p.storeFailed(w, r, "create", err)
 		return
 	}

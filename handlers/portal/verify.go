@@ -140,7 +140,7 @@ func (p *Portal) rotate(ctx context.Context, old state.Key, authed *state.Sessio
 	ns.Challenge = nil
 	ns.Version = 0
 	ns.LastAccessTime, ns.UpdateTime = now, now
-	if err := p.Env.Store.Create(ctx, ns); err != nil {
+	if err := p.Env.CreateSession(ctx, ns); err != nil {
 		return "", err
 	}
 	if _, err := p.Env.Store.Delete(ctx, old); err != nil && !errors.Is(err, state.ErrNotFound) {

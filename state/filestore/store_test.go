@@ -51,6 +51,7 @@ func fullSession(t *testing.T, now time.Time, user string) *state.Session {
 	ras, rct := 0, 2
 	s.AuthenticationStatus, s.ClientType = &ras, &rct
 	s.ClientApplication = "app"
+	s.Fingerprints = []state.Fingerprint{{Cookie: "c1", Fingerprint: "f1", CookieType: "1"}, {Fingerprint: "f2"}}
 	s.Challenge = &state.Challenge{
 		CorrelationID: "corr-1", Factor: "email",
 		NonceHash: []byte{1, 2, 3}, AnswerHash: []byte{4, 5, 6},

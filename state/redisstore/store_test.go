@@ -50,6 +50,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 
 	s := testSession(clk, "alice")
 	s.UserAttributes = map[string]string{"mail": "a@example.com"}
+	s.Fingerprints = []state.Fingerprint{{Cookie: "c1", Fingerprint: "f1", CookieType: "1"}}
 	if err := r.Create(ctx, s); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -65,6 +66,7 @@ func TestRedisSessionLifecycle(t *testing.T) {
 		t.Fatalf("Get: %v", err)
 	}
 	if got.UserID != "alice" || got.UserAttributes["mail"] != "a@example.com" || got.Index != s.Index ||
+		len(got.Fingerprints) != 1 || got.Fingerprints[0] != s.Fingerprints[0] ||
 		!got.ExpiryTime.Equal(s.ExpiryTime) || got.Version != 1 {
 		t.Errorf("Get returned %+v, want the created session", got)
 	}
