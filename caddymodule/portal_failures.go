@@ -64,3 +64,35 @@ func (s *sharedFailures) Reset(ctx context.Context, key string) {
 		s.log.Warn("portal failure limits: could not reset a count in the store", zap.Error(err))
 	}
 }
+
+// Reserve counts the attempt in this instance's count and in the store's,
+// each an atomic check-and-count. When the store cannot answer, the local
+// reservation still applies.
+func (s *sharedFailures) Reserve(ctx context.Context, now time.Time, keys ...string) (portal.Reservation, time.Time, bool) {
+	res, until, blocked := s.local.Reserve(ctx, now, keys...)
+	if blocked {
+		return res, until, true
+	}
+	res.Member = redisstore.NewMember(now)
+	su, sb, err := s.shared.Reserve(ctx, now, res.Member, keys...)
+	if err != nil {
+		s.log.Warn("portal failure limits: shared counts unavailable, using this instance's", zap.Error(err))
+		res.Member = ""
+		return res, time.Time{}, false
+	}
+	if sb {
+		s.local.Release(ctx, res)
+		return portal.Reservation{}, su, true
+	}
+	return res, time.Time{}, false
+}
+
+func (s *sharedFailures) Release(ctx context.Context, res portal.Reservation) {
+	s.local.Release(ctx, res)
+	if res.Member == "" {
+		return
+	}
+	if err := s.shared.Release(ctx, res.Member, res.Keys...); err != nil {
+		s.log.Warn("portal failure limits: could not release an attempt in the store", zap.Error(err))
+	}
+}

@@ -49,12 +49,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if p.limited(w, r, now, ipKey(ip), userKey(login)) {
+	res, ok := p.reserve(w, r, now, ipKey(ip), userKey(login))
+	if !ok {
 		return
 	}
 	u, ok := p.Users.CheckPassword(login, password)
 	if !ok {
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(login))
+		// The reservation stays: it is the failure.
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
 			Redirect: t, Login: login,
@@ -62,6 +63,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	p.Limiter.Release(r.Context(), res)
 	factors := p.factors(u)
 	if len(factors) == 0 {
 		p.Env.Logger.Warn("portal sign-in refused: user has no usable second factor", zap.String("user", u.ID))

@@ -26,9 +26,6 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.Env.Time()
 	ip := p.clientIP(r)
-	if p.limited(w, r, now, ipKey(ip), userKey(u.Login)) {
-		return
-	}
 	factor := r.PostFormValue("factor")
 	if !hasFactor(p.factors(u), factor) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Choose how to confirm your sign-in.")
@@ -39,6 +36,19 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, factor, "Enter the code.")
 		return
 	}
+	// Count the attempt before checking it, so parallel wrong codes check
+	// at most the limit; it is given back only if the code is right or the
+	// check could not run.
+	lim, ok := p.reserve(w, r, now, ipKey(ip), userKey(u.Login))
+	if !ok {
+		return
+	}
+	checked := false
+	defer func() {
+		if !checked {
+			p.Limiter.Release(r.Context(), lim)
+		}
+	}()
 
 	totpOK := false
 	if factor == factorKeyTOTP {
@@ -97,12 +107,12 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	switch res {
 	case state.OTPOK:
 	case state.OTPBlocked:
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
+		checked = true // the reservation is the failure
 		w.Header().Set("Retry-After", handlers.RetryAfter(now.Add(p.OTP.BlockFor), now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return
 	default:
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(u.Login))
+		checked = true // the reservation is the failure
 		msg := "That code is not right. Please try again."
 		switch res {
 		case state.OTPExpired, state.OTPUsed, state.OTPNone:
