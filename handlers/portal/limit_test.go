@@ -107,8 +107,10 @@ func TestPortalLoginParallelWrongPasswords(t *testing.T) {
 	wantStatus(t, resp, http.StatusTooManyRequests, b.page)
 }
 
-// TestPortalVerifyParallelWrongCodes: wrong codes sent at once over several
-// sessions of one user check at most max_failures codes.
+// TestPortalVerifyParallelWrongCodes: wrong codes sent at once over four
+// sessions of one user are counted for the user's factor: at most
+// max_attempts - 1 are answered "wrong" (the max_attempts-th blocks), and
+// the factor is blocked for every session after, the right code included.
 func TestPortalVerifyParallelWrongCodes(t *testing.T) {
 	f := newPortalFixture(t, "")
 	var bs []*browser
@@ -120,20 +122,36 @@ func TestPortalVerifyParallelWrongCodes(t *testing.T) {
 		b.get("/auth/otp")
 		bs, tokens = append(bs, b), append(tokens, b.csrf())
 	}
-	_, bodies := parallel(t, 40, func(i int) (int, string, error) {
+	codes, bodies := parallel(t, 40, func(i int) (int, string, error) {
 		b := bs[i%4]
 		return b.postForm("/auth/otp", url.Values{"csrf": {tokens[i%4]}, "factor": {"totp"}, "code": {"000000"}})
 	})
-	checked := 0
-	for _, body := range bodies {
-		if strings.Contains(body, "That code is not right") || strings.Contains(body, "Too many wrong codes") {
-			checked++
+	wrong := 0
+	for i, body := range bodies {
+		switch {
+		case codes[i] == http.StatusUnauthorized && strings.Contains(body, "That code is not right"):
+			wrong++
+		case codes[i] == http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d:\n%s", codes[i], body)
 		}
 	}
-	t.Logf("40 parallel wrong codes over 4 sessions: %d checked", checked)
-	if checked > DefaultFailureMax {
-		t.Fatalf("%d codes checked, want at most %d", checked, DefaultFailureMax)
+	t.Logf("40 parallel wrong codes over 4 sessions: %d answered wrong, the rest refused", wrong)
+	if max := state.DefaultOTPMaxAttempts - 1; wrong > max {
+		t.Fatalf("%d wrong codes answered, want at most %d", wrong, max)
 	}
+	// A fifth session with the right code is refused too: the factor is
+	// blocked for the user.
+	b := f.browser(t)
+	b.ip = "198.51.100.9"
+	b.signIn("totponly", "")
+	b.get("/auth/otp")
+	c, err := f.portal.TOTP.Code(demoSecret, f.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := b.post("/auth/otp", "factor", "totp", "code", c)
+	wantStatus(t, resp, http.StatusTooManyRequests, b.page)
 }
 
 // TestFailureLimiterReserve: reservations count at once, a release gives
