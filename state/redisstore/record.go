@@ -28,6 +28,7 @@ local function deadline(at, et, idle)
   if i > 0 and at then
     local a = tonumber(string.sub(at, 1, 13)) + i
     if a < d then d = a end
+  end
   return d
 end
 local function ttl(d, now)
@@ -44,6 +45,7 @@ local f = redis.call('HMGET', KEYS[1], 'at', 'et', 'idle', 'w')
 if f[2] then
   if f[4] == ARGV[6] then return 1 end
   if tonumber(ARGV[5]) < deadline(f[1], f[2], f[3]) then return 0 end
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', '1', 'at', ARGV[2], 'et', ARGV[3], 'idle', ARGV[4], 'w', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ttl(deadline(ARGV[2], ARGV[3], ARGV[4]), tonumber(ARGV[5])))
