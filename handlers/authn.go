@@ -93,6 +93,12 @@ func (a *Authn) Register(mux *http.ServeMux) {
 	for _, p := range []string{authnPathV1, authnPathOAA} {
 		mux.HandleFunc("POST "+p, a.post)
 		mux.HandleFunc("PUT "+p, a.put)
+		mux.HandleFunc("DELETE "+p+authnCountersPath, a.resetCounters)
+		mux.HandleFunc(p+authnCountersPath, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "DELETE")
+			a.fail(w, wantsXML(r, false), http.StatusMethodNotAllowed,
+				authnCodeBadRequest, "method "+r.Method+" not allowed here", "")
+		})
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "POST, PUT")
 			a.fail(w, wantsXML(r, isXML(r.Header.Get("Content-Type"))), http.StatusMethodNotAllowed,
