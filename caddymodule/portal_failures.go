@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/handlers/portal"
 	"github.com/authsession/caddy-authsession/state"
 	"github.com/authsession/caddy-authsession/state/redisstore"
@@ -95,4 +96,47 @@ func (s *sharedFailures) Release(ctx context.Context, res portal.Reservation) {
 	if err := s.shared.Release(ctx, res.Member, res.Keys...); err != nil {
 		s.log.Warn("portal failure limits: could not release an attempt in the store", zap.Error(err))
 	}
+}
+
+// credentialLimiter returns the limiter of wrong API credentials for the
+// app's store: in memory, and with Redis also in the store, so that every
+// instance shares the counts (each check-and-count one script).
+func credentialLimiter(store state.Store, log *zap.Logger) handlers.AttemptLimiter {
+	local := &handlers.MemoryLimiter{Max: handlers.BasicMaxFailures, Window: handlers.BasicFailureWindow}
+	rs, ok := store.(*redisstore.Store)
+	if !ok {
+		return local
+	}
+	return &sharedAttempts{local: local, shared: rs.FailureWindow(handlers.BasicMaxFailures, handlers.BasicFailureWindow), log: log}
+}
+
+// sharedAttempts is an AttemptLimiter over this instance's memory and the
+// Redis store; with Redis unavailable the local count still applies.
+type sharedAttempts struct {
+	local  *handlers.MemoryLimiter
+	shared *redisstore.FailureWindow
+	log    *zap.Logger
+}
+
+func (s *sharedAttempts) Reserve(ctx context.Context, now time.Time, keys ...string) (func(), time.Time, bool) {
+	release, until, blocked := s.local.Reserve(ctx, now, keys...)
+	if blocked {
+		return release, until, true
+	}
+	member := redisstore.NewMember(now)
+	su, sb, err := s.shared.Reserve(ctx, now, member, keys...)
+	if err != nil {
+		s.log.Warn("credential limits: shared counts unavailable, using this instance's", zap.Error(err))
+		return release, time.Time{}, false
+	}
+	if sb {
+		release()
+		return func() {}, su, true
+	}
+	return func() {
+		release()
+		if err := s.shared.Release(context.WithoutCancel(ctx), member, keys...); err != nil {
+			s.log.Warn("credential limits: could not release an attempt in the store", zap.Error(err))
+		}
+	}, time.Time{}, false
 }

@@ -117,8 +117,16 @@ func (a *Authn) fail(w http.ResponseWriter, asXML bool, status int, code, msg st
 
 // authorize checks Basic auth and answers 401 itself.
 func (a *Authn) authorize(w http.ResponseWriter, r *http.Request, asXML bool) bool {
-	if _, ok := a.Auth.Check(r); ok {
+	_, res, until := a.Auth.Authenticate(r)
+	switch res {
+	case AuthOK:
 		return true
+	case AuthThrottled:
+		now := a.Env.Time()
+		w.Header().Set("Retry-After", RetryAfter(until, now))
+		a.fail(w, asXML, http.StatusTooManyRequests, authnCodeRetry, "too many wrong credentials; try again later", "")
+		return false
+	case AuthBad:
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="authsession"`)
 	a.fail(w, asXML, http.StatusUnauthorized, authnCodeBadClient, "valid Basic credentials are required", "")
