@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,8 +73,8 @@ func (l *MemoryLimiter) release(keys []string, at time.Time) {
 	defer l.mu.Unlock()
 	for _, k := range keys {
 		ts := l.hits[k]
-		for i := len(ts) - 1; i >= 0; i-- {
-			if ts[i].Equal(at) {
+		for i, t := range slices.Backward(ts) {
+			if t.Equal(at) {
 				ts = append(ts[:i:i], ts[i+1:]...)
 				break
 			}

@@ -1,6 +1,9 @@
 package state
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // FactorAttempts counts the wrong answers given for one factor of one user,
 // across sessions, correlationIds and re-issued codes (see
@@ -73,7 +76,7 @@ func (u *UserState) ClearAttempts(factors ...string) bool {
 	return changed
 }
 
-// ReleaseAttempt takes back an attempt counted for factor of u at at (an
+// ReleaseAttempt takes back an attempt counted for factor of u at the time at (an
 // answer that turned out not to count, such as one for an expired code),
 // lifting the block it set.
 func (p OTPPolicy) ReleaseAttempt(u *UserState, factor string, at time.Time) bool {
@@ -82,8 +85,8 @@ func (p OTPPolicy) ReleaseAttempt(u *UserState, factor string, at time.Time) boo
 	if !ok {
 		return false
 	}
-	for i := len(a.Times) - 1; i >= 0; i-- {
-		if a.Times[i].Equal(at) {
+	for i, t := range slices.Backward(a.Times) {
+		if t.Equal(at) {
 			a.Times = append(a.Times[:i:i], a.Times[i+1:]...)
 			if len(a.Times) < p.MaxAttempts {
 				a.BlockedUntil = time.Time{}

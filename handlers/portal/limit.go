@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -178,8 +179,8 @@ func (l *FailureLimiter) Release(_ context.Context, res Reservation) {
 	defer l.mu.Unlock()
 	for _, k := range res.Keys {
 		ts := l.fail[k]
-		for i := len(ts) - 1; i >= 0; i-- {
-			if ts[i].Equal(res.At) {
+		for i, t := range slices.Backward(ts) {
+			if t.Equal(res.At) {
 				ts = append(ts[:i:i], ts[i+1:]...)
 				break
 			}
