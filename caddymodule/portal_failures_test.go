@@ -2,6 +2,8 @@ package caddymodule
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,5 +70,49 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 		t.Fatal("no counter for the memory store")
 	} else if _, ok := c.(*portal.FailureLimiter); !ok {
 		t.Fatalf("memory store gives %T, want *portal.FailureLimiter", c)
+	}
+}
+
+// TestPortalFailuresReserveParallelAcrossInstances: 40 attempts reserved at
+// once over two instances on one Redis get exactly max_failures
+// reservations; a release gives one back on every instance.
+func TestPortalFailuresReserveParallelAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	open := func() portal.FailureCounter {
+		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return failureCounter(st, 4, 5*time.Minute, zap.NewNop())
+	}
+	counters := []portal.FailureCounter{open(), open()}
+	ctx := context.Background()
+	now := time.Now()
+	var mu sync.Mutex
+	var granted []portal.Reservation
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			// Each instance's local count is per address here, so only the
+			// shared count can hold the login to 4.
+			res, _, blocked := counters[i%2].Reserve(ctx, now, "ip:192.0.2."+strconv.Itoa(i), "user:alice")
+			if !blocked {
+				mu.Lock()
+				granted = append(granted, res)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(granted) != 4 {
+		t.Fatalf("%d of 40 parallel attempts reserved, want 4", len(granted))
+	}
+	counters[1].Release(ctx, granted[0])
+	if _, _, blocked := counters[0].Reserve(ctx, now, "user:alice"); blocked {
+		t.Fatal("a release on one instance did not give the attempt back to the other")
+	}
+	if _, until, blocked := counters[1].Reserve(ctx, now, "user:alice"); !blocked || until.Sub(now) < 4*time.Minute {
+		t.Fatalf("fifth attempt: blocked %v until %v", blocked, until)
 	}
 }

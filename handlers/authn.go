@@ -93,6 +93,12 @@ func (a *Authn) Register(mux *http.ServeMux) {
 	for _, p := range []string{authnPathV1, authnPathOAA} {
 		mux.HandleFunc("POST "+p, a.post)
 		mux.HandleFunc("PUT "+p, a.put)
+		mux.HandleFunc("DELETE "+p+authnCountersPath, a.resetCounters)
+		mux.HandleFunc(p+authnCountersPath, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "DELETE")
+			a.fail(w, authnAnswerXML(r), http.StatusMethodNotAllowed,
+				authnCodeBadRequest, "method "+r.Method+" not allowed here", "")
+		})
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "POST, PUT")
 			a.fail(w, authnAnswerXML(r), http.StatusMethodNotAllowed,
@@ -111,8 +117,16 @@ func (a *Authn) fail(w http.ResponseWriter, asXML bool, status int, code, msg st
 
 // authorize checks Basic auth and answers 401 itself.
 func (a *Authn) authorize(w http.ResponseWriter, r *http.Request, asXML bool) bool {
-	if _, ok := a.Auth.Check(r); ok {
+	_, res, until := a.Auth.Authenticate(r)
+	switch res {
+	case AuthOK:
 		return true
+	case AuthThrottled:
+		now := a.Env.Time()
+		w.Header().Set("Retry-After", RetryAfter(until, now))
+		a.fail(w, asXML, http.StatusTooManyRequests, authnCodeRetry, "too many wrong credentials; try again later", "")
+		return false
+	case AuthBad:
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="authsession"`)
 	a.fail(w, asXML, http.StatusUnauthorized, authnCodeBadClient, "valid Basic credentials are required", "")

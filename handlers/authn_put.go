@@ -72,7 +72,9 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	// Work that cannot run inside Update (it touches the user's record):
 	// the hourly send limit before a code is made, the TOTP check with its
 	// replay guard. Both only when the snapshot says the request is sound.
-	var totpOK bool
+	var totpOK, lastAttempt bool
+	var ukey, counted string // the user and factor an answer was counted on
+	var userBlock time.Time  // the end of the block of the user's factor
 	if pre := a.check(cur, &in, op, cid, now); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
 		factor := cur.Challenge.Factor
 		if op == opInit {
@@ -82,7 +84,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) &&
 			slices.Contains(user.factors, factor) && !a.inCooldown(cur, now):
-			if _, err := a.Env.Store.UpdateUser(ctx, user.id, func(u *state.UserState) error {
+			if _, err := a.Env.Store.UpdateUser(ctx, UserKey(a.Users, user.id), func(u *state.UserState) error {
 				return a.OTP.AllowSend(u, now)
 			}); err != nil {
 				if re, ok := errors.AsType[*state.RetryError](err); ok {
@@ -93,21 +95,36 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 				a.storeFail(w, outXML, "send limit", err)
 				return
 			}
-		case op == opValidate && factor == state.FactorTOTP && user.totpSecret != "" && in.ChallengeAnswer != nil:
-			answer := string(*in.ChallengeAnswer)
-			_, err := a.Env.Store.UpdateUser(ctx, user.id, func(u *state.UserState) error {
-				res, err := a.TOTP.Check(u, user.totpSecret, answer, now)
-				if err != nil {
-					return err
-				}
-				totpOK = res == state.TOTPOK
-				if !totpOK {
-					return ErrNoChange
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, ErrNoChange) {
-				a.storeFail(w, outXML, "totp", err)
+		case op == opValidate && passive(factor) && in.ChallengeAnswer != nil && *in.ChallengeAnswer != "":
+			// The answer is counted against the user's factor before it
+			// is checked (see ReserveAttempt); a TOTP answer is counted
+			// and checked in one step.
+			ukey, counted = UserKey(a.Users, user.id), factor
+			var err error
+			if factor == state.FactorTOTP && user.totpSecret != "" {
+				answer := string(*in.ChallengeAnswer)
+				_, err = a.Env.Store.UpdateUser(ctx, ukey, func(u *state.UserState) error {
+					totpOK = false
+					var err error
+					if lastAttempt, err = a.OTP.ReserveAttempt(u, factor, now); err != nil {
+						return err
+					}
+					res, err := a.TOTP.Check(u, user.totpSecret, answer, now)
+					if err != nil {
+						return err
+					}
+					if totpOK = res == state.TOTPOK; totpOK {
+						u.ClearAttempts(factor)
+					}
+					return nil
+				})
+			} else {
+				lastAttempt, err = ReserveAttempt(ctx, a.Env.Store, a.OTP, ukey, now, factor)
+			}
+			if be, ok := errors.AsType[*state.BlockedError](err); ok {
+				userBlock = be.Until
+			} else if err != nil {
+				a.storeFail(w, outXML, "attempts", err)
 				return
 			}
 		}
@@ -116,7 +133,17 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	var out putOutcome
 	s, err := a.Env.Store.Update(ctx, key, func(s *state.Session) error {
 		out = putOutcome{}
+		if !userBlock.IsZero() {
+			BlockSession(s, now, userBlock)
+			out.blocked = true
+			return nil
+		}
 		a.apply(s, &in, op, cid, now, totpOK, &out)
+		if lastAttempt && (out.wrong || out.refusal != nil) {
+			// This wrong answer was the user's last for the factor.
+			BlockSession(s, now, now.Add(a.OTP.BlockFor))
+			out.blocked = true
+		}
 		return nil
 	})
 	if errors.Is(err, state.ErrNotFound) {
@@ -125,6 +152,12 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	} else if err != nil {
 		a.storeFail(w, outXML, "update", err)
 		return
+	}
+	if counted != "" && counted != state.FactorTOTP && !out.blocked && !out.wrong && out.refusal == nil {
+		// A right code: the user's count for the factor starts again.
+		if err := ClearAttempts(ctx, a.Env.Store, ukey, counted); err != nil {
+			a.Env.Logger.Warn("authn could not clear the attempt count", zap.Error(err))
+		}
 	}
 	log := a.Env.Logger.With(zap.String("session", key.Short()), zap.String("op", op))
 	switch {

@@ -1,11 +1,15 @@
 package handlers
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -14,55 +18,186 @@ import (
 // cache of verified pairs (as Caddy's basic_auth does) so bcrypt runs once
 // per distinct good pair rather than on every call. The cache holds only
 // SHA-256 digests of the pairs, never a password.
+//
+// Wrong credentials are throttled: failures are counted per username and
+// per client address (Limiter; shared by every instance when the store is
+// Redis), and once either has BasicMaxFailures in BasicFailureWindow the
+// next attempts are refused (AuthThrottled) without a check. A failing pair
+// is remembered, as a keyed hash only, for the window, so repeating it
+// costs no bcrypt. Every bcrypt comparison runs on a bounded pool
+// (bcryptSlots), so password checks cannot take every core from the gate.
 type BasicAuth struct {
 	users map[string][]byte
 	dummy []byte
 
 	mu    sync.RWMutex
 	cache map[[32]byte]struct{}
+
+	// Limiter counts failures; nil counts in this process alone.
+	Limiter AttemptLimiter
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	failKey [32]byte
+	fmu     sync.Mutex
+	failed  map[[32]byte]time.Time // keyed hash of a failing pair → forgotten at
+	local   *MemoryLimiter
 }
 
-// maxCachedPairs bounds the verified-pairs cache; it is emptied when full.
+// Limits of wrong Basic credentials.
+const (
+	// BasicMaxFailures wrong credentials per username and per client
+	// address within BasicFailureWindow; more are refused with 429.
+	BasicMaxFailures   = 10
+	BasicFailureWindow = 5 * time.Minute
+)
+
+// maxCachedPairs bounds the verified-pairs cache (and the failing-pairs
+// cache); it is emptied when full.
 const maxCachedPairs = 1024
 
 // NewBasicAuth returns a checker for username → bcrypt hash.
 func NewBasicAuth(users map[string][]byte) *BasicAuth {
-	dummy, _ := bcrypt.GenerateFromPassword([]byte("authsession-dummy-password"), bcrypt.DefaultCost)
-	return &BasicAuth{users: users, dummy: dummy, cache: make(map[[32]byte]struct{})}
+	// An unknown username costs what a known one costs: a bcrypt of the
+	// highest configured cost.
+	cost := 0
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil && c > cost {
+			cost = c
+		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	dummy, _ := bcrypt.GenerateFromPassword([]byte("authsession-dummy-password"), cost)
+	b := &BasicAuth{users: users, dummy: dummy, cache: make(map[[32]byte]struct{}), failed: map[[32]byte]time.Time{}}
+	_, _ = rand.Read(b.failKey[:])
+	return b
 }
 
 // Empty reports whether no credentials are configured (every call refused).
 func (b *BasicAuth) Empty() bool { return b == nil || len(b.users) == 0 }
 
+// AuthResult is the outcome of BasicAuth.Authenticate.
+type AuthResult int
+
+// The outcomes of Authenticate.
+const (
+	AuthBad       AuthResult = iota // missing or wrong credentials: 401
+	AuthOK                          // good credentials
+	AuthThrottled                   // too many failures: 429 until the time returned
+)
+
 // Check reports whether r carries valid Basic credentials, and the user.
+// A throttled request is not valid.
 func (b *BasicAuth) Check(r *http.Request) (string, bool) {
+	user, res, _ := b.Authenticate(r)
+	return user, res == AuthOK
+}
+
+// Authenticate checks r's Basic credentials. AuthThrottled comes with the
+// time the caller may try again (for Retry-After).
+func (b *BasicAuth) Authenticate(r *http.Request) (string, AuthResult, time.Time) {
 	user, pass, ok := r.BasicAuth()
 	if !ok || b.Empty() {
-		return "", false
+		return "", AuthBad, time.Time{}
 	}
 	digest := sha256.Sum256([]byte(user + "\x00" + pass))
 	b.mu.RLock()
 	_, hit := b.cache[digest]
 	b.mu.RUnlock()
 	if hit {
-		return user, true
+		return user, AuthOK, time.Time{}
+	}
+	now := time.Now()
+	if b.Now != nil {
+		now = b.Now()
+	}
+	lim := b.Limiter
+	if lim == nil {
+		lim = b.localLimiter()
+	}
+	// Count the attempt before checking it, so that parallel wrong
+	// attempts check at most the limit.
+	release, until, blocked := lim.Reserve(r.Context(), now, "basic-user:"+user, "basic-ip:"+remoteIP(r))
+	if blocked {
+		return "", AuthThrottled, until
+	}
+	fail := b.failDigest(user, pass)
+	if b.failedRecently(fail, now) {
+		return "", AuthBad, time.Time{}
 	}
 	hash, known := b.users[user]
 	if !known {
 		// Spend the same time as for a known user.
-		_ = bcrypt.CompareHashAndPassword(b.dummy, []byte(pass))
-		return "", false
+		_ = bcryptCompare(r.Context(), b.dummy, pass)
+		b.rememberFailure(fail, now)
+		return "", AuthBad, time.Time{}
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
-		return "", false
+	if bcryptCompare(r.Context(), hash, pass) != nil {
+		b.rememberFailure(fail, now)
+		return "", AuthBad, time.Time{}
 	}
+	release()
 	b.mu.Lock()
 	if len(b.cache) >= maxCachedPairs {
 		clear(b.cache)
 	}
 	b.cache[digest] = struct{}{}
 	b.mu.Unlock()
-	return user, true
+	return user, AuthOK, time.Time{}
+}
+
+func (b *BasicAuth) localLimiter() AttemptLimiter {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	if b.local == nil {
+		b.local = &MemoryLimiter{Max: BasicMaxFailures, Window: BasicFailureWindow}
+	}
+	return b.local
+}
+
+// failDigest is the keyed hash under which a failing pair is remembered:
+// HMAC-SHA256 with a key made at start, so the cache reveals nothing of the
+// password even to someone who reads the process's memory offline.
+func (b *BasicAuth) failDigest(user, pass string) [32]byte {
+	m := hmac.New(sha256.New, b.failKey[:])
+	m.Write([]byte(user))
+	m.Write([]byte{0})
+	m.Write([]byte(pass))
+	var d [32]byte
+	copy(d[:], m.Sum(nil))
+	return d
+}
+
+func (b *BasicAuth) failedRecently(d [32]byte, now time.Time) bool {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	until, ok := b.failed[d]
+	if ok && !now.Before(until) {
+		delete(b.failed, d)
+		return false
+	}
+	return ok
+}
+
+func (b *BasicAuth) rememberFailure(d [32]byte, now time.Time) {
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	if b.failed == nil || len(b.failed) >= maxCachedPairs {
+		b.failed = map[[32]byte]time.Time{}
+	}
+	b.failed[d] = now.Add(BasicFailureWindow)
+}
+
+// remoteIP returns the host of r.RemoteAddr (the peer; Caddy has already
+// applied its trusted-proxy rules to it).
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // BearerAuth checks bearer tokens against SHA-256 hashes of the configured

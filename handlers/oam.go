@@ -44,7 +44,13 @@ func allowed(p string) string {
 
 func (o *OAM) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := o.Auth.Check(r); !ok {
+		_, res, until := o.Auth.Authenticate(r)
+		if res == AuthThrottled {
+			w.Header().Set("Retry-After", RetryAfter(until, o.Env.Time()))
+			oamFail(w, http.StatusTooManyRequests, "too many wrong credentials; try again later", "")
+			return
+		}
+		if res != AuthOK {
 			w.Header().Set("WWW-Authenticate", `Basic realm="authsession"`)
 			oamFail(w, http.StatusUnauthorized, "valid API credentials are required", "")
 			return

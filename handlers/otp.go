@@ -221,7 +221,7 @@ func (o *OTPSessions) bindUser(s *state.Session) {
 
 // allowSend applies the user's hourly send limit; on refusal it answers 429.
 func (o *OTPSessions) allowSend(w http.ResponseWriter, ctx context.Context, userID string, now time.Time) bool {
-	_, err := o.Env.Store.UpdateUser(ctx, userID, func(u *state.UserState) error {
+	_, err := o.Env.Store.UpdateUser(ctx, UserKey(o.Users, userID), func(u *state.UserState) error {
 		return o.OTP.AllowSend(u, now)
 	})
 	if err == nil {

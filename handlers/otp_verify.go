@@ -108,29 +108,63 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	answer := *in.OTP
 
-	// TOTP first: its replay guard lives in the user's record.
-	totpOK := false
+	// The answer is counted against the user's factors before it is
+	// checked (see ReserveAttempt), in the same step as the TOTP check,
+	// whose replay guard lives in the user's record too.
+	ukey := UserKey(o.Users, cur.UserID)
+	var secret string
+	var factors []string
 	if slices.Contains(types, otpTypeTOTP) && o.Users != nil {
 		if u, ok := o.Users.Lookup(cur.UserID); ok && u.TOTPSecret != "" {
-			var res state.TOTPResult
-			_, err := o.Env.Store.UpdateUser(ctx, cur.UserID, func(us *state.UserState) error {
-				var err error
-				res, err = o.TOTP.Check(us, u.TOTPSecret, answer, now)
-				if res != state.TOTPOK {
-					return ErrNoChange
+			secret = u.TOTPSecret
+			factors = append(factors, state.FactorTOTP)
+		}
+	}
+	if slices.Contains(types, otpTypeLogin) {
+		factors = append(factors, state.FactorOTP)
+	}
+	totpOK, lastTOTP, lastOTP := false, false, false
+	var userBlock time.Time
+	if len(factors) > 0 {
+		_, err := o.Env.Store.UpdateUser(ctx, ukey, func(us *state.UserState) error {
+			totpOK, lastTOTP, lastOTP = false, false, false
+			for _, f := range factors {
+				l, err := o.OTP.ReserveAttempt(us, f, now)
+				if err != nil {
+					return err
 				}
-				return err
-			})
-			if err != nil && !errors.Is(err, ErrNoChange) {
-				o.storeFail(w, "totp", err)
-				return
+				if f == state.FactorTOTP {
+					lastTOTP = l
+				} else {
+					lastOTP = l
+				}
 			}
-			totpOK = res == state.TOTPOK
+			if secret == "" {
+				return nil
+			}
+			res, err := o.TOTP.Check(us, secret, answer, now)
+			if err != nil {
+				return err
+			}
+			if totpOK = res == state.TOTPOK; totpOK {
+				us.ClearAttempts(factors...)
+			}
+			return nil
+		})
+		if be, ok := errors.AsType[*state.BlockedError](err); ok {
+			userBlock = be.Until
+		} else if err != nil {
+			o.storeFail(w, "totp", err)
+			return
 		}
 	}
 	var res state.OTPResult
 	_, err := o.Env.Store.Update(ctx, key, func(s *state.Session) error {
 		switch {
+		case !userBlock.IsZero():
+			BlockSession(s, now, userBlock)
+			res = state.OTPBlocked
+			return nil
 		case totpOK:
 			res = state.OTPOK
 			return o.OTP.Pass(s, state.FactorTOTP, now)
@@ -139,18 +173,45 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 		default:
 			res = o.OTP.Fail(s, now)
 		}
+		last := lastTOTP || (lastOTP && res == state.OTPWrong)
+		if last && res != state.OTPOK && res != state.OTPBlocked {
+			// This wrong answer was the user's last for the factor.
+			BlockSession(s, now, now.Add(o.OTP.BlockFor))
+			res = state.OTPBlocked
+		}
 		return nil
 	})
 	if err != nil {
 		o.storeFail(w, "verify", err)
 		return
 	}
+	switch {
+	case res == state.OTPOK && !totpOK:
+		if err := ClearAttempts(ctx, o.Env.Store, ukey, factors...); err != nil {
+			o.Env.Logger.Warn("otp could not clear the attempt count", zap.Error(err))
+		}
+	case slices.Contains(factors, state.FactorOTP) && (res == state.OTPExpired || res == state.OTPUsed || res == state.OTPNone):
+		// No live code was tried: the answer does not count for it.
+		_, err := o.Env.Store.UpdateUser(ctx, ukey, func(us *state.UserState) error {
+			if !o.OTP.ReleaseAttempt(us, state.FactorOTP, now) {
+				return ErrNoChange
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrNoChange) {
+			o.Env.Logger.Warn("otp could not release an attempt", zap.Error(err))
+		}
+	}
 	o.Env.Logger.Info("otp verified", zap.String("session", key.Short()), zap.String("result", res.String()))
 	switch res {
 	case state.OTPOK:
 		w.WriteHeader(http.StatusNoContent)
 	case state.OTPBlocked:
-		o.storeFail(w, "verify", &state.BlockedError{Until: now.Add(o.OTP.BlockFor)})
+		until := now.Add(o.OTP.BlockFor)
+		if !userBlock.IsZero() {
+			until = userBlock
+		}
+		o.storeFail(w, "verify", &state.BlockedError{Until: until})
 	default:
 		jsonAPIFail(w, http.StatusNotFound, "invalid-otp", "the one-time password is "+invalidDetail(res), "/otp")
 	}

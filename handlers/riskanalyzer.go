@@ -115,7 +115,13 @@ var (
 // guard checks credentials and the request's and answer's media types.
 func (ra *RiskAnalyzer) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := ra.Auth.Check(r); !ok {
+		_, res, until := ra.Auth.Authenticate(r)
+		if res == AuthThrottled {
+			w.Header().Set("Retry-After", RetryAfter(until, ra.Env.Time()))
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		if res != AuthOK {
 			w.Header().Set("WWW-Authenticate", `Basic realm="authsession"`)
 			w.WriteHeader(http.StatusUnauthorized)
 			return

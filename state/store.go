@@ -75,6 +75,9 @@ type UserState struct {
 	// TOTPStep is the last TOTP time step accepted for the user; codes of
 	// that step or earlier are refused as replays (see TOTPPolicy).
 	TOTPStep uint64 `json:"ts,omitempty"`
+	// Attempts count the wrong answers per factor (see
+	// OTPPolicy.ReserveAttempt).
+	Attempts map[string]FactorAttempts `json:"fa,omitempty"`
 	// Version counts writes, like Session.Version.
 	Version uint64 `json:"v"`
 }
@@ -100,5 +103,12 @@ func (u *UserState) Clone() *UserState {
 	c.Devices = append([]Device(nil), u.Devices...)
 	c.History = append([]Login(nil), u.History...)
 	c.OTPSends = append([]time.Time(nil), u.OTPSends...)
+	if u.Attempts != nil {
+		c.Attempts = make(map[string]FactorAttempts, len(u.Attempts))
+		for f, a := range u.Attempts {
+			a.Times = append([]time.Time(nil), a.Times...)
+			c.Attempts[f] = a
+		}
+	}
 	return &c
 }

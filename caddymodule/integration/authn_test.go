@@ -261,6 +261,24 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 		if st, _ := it.validate(a, n, code); st != 400 || it.gate(a.SessionID) != 401 {
 			t.Fatalf("right code while blocked: %d", st)
 		}
+		// The count is alice's, not the session's: a new challenge on the
+		// factor is blocked too, until an administrator resets the counters.
+		a2 := it.start("alice")
+		b2 := it.initOp(a2, a2.Nonce, "ChallengeSMS")
+		if st, c := it.validate(a2, b2.Nonce, it.lastHook().OTP); st != 400 || c.Status.Status != "challenge blocked" {
+			t.Fatalf("right code on a new challenge of a blocked factor: %d %+v", st, c)
+		}
+		req, _ := http.NewRequest(http.MethodDelete, it.base+"/authn/v1/users/alice/counters?factor=ChallengeSMS", nil)
+		req.SetBasicAuth(testAPIUser, "admin-password")
+		resp, err := it.tester.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"code":"0"`) {
+			t.Fatalf("counter reset: %d %s", resp.StatusCode, body)
+		}
 	})
 	t.Run("nonce replay and older nonce", func(t *testing.T) {
 		a := it.start("alice")

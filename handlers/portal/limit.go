@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -15,8 +16,28 @@ type FailureCounter interface {
 	Blocked(ctx context.Context, now time.Time, keys ...string) (time.Time, bool)
 	// Fail records a failure of each of keys at now.
 	Fail(ctx context.Context, now time.Time, keys ...string)
+	// Reserve counts an attempt of each of keys at now before it is
+	// checked, unless one of them has already reached the limit: then it
+	// counts nothing and reports when the last of them may try again. The
+	// check and the count are one step, so N parallel attempts check at
+	// most the limit. A failed attempt keeps its reservation (it is the
+	// failure); a successful one gives it back with Release.
+	Reserve(ctx context.Context, now time.Time, keys ...string) (Reservation, time.Time, bool)
+	// Release takes back a reservation (the attempt succeeded, or was not
+	// checked at all).
+	Release(ctx context.Context, res Reservation)
 	// Reset forgets the failures of key.
 	Reset(ctx context.Context, key string)
+}
+
+// Reservation is an attempt counted by FailureCounter.Reserve.
+type Reservation struct {
+	// Keys are the keys the attempt was counted on.
+	Keys []string
+	// At is the time it was counted at.
+	At time.Time
+	// Member names the attempt in a shared count (see caddymodule).
+	Member string
 }
 
 // FailureLimiter counts failed sign-in attempts per key (a client IP, a
@@ -122,6 +143,61 @@ func (l *FailureLimiter) Fail(_ context.Context, now time.Time, keys ...string) 
 			ts = ts[1:] // the count only needs the last max entries
 		}
 		l.fail[k] = append(ts, now)
+	}
+}
+
+// Reserve implements FailureCounter: under one lock it checks every key and,
+// if none has reached the limit, counts the attempt on each.
+func (l *FailureLimiter) Reserve(_ context.Context, now time.Time, keys ...string) (Reservation, time.Time, bool) {
+	max, window, maxKeys := l.defaults()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail == nil {
+		l.fail = map[string][]time.Time{}
+	}
+	var until time.Time
+	for _, k := range keys {
+		ts := l.recent(k, now, window)
+		if len(ts) >= max {
+			if u := ts[len(ts)-max].Add(window); u.After(until) {
+				until = u
+			}
+		}
+	}
+	if !until.IsZero() {
+		return Reservation{}, until, true
+	}
+	for _, k := range keys {
+		ts := l.fail[k]
+		if ts == nil && len(l.fail) >= maxKeys {
+			l.sweep(now, window)
+			if len(l.fail) >= maxKeys {
+				continue
+			}
+		}
+		l.fail[k] = append(ts, now)
+	}
+	return Reservation{Keys: keys, At: now}, time.Time{}, false
+}
+
+// Release implements FailureCounter: it drops one attempt counted at res.At
+// from each key of res.
+func (l *FailureLimiter) Release(_ context.Context, res Reservation) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range res.Keys {
+		ts := l.fail[k]
+		for i, t := range slices.Backward(ts) {
+			if t.Equal(res.At) {
+				ts = append(ts[:i:i], ts[i+1:]...)
+				break
+			}
+		}
+		if len(ts) == 0 {
+			delete(l.fail, k)
+		} else {
+			l.fail[k] = ts
+		}
 	}
 }
 

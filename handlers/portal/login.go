@@ -50,12 +50,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	if p.limited(w, r, now, ipKey(ip), userKey(p.Users, login)) {
+	res, ok := p.reserve(w, r, now, ipKey(ip), userKey(p.Users, login))
+	if !ok {
 		return
 	}
 	u, ok := p.Users.CheckPassword(login, password)
 	if !ok {
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(p.Users, login))
+		// The reservation stays: it is the failure.
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
 			Redirect: t, Login: login,
@@ -63,6 +64,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	p.Limiter.Release(r.Context(), res)
 	factors := p.factors(u)
 	if len(factors) == 0 {
 		p.Env.Logger.Warn("portal sign-in refused: user has no usable second factor", zap.String("user", u.ID))

@@ -242,16 +242,18 @@ func (p *Portal) storeFailed(w http.ResponseWriter, r *http.Request, op string, 
 	p.fail(w, r, http.StatusServiceUnavailable, "The sign-in service is unavailable right now. Please try again in a moment.")
 }
 
-// limited answers 429 with Retry-After if the client IP or login has
-// reached the failure limit.
-func (p *Portal) limited(w http.ResponseWriter, r *http.Request, now time.Time, keys ...string) bool {
-	until, blocked := p.Limiter.Blocked(r.Context(), now, keys...)
+// reserve counts an attempt for the client IP and the login before it is
+// checked (see FailureCounter.Reserve), or answers 429 with Retry-After if
+// one of them has reached the failure limit. A failed attempt keeps the
+// reservation; a successful one releases it.
+func (p *Portal) reserve(w http.ResponseWriter, r *http.Request, now time.Time, keys ...string) (Reservation, bool) {
+	res, until, blocked := p.Limiter.Reserve(r.Context(), now, keys...)
 	if !blocked {
-		return false
+		return res, true
 	}
 	w.Header().Set("Retry-After", handlers.RetryAfter(until, now))
 	p.fail(w, r, http.StatusTooManyRequests, "Too many failed attempts. Please wait a few minutes and try again.")
-	return true
+	return Reservation{}, false
 }
 
 func ipKey(ip string) string { return "ip:" + ip }

@@ -26,9 +26,6 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.Env.Time()
 	ip := p.clientIP(r)
-	if p.limited(w, r, now, ipKey(ip), userKey(p.Users, u.Login)) {
-		return
-	}
 	factor := r.PostFormValue("factor")
 	if !hasFactor(p.factors(u), factor) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Choose how to confirm your sign-in.")
@@ -39,30 +36,59 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, factor, "Enter the code.")
 		return
 	}
+	// Count the attempt before checking it, so parallel wrong codes check
+	// at most the limit; it is given back only if the code is right or the
+	// check could not run.
+	lim, ok := p.reserve(w, r, now, ipKey(ip), userKey(p.Users, u.Login))
+	if !ok {
+		return
+	}
+	checked := false
+	defer func() {
+		if !checked {
+			p.Limiter.Release(r.Context(), lim)
+		}
+	}()
 
-	totpOK := false
+	// The code is also counted against the user's factor, across sessions
+	// and instances, before it is checked (see handlers.ReserveAttempt); a
+	// TOTP code is counted and checked in one step.
+	ukey, counted := handlers.UserKey(p.Users, u.ID), factorState(factor)
+	totpOK, last := false, false
+	var userBlock time.Time
+	var err error
 	if factor == factorKeyTOTP {
 		var res state.TOTPResult
-		_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
+		_, err = p.Env.Store.UpdateUser(ctx, ukey, func(us *state.UserState) error {
+			totpOK = false
 			var err error
+			if last, err = p.OTP.ReserveAttempt(us, counted, now); err != nil {
+				return err
+			}
 			res, err = p.TOTP.Check(us, u.TOTPSecret, code, now)
-			if err == nil && res != state.TOTPOK {
-				return handlers.ErrNoChange
+			if totpOK = err == nil && res == state.TOTPOK; totpOK {
+				us.ClearAttempts(counted)
 			}
 			return err
 		})
-		if err != nil && !errors.Is(err, handlers.ErrNoChange) {
-			p.storeFailed(w, r, "totp", err)
-			return
-		}
-		totpOK = res == state.TOTPOK
+	} else {
+		last, err = handlers.ReserveAttempt(ctx, p.Env.Store, p.OTP, ukey, now, counted)
+	}
+	if be, ok := errors.AsType[*state.BlockedError](err); ok {
+		userBlock = be.Until
+	} else if err != nil {
+		p.storeFailed(w, r, "totp", err)
+		return
 	}
 	var res state.OTPResult
 	var authed *state.Session
-	_, err := p.Env.Store.Update(ctx, s.Key, func(cur *state.Session) error {
+	_, err = p.Env.Store.Update(ctx, s.Key, func(cur *state.Session) error {
 		authed = nil
 		c := cur.Clone()
 		switch {
+		case !userBlock.IsZero():
+			handlers.BlockSession(c, now, userBlock)
+			res = state.OTPBlocked
 		case factor == factorKeyTOTP && totpOK:
 			res = state.OTPOK
 			if err := p.OTP.Pass(c, state.FactorTOTP, now); err != nil {
@@ -72,6 +98,11 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 			res = p.OTP.Verify(c, p.Key, code, now)
 		default:
 			res = p.OTP.Fail(c, now)
+		}
+		if last && res != state.OTPOK && res != state.OTPBlocked {
+			// This wrong code was the user's last for the factor.
+			handlers.BlockSession(c, now, now.Add(p.OTP.BlockFor))
+			res = state.OTPBlocked
 		}
 		if res != state.OTPOK {
 			*cur = *c // attempts counted, maybe blocked
@@ -97,12 +128,16 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	switch res {
 	case state.OTPOK:
 	case state.OTPBlocked:
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(p.Users, u.Login))
-		w.Header().Set("Retry-After", handlers.RetryAfter(now.Add(p.OTP.BlockFor), now))
+		checked = true // the reservation is the failure
+		until := now.Add(p.OTP.BlockFor)
+		if !userBlock.IsZero() {
+			until = userBlock
+		}
+		w.Header().Set("Retry-After", handlers.RetryAfter(until, now))
 		p.fail(w, r, http.StatusTooManyRequests, "Too many wrong codes. Please wait a few minutes and sign in again.")
 		return
 	default:
-		p.Limiter.Fail(r.Context(), now, ipKey(ip), userKey(p.Users, u.Login))
+		checked = true // the reservation is the failure
 		msg := "That code is not right. Please try again."
 		switch res {
 		case state.OTPExpired, state.OTPUsed, state.OTPNone:
@@ -111,6 +146,11 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		}
 		p.renderFactor(w, r, http.StatusUnauthorized, s, u, factor, msg)
 		return
+	}
+	if factor != factorKeyTOTP {
+		if err := handlers.ClearAttempts(ctx, p.Env.Store, ukey, counted); err != nil {
+			p.Env.Logger.Warn("portal could not clear the attempt count", zap.Error(err))
+		}
 	}
 	id, err := p.rotate(ctx, s.Key, authed, now)
 	if err != nil {
@@ -148,4 +188,16 @@ func (p *Portal) rotate(ctx context.Context, old state.Key, authed *state.Sessio
 		p.Env.Logger.Warn("portal could not delete the pre-auth session", zap.String("session", old.Short()), zap.Error(err))
 	}
 	return id, nil
+}
+
+// factorState returns the factor a portal factor key is counted as.
+func factorState(k string) string {
+	switch k {
+	case factorKeyEmail:
+		return state.FactorEmail
+	case factorKeySMS:
+		return state.FactorSMS
+	default:
+		return state.FactorTOTP
+	}
 }

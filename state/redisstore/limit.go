@@ -106,3 +106,82 @@ func (f *FailureWindow) Reset(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// reserveScript: KEYS[1] failures; ARGV now_ms, window_ms, max, member.
+// Forgets failures older than the window, then, in the same step, either
+// refuses (returning the time, in ms, of the failure that keeps the key
+// refused) or counts this attempt and returns -1. Parallel attempts on any
+// instance therefore never count past max.
+var reserveScript = redis.NewScript(`
+local now, window, max = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= max then
+  local e = redis.call('ZRANGE', KEYS[1], n - max, n - max, 'WITHSCORES')
+  return e[2]
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+return -1`)
+
+// NewMember returns a unique name for an attempt counted at now.
+func NewMember(now time.Time) string {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	return strconv.FormatInt(now.UnixNano(), 10) + ":" + hex.EncodeToString(nonce[:])
+}
+
+// Reserve counts an attempt named member on each key at now, unless a key
+// has max failures within the window; the check and the count of each key
+// are one script. When a key refuses, the attempt is taken back from the
+// keys already counted, and Reserve reports when the key may try again.
+// Each script touches one key, so this runs unchanged on Redis Cluster.
+func (f *FailureWindow) Reserve(ctx context.Context, now time.Time, member string, keys ...string) (time.Time, bool, error) {
+	ctx, cancel := f.r.opCtx(ctx)
+	defer cancel()
+	for i, k := range keys {
+		v, err := reserveScript.Run(ctx, f.r.client, []string{f.key(k)},
+			now.UnixMilli(), f.window.Milliseconds(), f.max, member).Result()
+		if err != nil {
+			_ = f.release(ctx, member, keys[:i]...)
+			return time.Time{}, false, unavailable("reserving an attempt", err)
+		}
+		ms := scriptInt(v)
+		if ms < 0 {
+			continue
+		}
+		if err := f.release(ctx, member, keys[:i]...); err != nil {
+			return time.Time{}, false, err
+		}
+		return time.UnixMilli(ms).Add(f.window), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// Release takes back the attempt member counted on keys by Reserve.
+func (f *FailureWindow) Release(ctx context.Context, member string, keys ...string) error {
+	ctx, cancel := f.r.opCtx(ctx)
+	defer cancel()
+	return f.release(ctx, member, keys...)
+}
+
+func (f *FailureWindow) release(ctx context.Context, member string, keys ...string) error {
+	for _, k := range keys {
+		if err := f.r.client.ZRem(ctx, f.key(k), member).Err(); err != nil {
+			return unavailable("releasing an attempt", err)
+		}
+	}
+	return nil
+}
+
+// scriptInt reads an integer a script returned as a number or a string.
+func scriptInt(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return 0
+}

@@ -1,0 +1,170 @@
+package handlers
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// bcryptCounter counts the bcrypt comparisons, and the most running at
+// once, while the test runs. Tests using it do not run in parallel.
+type bcryptCounter struct {
+	calls, running, peak atomic.Int64
+	costs                sync.Map // cost → true
+}
+
+func countBcrypt(t *testing.T) *bcryptCounter {
+	c := &bcryptCounter{}
+	bcryptHook = func(hash []byte) {
+		c.calls.Add(1)
+		n := c.running.Add(1)
+		for {
+			p := c.peak.Load()
+			if n <= p || c.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		if cost, err := bcrypt.Cost(hash); err == nil {
+			c.costs.Store(cost, true)
+		}
+		time.Sleep(time.Millisecond) // hold the slot, so that overlaps show
+		c.running.Add(-1)
+	}
+	t.Cleanup(func() { bcryptHook = nil })
+	return c
+}
+
+func newLimitedAuth(t *testing.T) *BasicAuth {
+	hash, err := bcrypt.GenerateFromPassword([]byte(apiPass), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewBasicAuth(map[string][]byte{apiUser: hash})
+}
+
+// TestBasicAuthThrottlesWrongPasswords: 100 wrong admin passwords at once
+// from one address check at most BasicMaxFailures with bcrypt; the rest
+// are refused with 429, Retry-After and the family's error shape, and the
+// good pair already verified still passes.
+func TestBasicAuthThrottlesWrongPasswords(t *testing.T) {
+	f := newAuthnFixture(t)
+	f.a.Auth = newLimitedAuth(t)
+	if code, _ := f.put(map[string]any{"challengeop": "Init"}); code == http.StatusUnauthorized {
+		t.Fatal("the right credentials were refused")
+	}
+	c := countBcrypt(t)
+	codes := make([]int, 100)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 100 {
+		wg.Go(func() {
+			<-start
+			req := httptest.NewRequest("POST", authnPathV1, nil)
+			req.SetBasicAuth(apiUser, "wrong-"+strconv.Itoa(i))
+			w := httptest.NewRecorder()
+			f.mux.ServeHTTP(w, req)
+			codes[i] = w.Code
+			if w.Code == http.StatusTooManyRequests {
+				if a := readAuthn(t, w); a.Status.Code != authnCodeRetry || w.Header().Get("Retry-After") == "" {
+					t.Errorf("429 answer %+v, Retry-After %q", a.Status, w.Header().Get("Retry-After"))
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	n401, n429 := 0, 0
+	for _, code := range codes {
+		switch code {
+		case http.StatusUnauthorized:
+			n401++
+		case http.StatusTooManyRequests:
+			n429++
+		default:
+			t.Fatalf("status %d", code)
+		}
+	}
+	t.Logf("100 parallel wrong passwords: %d × 401, %d × 429, %d bcrypt runs, at most %d at once", n401, n429, c.calls.Load(), c.peak.Load())
+	if got := c.calls.Load(); got > BasicMaxFailures {
+		t.Fatalf("%d bcrypt runs, want at most %d", got, BasicMaxFailures)
+	}
+	if n429 < 100-BasicMaxFailures {
+		t.Fatalf("%d answers 429, want at least %d", n429, 100-BasicMaxFailures)
+	}
+	if peak := c.peak.Load(); peak > int64(cap(bcryptSlots)) {
+		t.Fatalf("%d bcrypt runs at once, want at most %d", peak, cap(bcryptSlots))
+	}
+	// The verified pair is remembered: the administrator is not locked out.
+	if code, _ := f.put(map[string]any{"challengeop": "Init"}); code == http.StatusUnauthorized || code == http.StatusTooManyRequests {
+		t.Fatalf("the right credentials got %d during the throttle", code)
+	}
+	// The OAM family answers 429 in its own shape.
+	o := &OAM{Env: f.a.Env, Auth: f.a.Auth}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.SetBasicAuth(apiUser, "wrong")
+	w := httptest.NewRecorder()
+	o.guard(func(http.ResponseWriter, *http.Request) {}).ServeHTTP(w, req)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || !strings.Contains(w.Body.String(), `"message"`) {
+		t.Fatalf("OAM: %d %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+}
+
+// TestBasicAuthRepeatedFailingPairCostsNoBcrypt: a failing pair sent again
+// is answered from the remembered keyed hash, without bcrypt.
+func TestBasicAuthRepeatedFailingPairCostsNoBcrypt(t *testing.T) {
+	b := newLimitedAuth(t)
+	b.Limiter = &MemoryLimiter{Max: 1000, Window: time.Minute}
+	c := countBcrypt(t)
+	for i := range 5 {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(apiUser, "wrong")
+		if _, res, _ := b.Authenticate(r); res != AuthBad {
+			t.Fatalf("attempt %d: %v", i, res)
+		}
+	}
+	if got := c.calls.Load(); got != 1 {
+		t.Fatalf("%d bcrypt runs for one failing pair sent 5 times, want 1", got)
+	}
+	for d := range b.failed {
+		if string(d[:]) == apiUser+"\x00wrong" {
+			t.Fatal("the failing pair is kept in the clear")
+		}
+	}
+}
+
+// TestBasicAuthUnknownUserSameCost: an unknown username and an unknown
+// clientId run a bcrypt of the configured cost, as a known one does.
+func TestBasicAuthUnknownUserSameCost(t *testing.T) {
+	b := newLimitedAuth(t)
+	c := countBcrypt(t)
+	r := httptest.NewRequest("GET", "/", nil)
+	r.SetBasicAuth("nobody", "x")
+	b.Authenticate(r)
+	hash, err := bcrypt.GenerateFromPassword([]byte("client-secret"), 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, err := NewAuthnClients(map[string]string{"app": string(hash)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients.Check("unknown-app", "client-secret")
+	clients.Check("app", "wrong")
+	var costs []int
+	c.costs.Range(func(k, _ any) bool { costs = append(costs, k.(int)); return true })
+	if c.calls.Load() != 3 || len(costs) != 2 {
+		t.Fatalf("%d bcrypt runs of costs %v, want 3 of costs 5 and 6", c.calls.Load(), costs)
+	}
+	for _, want := range []int{5, 6} {
+		if _, ok := c.costs.Load(want); !ok {
+			t.Fatalf("no bcrypt of cost %d (costs %v)", want, costs)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package handlers
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// AttemptLimiter counts attempts per key (a username, a client address)
+// in a sliding window. Reserve counts an attempt on every key in one step
+// with the check, unless one of them has reached the limit (then it counts
+// nothing and reports when the last of them may try again); release takes
+// the attempt back (it succeeded).
+type AttemptLimiter interface {
+	Reserve(ctx context.Context, now time.Time, keys ...string) (release func(), until time.Time, blocked bool)
+}
+
+// MemoryLimiter is an AttemptLimiter in this process's memory.
+type MemoryLimiter struct {
+	Max    int
+	Window time.Duration
+
+	mu   sync.Mutex
+	hits map[string][]time.Time
+}
+
+// maxLimiterKeys bounds the keys a MemoryLimiter keeps; beyond it, keys
+// with nothing in the window are swept, and if still full a new key is not
+// counted.
+const maxLimiterKeys = 100000
+
+// Reserve implements AttemptLimiter.
+func (l *MemoryLimiter) Reserve(_ context.Context, now time.Time, keys ...string) (func(), time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hits == nil {
+		l.hits = map[string][]time.Time{}
+	}
+	var until time.Time
+	for _, k := range keys {
+		ts := l.recent(k, now)
+		if len(ts) >= l.Max {
+			if u := ts[len(ts)-l.Max].Add(l.Window); u.After(until) {
+				until = u
+			}
+		}
+	}
+	if !until.IsZero() {
+		return func() {}, until, true
+	}
+	var counted []string
+	for _, k := range keys {
+		if _, ok := l.hits[k]; !ok && len(l.hits) >= maxLimiterKeys {
+			for k2 := range l.hits {
+				l.recent(k2, now)
+			}
+			if len(l.hits) >= maxLimiterKeys {
+				continue
+			}
+		}
+		l.hits[k] = append(l.hits[k], now)
+		counted = append(counted, k)
+	}
+	return func() { l.release(counted, now) }, time.Time{}, false
+}
+
+func (l *MemoryLimiter) release(keys []string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		ts := l.hits[k]
+		for i, t := range slices.Backward(ts) {
+			if t.Equal(at) {
+				ts = append(ts[:i:i], ts[i+1:]...)
+				break
+			}
+		}
+		if len(ts) == 0 {
+			delete(l.hits, k)
+		} else {
+			l.hits[k] = ts
+		}
+	}
+}
+
+// recent returns the hits of k inside the window, dropping older ones.
+// l.mu must be held.
+func (l *MemoryLimiter) recent(k string, now time.Time) []time.Time {
+	ts := l.hits[k]
+	cut := now.Add(-l.Window)
+	i := 0
+	for i < len(ts) && !ts[i].After(cut) {
+		i++
+	}
+	if i == len(ts) {
+		delete(l.hits, k)
+		return nil
+	}
+	if i > 0 {
+		ts = append(ts[:0:0], ts[i:]...)
+		l.hits[k] = ts
+	}
+	return ts
+}
+
+// bcryptSlots bounds the bcrypt comparisons running at once: half the
+// processors, at least one, so that password checks (each a few
+// milliseconds of CPU) never take every core from the gate.
+var bcryptSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
+
+// bcryptHook, when set (by tests), is called with the hash of every bcrypt
+// comparison, inside its slot.
+var bcryptHook func(hash []byte)
+
+// bcryptCompare is bcrypt.CompareHashAndPassword on the bounded pool. A
+// request given up while waiting for a slot fails.
+func bcryptCompare(ctx context.Context, hash []byte, pass string) error {
+	select {
+	case bcryptSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-bcryptSlots }()
+	if h := bcryptHook; h != nil {
+		h(hash)
+	}
+	return bcrypt.CompareHashAndPassword(hash, []byte(pass))
+}
