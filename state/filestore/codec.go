@@ -39,8 +39,8 @@ import (
 const (
 	recordVersion     byte = 2
 	recordVersionJSON byte = 1
-	flagSealed    byte = 1 << 0
-	headerLen          = 10
+	flagSealed        byte = 1 << 0
+	headerLen              = 10
 )
 
 // errUnsealed is returned when a record cannot be authenticated with the
