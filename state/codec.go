@@ -218,7 +218,7 @@ const (
 // appendTime encodes t without its monotonic reading.
 func appendTime(b []byte, t time.Time) []byte {
 	switch {
-	case t == time.Time{}:
+	case t.IsZero() && t.Location() == time.UTC: // time.Time{}
 		return append(b, timeZero)
 	case t.Location() == time.UTC:
 		b = append(b, timeUTC)

@@ -20,8 +20,10 @@ func TestSessionCodecRoundTrip(t *testing.T) {
 	full.ClientApplication, full.ClientVersion, full.ExternalDeviceID = "app", "1.0", "dev"
 	full.AuthTime = now.Local()
 	full.Factors = []string{"pwd", "otp"}
-	full.Challenge = &Challenge{CorrelationID: "c", Factor: "f", NonceHash: []byte{}, AnswerHash: []byte{9},
-		Expiry: now, Attempts: 2, Closed: true, OTPIssued: now, OTPUsed: true}
+	full.Challenge = &Challenge{
+		CorrelationID: "c", Factor: "f", NonceHash: []byte{}, AnswerHash: []byte{9},
+		Expiry: now, Attempts: 2, Closed: true, OTPIssued: now, OTPUsed: true,
+	}
 	full.Version = 1 << 40
 	empty := &Session{Factors: []string{}, UserAttributes: map[string]string{}}
 	for name, s := range map[string]*Session{"full": full, "zero": {}, "empty": empty} {
