@@ -82,6 +82,7 @@ type Gate struct {
 	app       *App
 	gate      *handlers.Gate
 	decisions [handlers.Unavailable + 1]prometheus.Counter
+	providers *providerCache
 }
 
 // CaddyModule returns the Caddy module information.
@@ -117,6 +118,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 
 		PassCredentials: g.PassSessionCredentials,
 	}
+	g.providers = new(providerCache)
 	for o := range g.decisions {
 		g.decisions[o] = app.metrics.gate.WithLabelValues(handlers.Outcome(o).String())
 	}
@@ -153,9 +155,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.
 		return g.refuse(w, r, outcome)
 	}
 	// One provider resolves every placeholder on demand, instead of
-	// setting each one on every request.
+	// setting each one on every request; providers are made once per
+	// session snapshot (see providerCache), so a hit allocates nothing.
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Map(func(key string) (any, bool) { return placeholder(s, key) })
+	repl.Map(g.providers.get(s))
 	return next.ServeHTTP(w, r)
 }
 

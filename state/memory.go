@@ -5,8 +5,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // MemoryOptions configures a Memory store.
@@ -19,11 +17,12 @@ type MemoryOptions struct {
 	CleanupInterval time.Duration
 }
 
-// Memory is the default store: sessions in a go-cache, a per-user index,
-// and per-user state in a map. Nothing survives the process.
+// Memory is the default store: sessions in a table the garbage collector
+// need not walk (see table), a per-user index, and per-user state in a map.
+// Nothing survives the process.
 type Memory struct {
 	now   Clock
-	cache *cache.Cache
+	cache *table
 
 	// locks serialise writers of one key (striped by the key's first byte),
 	// so Update is atomic without a global write lock.
@@ -33,7 +32,7 @@ type Memory struct {
 	byUser map[string]userKeys
 
 	umu   sync.Mutex
-	users map[string]*UserState
+	users map[string]userEntry
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -51,12 +50,10 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	m := &Memory{
 		now: opts.Now,
-		// No go-cache janitor: it would stop only when the cache is
-		// garbage collected, which the eviction callback (holding m)
-		// prevents. The store runs its own sweeper, stopped by Close.
-		cache:  cache.New(cache.NoExpiration, 0),
+		// The store runs its own sweeper, stopped by Close.
+		cache:  newTable(),
 		byUser: make(map[string]userKeys),
-		users:  make(map[string]*UserState),
+		users:  make(map[string]userEntry),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 	}
@@ -74,15 +71,14 @@ func (m *Memory) sweep(every time.Duration) {
 		select {
 		case <-t.C:
 			m.cache.DeleteExpired()
+			m.sweepUsers()
 		case <-m.stop:
 			return
 		}
 	}
 }
 
-func ck(k Key) string { return string(k[:]) }
-
-// ttl converts a session's deadline into a go-cache lifetime measured on the
+// ttl converts a session's deadline into a table lifetime measured on the
 // real clock; the injected clock decides liveness on read.
 func (m *Memory) ttl(s *Session) time.Duration {
 	d := s.Deadline().Sub(m.now())
@@ -93,11 +89,10 @@ func (m *Memory) ttl(s *Session) time.Duration {
 }
 
 func (m *Memory) lookup(key Key) (*Session, bool) {
-	v, ok := m.cache.Get(ck(key))
+	s, ok := m.cache.Get(key)
 	if !ok {
 		return nil, false
 	}
-	s := v.(*Session)
 	if !s.Live(m.now()) {
 		return nil, false
 	}
@@ -123,7 +118,7 @@ func (m *Memory) Create(_ context.Context, s *Session) error {
 	c := s.Clone()
 	c.Version = 1
 	// Set before index: see evicted.
-	m.cache.Set(ck(c.Key), c, m.ttl(c))
+	m.cache.Set(c.Key, c, m.ttl(c))
 	m.index(c.UserID, c.Key)
 	s.Version = 1
 	return nil
@@ -144,7 +139,7 @@ func (m *Memory) Update(_ context.Context, key Key, fn func(*Session) error) (*S
 	}
 	c.Key = key
 	c.Version = old.Version + 1
-	m.cache.Set(ck(key), c, m.ttl(c))
+	m.cache.Set(key, c, m.ttl(c))
 	if c.UserID != old.UserID {
 		m.unindex(old.UserID, key)
 		m.index(c.UserID, key)
@@ -161,7 +156,7 @@ func (m *Memory) Delete(_ context.Context, key Key) (*Session, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
-	m.cache.Delete(ck(key)) // evicted() drops the index entry
+	m.cache.Delete(key) // evicted() drops the index entry
 	return s, nil
 }
 
@@ -186,12 +181,7 @@ func (m *Memory) ByUser(_ context.Context, userID string) ([]*Session, error) {
 // Scan implements Store.
 func (m *Memory) Scan(_ context.Context, fn func(*Session) bool) error {
 	now := m.now()
-	for _, it := range m.cache.Items() {
-		s := it.Object.(*Session)
-		if s.Live(now) && !fn(s) {
-			return nil
-		}
-	}
+	m.cache.Range(func(s *Session) bool { return !s.Live(now) || fn(s) })
 	return nil
 }
 
@@ -210,7 +200,7 @@ func (m *Memory) Touch(_ context.Context, key Key, at time.Time) error {
 	c := old.Clone()
 	c.LastAccessTime = at
 	c.Version = old.Version + 1
-	m.cache.Set(ck(key), c, m.ttl(c))
+	m.cache.Set(key, c, m.ttl(c))
 	return nil
 }
 
@@ -218,8 +208,8 @@ func (m *Memory) Touch(_ context.Context, key Key, at time.Time) error {
 func (m *Memory) GetUser(_ context.Context, userID string) (*UserState, error) {
 	m.umu.Lock()
 	defer m.umu.Unlock()
-	if u, ok := m.users[userID]; ok {
-		return u, nil
+	if e, ok := m.users[userID]; ok {
+		return e.u, nil
 	}
 	return nil, ErrNotFound
 }
@@ -231,7 +221,7 @@ func (m *Memory) UpdateUser(_ context.Context, userID string, fn func(*UserState
 	var c *UserState
 	old, ok := m.users[userID]
 	if ok {
-		c = old.Clone()
+		c = old.u.Clone()
 	} else {
 		c = &UserState{UserID: userID}
 	}
@@ -240,7 +230,7 @@ func (m *Memory) UpdateUser(_ context.Context, userID string, fn func(*UserState
 	}
 	c.UserID = userID
 	c.Version++
-	m.users[userID] = c
+	m.users[userID] = userEntry{u: c, written: m.now()}
 	return c, nil
 }
 
@@ -315,20 +305,15 @@ func (uk userKeys) list() []Key {
 	return keys
 }
 
-// evicted runs when go-cache drops an item (Delete or the sweeper). The
+// evicted runs when the table drops an item (Delete or the sweeper). The
 // sweeper does not hold the key's lock, so it can race a re-creation under
 // the same key. Writers store the record before indexing it, and evicted
 // unindexes before looking at the cache again, so whatever the interleaving
 // a record in the cache ends up indexed. An entry left behind for a record
 // deleted meanwhile is harmless: ByUser checks every entry against the cache.
-func (m *Memory) evicted(k string, v any) {
-	s, ok := v.(*Session)
-	if !ok {
-		return
-	}
+func (m *Memory) evicted(k Key, s *Session) {
 	m.unindex(s.UserID, s.Key)
-	if cur, ok := m.cache.Get(k); ok {
-		c := cur.(*Session)
+	if c, ok := m.cache.Get(k); ok {
 		m.index(c.UserID, c.Key)
 	}
 }

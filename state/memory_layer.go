@@ -18,11 +18,11 @@ func (m *Memory) Install(c, old *Session) (at time.Time, touched bool) {
 	l := &m.locks[c.Key[0]]
 	l.Lock()
 	defer l.Unlock()
-	var cur *Session
-	if v, ok := m.cache.Get(ck(c.Key)); ok {
-		cur = v.(*Session)
-	}
-	if old != nil && cur != nil && cur != old && cur.LastAccessTime.After(c.LastAccessTime) {
+	cur, _ := m.cache.Get(c.Key)
+	// A version other than old's: the record changed in memory since the
+	// caller read it (snapshots are decoded anew, so pointers may differ
+	// for the same record).
+	if old != nil && cur != nil && cur.Version != old.Version && cur.LastAccessTime.After(c.LastAccessTime) {
 		c.LastAccessTime = cur.LastAccessTime
 		if cur.Version >= c.Version {
 			c.Version = cur.Version + 1
@@ -33,7 +33,7 @@ func (m *Memory) Install(c, old *Session) (at time.Time, touched bool) {
 		m.unindex(cur.UserID, c.Key)
 	}
 	m.index(c.UserID, c.Key)
-	m.cache.Set(ck(c.Key), c, m.ttl(c))
+	m.cache.Set(c.Key, c, m.ttl(c))
 	return at, touched
 }
 
@@ -46,10 +46,10 @@ func (m *Memory) Restore(s *Session, skip func(Key) bool) {
 	l := &m.locks[s.Key[0]]
 	l.Lock()
 	defer l.Unlock()
-	if _, ok := m.cache.Get(ck(s.Key)); ok || (skip != nil && skip(s.Key)) {
+	if _, ok := m.cache.Get(s.Key); ok || (skip != nil && skip(s.Key)) {
 		return
 	}
-	m.cache.Set(ck(s.Key), s, m.ttl(s))
+	m.cache.Set(s.Key, s, m.ttl(s))
 	m.index(s.UserID, s.Key)
 }
 
@@ -58,15 +58,15 @@ func (m *Memory) Restore(s *Session, skip func(Key) bool) {
 func (m *Memory) Remove(key Key) {
 	l := &m.locks[key[0]]
 	l.Lock()
-	m.cache.Delete(ck(key)) // evicted() drops the index entry
+	m.cache.Delete(key) // evicted() drops the index entry
 	l.Unlock()
 }
 
 // HoldsLive reports whether memory holds a session under key that is live
 // at now.
 func (m *Memory) HoldsLive(key Key, now time.Time) bool {
-	v, ok := m.cache.Get(ck(key))
-	return ok && v.(*Session).Live(now)
+	s, ok := m.cache.Get(key)
+	return ok && s.Live(now)
 }
 
 // DropIfDead removes the record under key unless it is live at now.
@@ -74,8 +74,8 @@ func (m *Memory) DropIfDead(key Key, now time.Time) {
 	l := &m.locks[key[0]]
 	l.Lock()
 	defer l.Unlock()
-	if v, ok := m.cache.Get(ck(key)); ok && !v.(*Session).Live(now) {
-		m.cache.Delete(ck(key))
+	if s, ok := m.cache.Get(key); ok && !s.Live(now) {
+		m.cache.Delete(key)
 	}
 }
 
@@ -83,6 +83,6 @@ func (m *Memory) DropIfDead(key Key, now time.Time) {
 // after the caller has committed it elsewhere.
 func (m *Memory) PutUser(u *UserState) {
 	m.umu.Lock()
-	m.users[u.UserID] = u
+	m.users[u.UserID] = userEntry{u: u, written: m.now()}
 	m.umu.Unlock()
 }

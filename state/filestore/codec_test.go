@@ -2,6 +2,8 @@ package filestore
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
@@ -100,4 +102,40 @@ func FuzzDecodeRecord(f *testing.F) {
 		_, _ = recordDeadline(rec)
 		_ = headerError(rec)
 	})
+}
+
+// TestCodecReadsJSONRecords: records of format 1 (JSON payloads, written by
+// earlier releases) still decode.
+func TestCodecReadsJSONRecords(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := fullSession(t, now, "erin")
+	for name, key := range map[string][]byte{"plain": nil, "sealed": state.NewSealKey()} {
+		c, err := newCodec(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr := make([]byte, headerLen)
+		hdr[0] = recordVersionJSON
+		binary.BigEndian.PutUint64(hdr[2:], uint64(s.Deadline().UnixNano()))
+		rec := append(hdr, payload...)
+		if key != nil {
+			hdr[1] = flagSealed
+			nonce := make([]byte, c.aead.NonceSize())
+			rec = c.aead.Seal(append(append([]byte(nil), hdr...), nonce...), nonce, payload, additionalData(bucketSessions, s.Key[:], hdr))
+		}
+		if d, ok := recordDeadline(rec); !ok || d != s.Deadline().UnixNano() {
+			t.Fatalf("%s: header deadline %d, %v", name, d, ok)
+		}
+		got := new(state.Session)
+		if err := c.decode(bucketSessions, s.Key[:], rec, got); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, s) {
+			t.Fatalf("%s: decoded %+v, want %+v", name, got, s)
+		}
+	}
 }

@@ -1,0 +1,64 @@
+package state
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestMemoryDropsIdleUserStates: the per-user map shrinks with the
+// sessions. The state of a user whose sessions are gone is dropped once it
+// is older than UserStateRetention, unless a trusted device is still valid
+// or a session remains.
+func TestMemoryDropsIdleUserStates(t *testing.T) {
+	clk := newFakeClock()
+	m := newTestMemory(t, clk)
+	ctx := context.Background()
+	login := func(user string) {
+		if _, err := m.UpdateUser(ctx, user, func(u *UserState) error {
+			u.History = append(u.History, Login{Time: clk.Now()})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"gone", "device", "session"} {
+		login(u)
+	}
+	if _, err := m.UpdateUser(ctx, "device", func(u *UserState) error {
+		u.Devices = append(u.Devices, Device{ID: "d1", Added: clk.Now(), Until: clk.Now().Add(30 * 24 * time.Hour)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	create(t, m, clk, "session", 8*time.Hour, 0)
+	id, _ := create(t, m, clk, "gone", 8*time.Hour, 0)
+	if _, err := m.Delete(ctx, KeyOf(id)); err != nil {
+		t.Fatal(err)
+	}
+
+	sweep := func() {
+		m.cache.DeleteExpired()
+		m.sweepUsers()
+	}
+	sweep()
+	if _, err := m.GetUser(ctx, "gone"); err != nil {
+		t.Fatalf("state dropped before UserStateRetention: %v", err)
+	}
+	clk.Advance(UserStateRetention + time.Minute)
+	sweep()
+	if _, err := m.GetUser(ctx, "gone"); err == nil {
+		t.Error("the state of a user without sessions is kept forever")
+	}
+	for _, u := range []string{"device", "session"} {
+		if _, err := m.GetUser(ctx, u); err != nil {
+			t.Errorf("state of %q dropped: %v", u, err)
+		}
+	}
+	m.umu.Lock()
+	n := len(m.users)
+	m.umu.Unlock()
+	if n != 2 {
+		t.Errorf("%d user states held, want 2", n)
+	}
+}

@@ -1,0 +1,214 @@
+package state
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// table is the memory store's container: sessions held in a form the
+// garbage collector need not walk. Each session is one slot in a map keyed
+// by its fixed-size Key: an expiry and the session's binary encoding
+// (AppendSession), a single pointer-free byte string. Where a *Session
+// graph costs the collector ~20 pointers (strings, slices, a map, times
+// with locations), a slot costs one pointer to a block it does not scan.
+//
+// Get decodes on demand; the last decoded snapshots are kept in a small
+// cache of fixed size (snapSets), so the sessions in use are decoded once
+// per change and a hit on them allocates nothing, while the collector's
+// work stays bounded whatever the number of sessions held.
+//
+// The table is split in shards by the key's first byte, each with its own
+// lock, so a sweep (DeleteExpired) holds one shard at a time and readers of
+// the others never wait for it.
+type table struct {
+	shards    [tableShards]tableShard
+	onEvicted func(k Key, s *Session)
+}
+
+const (
+	tableShards = 256
+	// snapWays slots per shard cache decoded snapshots (two-way sets):
+	// 256 × 64 = 16,384 snapshots at most.
+	snapWays = 64
+)
+
+type tableShard struct {
+	mu    sync.RWMutex
+	slots map[Key]slot
+	snaps [snapWays]atomic.Pointer[snap]
+}
+
+// slot is one session: the real-clock instant (Unix nanoseconds) after
+// which the sweeper may drop it, and its encoding.
+type slot struct {
+	expires int64
+	enc     []byte
+}
+
+// snap is a decoded snapshot of the slot whose encoding starts at enc.
+type snap struct {
+	enc *byte
+	s   *Session
+}
+
+func newTable() *table {
+	t := &table{}
+	for i := range t.shards {
+		t.shards[i].slots = make(map[Key]slot)
+	}
+	return t
+}
+
+// OnEvicted sets the function called (outside any lock) for each session
+// removed by Delete or DeleteExpired.
+func (t *table) OnEvicted(fn func(Key, *Session)) { t.onEvicted = fn }
+
+func (t *table) shard(k Key) *tableShard { return &t.shards[k[0]] }
+
+func snapIndex(k Key) int { return int(k[1]) % snapWays &^ 1 }
+
+// cached returns the decoded snapshot of sl, decoding it if the cache does
+// not hold it.
+func (sh *tableShard) cached(k Key, sl slot) *Session {
+	i := snapIndex(k)
+	a, b := &sh.snaps[i], &sh.snaps[i+1]
+	p := &sl.enc[0]
+	if c := a.Load(); c != nil && c.enc == p {
+		return c.s
+	}
+	if c := b.Load(); c != nil && c.enc == p {
+		return c.s
+	}
+	s, err := DecodeSession(sl.enc)
+	if err != nil {
+		panic("state: memory table holds a bad encoding: " + err.Error()) // written by this package only
+	}
+	sh.remember(k, &snap{enc: p, s: s})
+	return s
+}
+
+// remember puts c in the cache set of k: over an older snapshot of the same
+// session, else in the second way, the previous second moving to the first.
+func (sh *tableShard) remember(k Key, c *snap) {
+	i := snapIndex(k)
+	a, b := &sh.snaps[i], &sh.snaps[i+1]
+	if q := a.Load(); q == nil || q.s.Key == k {
+		a.Store(c)
+		return
+	}
+	if q := b.Load(); q != nil && q.s.Key != k {
+		a.Store(q)
+	}
+	b.Store(c)
+}
+
+// Get returns the session under k, expired or not.
+func (t *table) Get(k Key) (*Session, bool) {
+	sh := t.shard(k)
+	sh.mu.RLock()
+	sl, ok := sh.slots[k]
+	sh.mu.RUnlock()
+	if !ok {
+		return nil, false
+	}
+	return sh.cached(k, sl), true
+}
+
+// Set stores s under k for ttl (real clock). s becomes the cached snapshot:
+// the caller must not change it after.
+func (t *table) Set(k Key, s *Session, ttl time.Duration) {
+	sl := slot{expires: time.Now().Add(ttl).UnixNano(), enc: AppendSession(nil, s)}
+	sh := t.shard(k)
+	sh.mu.Lock()
+	sh.slots[k] = sl
+	sh.remember(k, &snap{enc: &sl.enc[0], s: s})
+	sh.mu.Unlock()
+}
+
+// Delete removes the session under k, if any.
+func (t *table) Delete(k Key) {
+	sh := t.shard(k)
+	sh.mu.Lock()
+	sl, ok := sh.slots[k]
+	delete(sh.slots, k)
+	sh.mu.Unlock()
+	if ok && t.onEvicted != nil {
+		t.onEvicted(k, sh.cached(k, sl))
+	}
+}
+
+// DeleteExpired removes the sessions whose real-clock expiry has passed,
+// one shard at a time.
+func (t *table) DeleteExpired() {
+	type gone struct {
+		k  Key
+		sl slot
+	}
+	var out []gone
+	for i := range t.shards {
+		sh := &t.shards[i]
+		now := time.Now().UnixNano()
+		out = out[:0]
+		sh.mu.Lock()
+		for k, sl := range sh.slots {
+			if sl.expires <= now {
+				delete(sh.slots, k)
+				out = append(out, gone{k, sl})
+			}
+		}
+		sh.mu.Unlock()
+		if t.onEvicted != nil {
+			for _, g := range out {
+				t.onEvicted(g.k, sh.cached(g.k, g.sl))
+			}
+		}
+	}
+}
+
+// Range calls fn for every session held, expired or not, until fn returns
+// false. It holds no lock while fn runs.
+func (t *table) Range(fn func(*Session) bool) {
+	var ks []Key
+	var sls []slot
+	for i := range t.shards {
+		sh := &t.shards[i]
+		ks, sls = ks[:0], sls[:0]
+		sh.mu.RLock()
+		for k, sl := range sh.slots {
+			ks = append(ks, k)
+			sls = append(sls, sl)
+		}
+		sh.mu.RUnlock()
+		for j, sl := range sls {
+			if !fn(sh.cached(ks[j], sl)) {
+				return
+			}
+		}
+	}
+}
+
+// ItemCount returns the number of sessions held.
+func (t *table) ItemCount() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		n += len(sh.slots)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Flush drops every session without calling OnEvicted.
+func (t *table) Flush() {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		sh.slots = make(map[Key]slot)
+		for j := range sh.snaps {
+			sh.snaps[j].Store(nil)
+		}
+		sh.mu.Unlock()
+	}
+}
