@@ -77,6 +77,14 @@ func AppendSession(dst []byte, s *Session) []byte {
 	b = appendString(b, s.ClientApplication)
 	b = appendString(b, s.ClientVersion)
 	b = appendString(b, s.ExternalDeviceID)
+	if s.Fingerprints == nil {
+		b = append(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(s.Fingerprints))+1)
+		for _, f := range s.Fingerprints {
+			b = appendString(appendString(appendString(b, f.Cookie), f.Fingerprint), f.CookieType)
+		}
+	}
 	b = appendTime(b, s.AuthTime)
 	if s.Factors == nil {
 		b = append(b, 0)
@@ -158,6 +166,17 @@ func DecodeSession(b []byte) (*Session, error) {
 	s.ClientApplication = d.string()
 	s.ClientVersion = d.string()
 	s.ExternalDeviceID = d.string()
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		n--
+		if n > uint64(len(b)) {
+			return nil, errShort
+		}
+		s.Fingerprints = make([]Fingerprint, n)
+		for i := range s.Fingerprints {
+			f := &s.Fingerprints[i]
+			f.Cookie, f.Fingerprint, f.CookieType = d.string(), d.string(), d.string()
+		}
+	}
 	s.AuthTime = d.time()
 	if n := d.uvarint(); n > 0 && d.err == nil {
 		n--

@@ -6,8 +6,9 @@ import "time"
 // of a user who holds no session, after its last write: long enough for
 // everything recorded around a login (OTP sends are counted over an hour,
 // TOTP steps are refused for a few periods), after which the state of a
-// user who has gone away is dropped. A trusted device that is still valid
-// keeps the state whatever its age.
+// user who has gone away is dropped (its login history with it). A trusted
+// device that is still valid or a factor still blocked keeps the state
+// whatever its age.
 const UserStateRetention = time.Hour
 
 // userEntry is a user's state and when it was last written (store clock).
@@ -18,14 +19,15 @@ type userEntry struct {
 
 // sweepUsers drops the per-user states that nothing needs any longer: the
 // user holds no session, the state was last written more than
-// UserStateRetention ago and none of its trusted devices is still valid.
+// UserStateRetention ago, and it holds no valid trusted device and no live
+// factor block.
 // Without it the map would only grow: one entry per user ever seen.
 func (m *Memory) sweepUsers() {
 	now := m.now()
 	m.umu.Lock()
 	defer m.umu.Unlock()
 	for id, e := range m.users {
-		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) {
+		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) || holdsBlock(e.u, now) {
 			continue
 		}
 		m.imu.Lock()
@@ -35,6 +37,16 @@ func (m *Memory) sweepUsers() {
 			delete(m.users, id)
 		}
 	}
+}
+
+// holdsBlock reports whether one of u's factors is still blocked.
+func holdsBlock(u *UserState, now time.Time) bool {
+	for _, a := range u.Attempts {
+		if now.Before(a.BlockedUntil) {
+			return true
+		}
+	}
+	return false
 }
 
 func holdsDevice(u *UserState, now time.Time) bool {

@@ -22,8 +22,14 @@ func TestMemoryDropsIdleUserStates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range []string{"gone", "device", "session"} {
+	for _, u := range []string{"gone", "device", "session", "blocked"} {
 		login(u)
+	}
+	if _, err := m.UpdateUser(ctx, "blocked", func(u *UserState) error {
+		u.Attempts = map[string]FactorAttempts{"ChallengeOMATOTP": {BlockedUntil: clk.Now().Add(24 * time.Hour)}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := m.UpdateUser(ctx, "device", func(u *UserState) error {
 		u.Devices = append(u.Devices, Device{ID: "d1", Added: clk.Now(), Until: clk.Now().Add(30 * 24 * time.Hour)})
@@ -50,7 +56,7 @@ func TestMemoryDropsIdleUserStates(t *testing.T) {
 	if _, err := m.GetUser(ctx, "gone"); err == nil {
 		t.Error("the state of a user without sessions is kept forever")
 	}
-	for _, u := range []string{"device", "session"} {
+	for _, u := range []string{"device", "session", "blocked"} {
 		if _, err := m.GetUser(ctx, u); err != nil {
 			t.Errorf("state of %q dropped: %v", u, err)
 		}
@@ -58,7 +64,7 @@ func TestMemoryDropsIdleUserStates(t *testing.T) {
 	m.umu.Lock()
 	n := len(m.users)
 	m.umu.Unlock()
-	if n != 2 {
-		t.Errorf("%d user states held, want 2", n)
+	if n != 3 {
+		t.Errorf("%d user states held, want 3", n)
 	}
 }
