@@ -211,7 +211,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("opening session store: %w", err)
 	}
 	a.store = val.(pooledStore).Store
-	a.basic.Limiter = credentialLimiter(a.store, a.logger)
+	a.basic.Limiter = handlers.NewCredentialLimiter(a.store, a.logger)
 
 	a.env = &handlers.Env{
 		Store:  a.store,

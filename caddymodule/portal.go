@@ -78,7 +78,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 			Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,
 			Insecure: app.Cookie.Insecure,
 		},
-		Limiter:  failureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
+		Limiter:  portal.NewFailureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
 		ClientIP: clientIP,
 	}
 	if app.otp.async != nil {

@@ -1,4 +1,4 @@
-package caddymodule
+package portal
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/authsession/caddy-authsession/handlers/portal"
 	"github.com/authsession/caddy-authsession/internal/redistest"
 	"github.com/authsession/caddy-authsession/state"
 	"github.com/authsession/caddy-authsession/state/redisstore"
@@ -20,13 +19,13 @@ import (
 // own count.
 func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	srv := redistest.Start(t)
-	open := func() portal.FailureCounter {
+	open := func() FailureCounter {
 		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		return failureCounter(st, 4, 5*time.Minute, zap.NewNop())
+		return NewFailureCounter(st, 4, 5*time.Minute, zap.NewNop())
 	}
 	a, b := open(), open()
 	if _, shared := a.(*sharedFailures); !shared {
@@ -35,13 +34,13 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	// Two failures on each instance: the key is blocked on both.
-	for i, c := range []portal.FailureCounter{a, b, a, b} {
+	for i, c := range []FailureCounter{a, b, a, b} {
 		if _, blocked := c.Blocked(ctx, now, "user:alice"); blocked {
 			t.Fatalf("blocked after %d failures", i)
 		}
 		c.Fail(ctx, now, "user:alice")
 	}
-	for name, c := range map[string]portal.FailureCounter{"a": a, "b": b} {
+	for name, c := range map[string]FailureCounter{"a": a, "b": b} {
 		if until, blocked := c.Blocked(ctx, now, "user:alice"); !blocked || until.Sub(now) < 4*time.Minute {
 			t.Fatalf("instance %s after 4 failures over two instances: blocked %v until %v", name, blocked, until)
 		}
@@ -66,10 +65,10 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 	// Any other store counts in memory.
 	mem := state.NewMemory(state.MemoryOptions{})
 	defer mem.Close()
-	if c := failureCounter(mem, 0, 0, zap.NewNop()); c == nil {
+	if c := NewFailureCounter(mem, 0, 0, zap.NewNop()); c == nil {
 		t.Fatal("no counter for the memory store")
-	} else if _, ok := c.(*portal.FailureLimiter); !ok {
-		t.Fatalf("memory store gives %T, want *portal.FailureLimiter", c)
+	} else if _, ok := c.(*FailureLimiter); !ok {
+		t.Fatalf("memory store gives %T, want *FailureLimiter", c)
 	}
 }
 
@@ -78,19 +77,19 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 // reservations; a release gives one back on every instance.
 func TestPortalFailuresReserveParallelAcrossInstances(t *testing.T) {
 	srv := redistest.Start(t)
-	open := func() portal.FailureCounter {
+	open := func() FailureCounter {
 		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		return failureCounter(st, 4, 5*time.Minute, zap.NewNop())
+		return NewFailureCounter(st, 4, 5*time.Minute, zap.NewNop())
 	}
-	counters := []portal.FailureCounter{open(), open()}
+	counters := []FailureCounter{open(), open()}
 	ctx := context.Background()
 	now := time.Now()
 	var mu sync.Mutex
-	var granted []portal.Reservation
+	var granted []Reservation
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Go(func() {
