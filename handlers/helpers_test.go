@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -45,7 +46,7 @@ type oamFixture struct {
 	clk   *fakeClock
 	store *state.Memory
 	env   *Env
-	mux   *http.ServeMux
+	mux   http.Handler // the family, checked against docs/openapi/oam.yaml
 	logs  *observer.ObservedLogs
 }
 
@@ -72,8 +73,9 @@ func newOAM(t *testing.T) *oamFixture {
 			StoreTimeout: 5 * time.Second,
 		},
 	}
-	f := &oamFixture{t: t, clk: clk, store: store, env: env, mux: http.NewServeMux(), logs: logs}
-	(&OAM{Env: env, Auth: testAuth()}).Register(f.mux)
+	mux := http.NewServeMux()
+	(&OAM{Env: env, Auth: testAuth()}).Register(mux)
+	f := &oamFixture{t: t, clk: clk, store: store, env: env, mux: contract.New(t).Handler(mux), logs: logs}
 	return f
 }
 
