@@ -21,8 +21,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/authsession/caddy-authsession/handlers/delivery"
-	"github.com/authsession/caddy-authsession/internal/smtptest"
 	"github.com/authsession/caddy-authsession/internal/contract"
+	"github.com/authsession/caddy-authsession/internal/smtptest"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )

@@ -193,7 +193,7 @@ func (c *Checker) check(r *http.Request, reqBody []byte, status int, header http
 	c.pairs++
 	total.Add(1)
 	for _, prob := range problems {
-		if d := knownDivergence(&p, prob); d != "" {
+		if d := KnownDivergence(&p, prob); d != "" {
 			c.known[d]++
 			c.t.Logf("contract: known divergence %q: %s %s → %d: %s", d, p.Method, p.Path, p.Status, prob)
 			continue
