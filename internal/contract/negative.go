@@ -3,6 +3,7 @@ package contract
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -77,9 +78,7 @@ func Negatives(m *Match) []Negative {
 	if op.Responses.Status(413) != nil {
 		big := map[string]any{}
 		if obj, ok := example.(map[string]any); ok {
-			for k, v := range obj {
-				big[k] = v
-			}
+			maps.Copy(big, obj)
 		}
 		big["zzPadding"] = strings.Repeat("x", oversize)
 		b, _ := json.Marshal(big)

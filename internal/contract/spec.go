@@ -45,14 +45,14 @@ type pathTemplate struct {
 var (
 	loadOnce  sync.Once
 	loadSpecs []*Spec
-	loadErr   error
+	errLoad   error
 )
 
 // Specs loads and validates every document once (OpenAPI 3.1 rules,
 // examples included).
 func Specs() ([]*Spec, error) {
-	loadOnce.Do(func() { loadSpecs, loadErr = load() })
-	return loadSpecs, loadErr
+	loadOnce.Do(func() { loadSpecs, errLoad = load() })
+	return loadSpecs, errLoad
 }
 
 func load() ([]*Spec, error) {
@@ -120,7 +120,7 @@ func (m *Match) OperationID() string {
 func Find(specs []*Spec, method, p string) *Match {
 	segs := strings.Split(strings.Trim(p, "/"), "/")
 	for _, s := range specs {
-		for start := 0; start < len(segs); start++ {
+		for start := range len(segs) {
 			if start > 0 && !s.relative {
 				break
 			}
@@ -162,8 +162,9 @@ func (t pathTemplate) match(segs []string) (map[string]string, bool) {
 
 // Methods returns the documented methods of a path item, sorted.
 func Methods(item *openapi3.PathItem) []string {
-	var ms []string
-	for m := range item.Operations() {
+	ops := item.Operations()
+	ms := make([]string, 0, len(ops))
+	for m := range ops {
 		ms = append(ms, strings.ToUpper(m))
 	}
 	sort.Strings(ms)
