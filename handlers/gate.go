@@ -199,35 +199,80 @@ func (g *Gate) dropCredentials(r *http.Request) {
 	if g.CookieName == "" {
 		return
 	}
-	lines := r.Header.Values("Cookie")
-	if len(lines) == 0 {
-		return
-	}
-	var kept []string
-	changed := false
+	lines := r.Header["Cookie"]
+	n := 0
 	for _, line := range lines {
-		var parts []string
-		for part := range strings.SplitSeq(line, ";") {
-			n, _, _ := strings.Cut(part, "=")
-			if strings.TrimSpace(n) == g.CookieName {
-				changed = true
+		if kept, changed := withoutCookie(line, g.CookieName); changed {
+			if kept == "" {
 				continue
 			}
-			if strings.TrimSpace(part) != "" {
-				parts = append(parts, strings.TrimSpace(part))
+			line = kept
+		}
+		lines[n] = line
+		n++
+	}
+	switch {
+	case n == len(lines):
+	case n == 0:
+		delete(r.Header, "Cookie")
+	default:
+		r.Header["Cookie"] = lines[:n]
+	}
+}
+
+// withoutCookie returns the Cookie header line without the cookies named
+// name, and whether it had any. When the cookies that stay are side by
+// side (the session cookie first or last, or alone) the result is a part
+// of line and costs no allocation; only a session cookie between two
+// others makes a new string.
+func withoutCookie(line, name string) (string, bool) {
+	found := false
+	first, last := -1, -1 // byte span of the cookies that stay
+	gap := false          // a removed cookie lies between two that stay
+	removedSince := false
+	for off := 0; off <= len(line); {
+		end := strings.IndexByte(line[off:], ';')
+		if end < 0 {
+			end = len(line)
+		} else {
+			end += off
+		}
+		part := line[off:end]
+		n, _, _ := strings.Cut(part, "=")
+		switch {
+		case strings.TrimSpace(n) == name:
+			found, removedSince = true, true
+		case strings.TrimSpace(part) != "":
+			if first < 0 {
+				first = off
+			} else if removedSince {
+				gap = true
 			}
+			last, removedSince = end, false
 		}
-		if len(parts) > 0 {
-			kept = append(kept, strings.Join(parts, "; "))
+		off = end + 1
+	}
+	switch {
+	case !found:
+		return line, false
+	case first < 0:
+		return "", true
+	case !gap:
+		return strings.TrimSpace(line[first:last]), true
+	}
+	var b strings.Builder
+	b.Grow(len(line))
+	for part := range strings.SplitSeq(line, ";") {
+		n, _, _ := strings.Cut(part, "=")
+		if part = strings.TrimSpace(part); part == "" || strings.TrimSpace(n) == name {
+			continue
 		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(part)
 	}
-	if !changed {
-		return
-	}
-	r.Header.Del("Cookie")
-	for _, v := range kept {
-		r.Header.Add("Cookie", v)
-	}
+	return b.String(), true
 }
 
 // Status is the HTTP status of a refusal with outcome o (0 for Pass).

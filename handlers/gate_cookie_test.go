@@ -67,3 +67,26 @@ func TestCookieValueDoesNotAllocate(t *testing.T) {
 		t.Errorf("cookieValue allocates %v times per call, want 0", n)
 	}
 }
+
+// TestWithoutCookie: the session cookie leaves the Cookie line wherever it
+// stands, the others stay in order, and a line without it is untouched.
+func TestWithoutCookie(t *testing.T) {
+	for _, tt := range []struct{ line, want string }{
+		{"authsession=abc", ""},
+		{"theme=dark; authsession=abc", "theme=dark"},
+		{"authsession=abc; theme=dark", "theme=dark"},
+		{"a=1; authsession=abc; b=2", "a=1; b=2"},
+		{"a=1;authsession=abc;authsession=def; b=2; c=3", "a=1; b=2; c=3"},
+		{"a=1; b=2; authsession=x", "a=1; b=2"},
+		{" authsession=x ; a=1 ; b=2 ", "a=1 ; b=2"},
+		{"authsessionX=1; a=2", "authsessionX=1; a=2"},
+	} {
+		got, changed := withoutCookie(tt.line, "authsession")
+		if got != tt.want && !(tt.want == tt.line && !changed) {
+			t.Errorf("withoutCookie(%q) = %q, want %q", tt.line, got, tt.want)
+		}
+	}
+	if got, changed := withoutCookie("a=1; b=2", "authsession"); changed || got != "a=1; b=2" {
+		t.Errorf("a line without the cookie changed: %q", got)
+	}
+}

@@ -383,7 +383,7 @@ func TestMaxSessionsPerUser(t *testing.T) {
 	f := newOAM(t)
 	f.env.Policy.MaxSessionsPerUser = 2
 	ra := &RiskAnalyzer{Env: f.env, Auth: testAuth(), Success: map[int]bool{0: true}}
-	ra.Register(f.mux)
+	ra.Register(f.routes)
 	var wg sync.WaitGroup
 	for i := range 24 {
 		wg.Go(func() {

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -38,7 +39,7 @@ type raFixture struct {
 	clk   *fakeClock
 	store *state.Memory
 	ra    *RiskAnalyzer
-	mux   *http.ServeMux
+	mux   http.Handler // the family, checked against docs/openapi/risk-analyzer.yaml
 }
 
 func newRA(t *testing.T) *raFixture {
@@ -56,7 +57,7 @@ func newRA(t *testing.T) *raFixture {
 	}
 	mux := http.NewServeMux()
 	ra.Register(mux)
-	return &raFixture{clk: clk, store: store, ra: ra, mux: mux}
+	return &raFixture{clk: clk, store: store, ra: ra, mux: contract.New(t).Handler(mux)}
 }
 
 func (f *raFixture) do(t *testing.T, method, path, ct, accept, body string) *httptest.ResponseRecorder {
