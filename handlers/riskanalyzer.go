@@ -21,14 +21,13 @@ import (
 const RiskBase = "/risk-analyzer/session/v1"
 
 // Risk-analyzer responseCodes [D]: "1" invalid input, "2" unknown
-// requestId, "3" the session is challenge blocked, "4" the server cannot
-// serve the request (store unavailable, internal error).
+// requestId, "3" the session is challenge blocked. 500 and 503 have no
+// body, as the specification has it.
 const (
 	raOK      = "0"
 	raInvalid = "1"
 	raUnknown = "2"
 	raBlocked = "3"
-	raServer  = "4"
 )
 
 // RiskAnalyzer serves the risk-analyzer session API (risk-analyzer.md):
@@ -250,10 +249,10 @@ func (ra *RiskAnalyzer) storeFail(w http.ResponseWriter, r *http.Request, op str
 	ra.Env.Logger.Error("session store failed", zap.String("family", "risk_analyzer"), zap.String("op", op), zap.Error(err))
 	if errors.Is(err, state.ErrUnavailable) || isTimeout(err) {
 		storeDown(w)
-		ra.answer(w, r, http.StatusServiceUnavailable, statusResponse{ResponseCode: raServer, ResponseMessage: "session store unavailable"})
+		w.WriteHeader(http.StatusServiceUnavailable) // the spec's 503 has no body
 		return
 	}
-	ra.answer(w, r, http.StatusInternalServerError, statusResponse{ResponseCode: raServer, ResponseMessage: "internal error"})
+	w.WriteHeader(http.StatusInternalServerError) // the spec's 500 has no body
 }
 
 // readDoc reads and decodes the request body.

@@ -321,10 +321,10 @@ func TestRiskAnalyzerStoreDown(t *testing.T) {
 	f := newRA(t)
 	f.ra.Env.Store = failingStore{f.store}
 	if rec := f.do(t, "PUT", RiskBase+"/updatesessionsecurely", "application/json", "", seedJSON); rec.Code != 503 ||
-		!strings.Contains(rec.Body.String(), `"responseCode":"4"`) || rec.Header().Get("Retry-After") == "" {
+		rec.Body.Len() != 0 || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("store unavailable: %d %s", rec.Code, rec.Body)
 	}
-	if rec := f.do(t, "GET", RiskBase+"/"+raSeedID, "", "", ""); rec.Code != 500 || !strings.Contains(rec.Body.String(), `"responseCode":"4"`) {
+	if rec := f.do(t, "GET", RiskBase+"/"+raSeedID, "", "", ""); rec.Code != 500 || rec.Body.Len() != 0 {
 		t.Fatalf("store failing: %d %s", rec.Code, rec.Body)
 	}
 }
