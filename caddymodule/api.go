@@ -5,10 +5,12 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/authsession/caddy-authsession/docs/openapi"
 	"github.com/authsession/caddy-authsession/handlers"
 )
 
@@ -26,6 +28,12 @@ type API struct {
 	// Families lists the API families to serve: oam, risk_analyzer, otp,
 	// authn. Default: all.
 	Families []string `json:"families,omitempty"`
+	// OpenAPI, when set, is a URL path prefix under which the OpenAPI
+	// documents of the served families are answered to GET and HEAD, as
+	// <prefix>/<family>.yaml (oam, risk-analyzer, otp, authn). Off by
+	// default. The documents are public: put the route behind a matcher
+	// or basic_auth to restrict them.
+	OpenAPI string `json:"openapi,omitempty"`
 
 	app *App
 	mux *http.ServeMux
@@ -63,7 +71,43 @@ func (h *API) Provision(ctx caddy.Context) error {
 		}
 		f.Register(h.mux)
 	}
+	if h.OpenAPI != "" {
+		h.registerOpenAPI()
+	}
 	return nil
+}
+
+// openAPIDocs names the document of each family.
+var openAPIDocs = map[string]string{
+	"oam": "oam.yaml", "risk_analyzer": "risk-analyzer.yaml", "otp": "otp.yaml", "authn": "authn.yaml",
+}
+
+// registerOpenAPI serves the served families' OpenAPI documents under the
+// OpenAPI prefix.
+func (h *API) registerOpenAPI() {
+	prefix := strings.TrimSuffix(h.OpenAPI, "/")
+	for _, name := range h.Families {
+		file := openAPIDocs[name]
+		doc, ok := openapi.Document(file)
+		if !ok {
+			continue
+		}
+		h.mux.HandleFunc(prefix+"/"+file, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			hd := w.Header()
+			hd.Set("Content-Type", "application/yaml")
+			hd.Set("X-Content-Type-Options", "nosniff")
+			hd.Set("Content-Length", strconv.Itoa(len(doc)))
+			w.WriteHeader(http.StatusOK)
+			if r.Method == http.MethodGet {
+				_, _ = w.Write(doc)
+			}
+		})
+	}
 }
 
 func (h *API) newFamily(name string) (family, error) {
@@ -89,6 +133,9 @@ func (h *API) Validate() error {
 		if slices.Contains(h.Families[:i], name) {
 			return fmt.Errorf("API family %q listed twice", name)
 		}
+	}
+	if h.OpenAPI != "" && (!strings.HasPrefix(h.OpenAPI, "/") || strings.ContainsAny(h.OpenAPI, "{}*? ")) {
+		return fmt.Errorf("openapi: %q must be a URL path starting with / (no patterns)", h.OpenAPI)
 	}
 	return nil
 }

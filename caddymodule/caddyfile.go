@@ -466,10 +466,13 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //
 // Syntax:
 //
-//	authsession [<matcher>] api [<family...>]
+//	authsession [<matcher>] api [<family...>] {
+//		openapi <path>
+//	}
 //
 // where each family is one of: oam, risk_analyzer, otp, authn. Default:
-// all families.
+// all families. openapi serves the families' OpenAPI documents as
+// <path>/<family>.yaml (off by default).
 func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextArg() {
 		name := d.Val()
@@ -481,8 +484,25 @@ func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		h.Families = append(h.Families, name)
 	}
-	if d.NextBlock(0) {
-		return d.Errf("authsession api takes no block, found %q", d.Val())
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "openapi":
+			if h.OpenAPI != "" {
+				return d.Err("openapi given twice")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.OpenAPI = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if !strings.HasPrefix(h.OpenAPI, "/") {
+				return d.Errf("openapi: %q must be a URL path starting with /", h.OpenAPI)
+			}
+		default:
+			return d.Errf("unknown authsession api option %q (known: openapi)", d.Val())
+		}
 	}
 	return nil
 }

@@ -273,6 +273,22 @@ func TestAPIDirective(t *testing.T) {
 	}
 }
 
+func TestAPIOpenAPIOption(t *testing.T) {
+	for in, want := range map[string]string{
+		"authsession api {\nopenapi /openapi\n}":         "/openapi",
+		"authsession api oam {\n\topenapi /docs/api/\n}": "/docs/api/",
+		"authsession api": "",
+	} {
+		h, err := parseDirective(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got := h.(*API).OpenAPI; got != want {
+			t.Errorf("%q: openapi %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestHandlerDirectiveRejections(t *testing.T) {
 	tests := []rejection{
 		{"no kind", "authsession", "needs a kind: api, gate or portal"},
@@ -280,6 +296,10 @@ func TestHandlerDirectiveRejections(t *testing.T) {
 		{"unknown family", "authsession api pace", `"pace"`},
 		{"family twice", "authsession api oam oam", `"oam" listed twice`},
 		{"api block", "authsession api {\nfamilies oam\n}", `"families"`},
+		{"openapi missing", "authsession api {\nopenapi\n}", "'openapi'"},
+		{"openapi extra", "authsession api {\nopenapi /a /b\n}", "'/b'"},
+		{"openapi relative", "authsession api {\nopenapi docs\n}", "must be a URL path starting with /"},
+		{"openapi twice", "authsession api {\nopenapi /a\nopenapi /b\n}", "openapi given twice"},
 		{"gate argument", "authsession gate strict {\n}", "'strict'"},
 		{"gate unknown", "authsession gate {\nlogin_page /x\n}", `"login_page"`},
 		{"login_url missing", "authsession gate {\nlogin_url\n}", "'login_url'"},
@@ -325,8 +345,10 @@ func TestGateValidate(t *testing.T) {
 
 func TestAPIValidate(t *testing.T) {
 	for name, h := range map[string]*API{
-		"unknown": {Families: []string{"pace"}},
-		"twice":   {Families: []string{"oam", "oam"}},
+		"unknown":          {Families: []string{"pace"}},
+		"twice":            {Families: []string{"oam", "oam"}},
+		"openapi relative": {OpenAPI: "openapi"},
+		"openapi pattern":  {OpenAPI: "/openapi/{x}"},
 	} {
 		if err := h.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/authsession/caddy-authsession/handlers/delivery"
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -34,7 +35,7 @@ type authnFixture struct {
 	clk   *fakeClock
 	store *state.Memory
 	a     *Authn
-	mux   *http.ServeMux
+	mux   http.Handler // the family, checked against docs/openapi/authn.yaml
 
 	mu        sync.Mutex
 	sent      []delivery.Message
@@ -85,8 +86,9 @@ func newAuthnFixture(t testing.TB) *authnFixture {
 			return nil
 		}),
 	}
-	f.mux = http.NewServeMux()
-	f.a.Register(f.mux)
+	mux := http.NewServeMux()
+	f.a.Register(mux)
+	f.mux = contract.New(t).Handler(mux)
 	return f
 }
 

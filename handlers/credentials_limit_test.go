@@ -168,3 +168,51 @@ func TestBasicAuthUnknownUserSameCost(t *testing.T) {
 		}
 	}
 }
+
+// TestBasicAuthThrottleAnswersAsDocumented: once a username is throttled,
+// the risk analyzer's operations and the challenge counter reset answer 429
+// with Retry-After as docs/openapi says (the risk analyzer with no body, as
+// for 401; the reset in the challenge family's shape, code 1012). Every
+// exchange goes through the contract checker.
+func TestBasicAuthThrottleAnswersAsDocumented(t *testing.T) {
+	throttled := func(t *testing.T) *BasicAuth {
+		b := newLimitedAuth(t)
+		b.Limiter = &MemoryLimiter{Max: 1, Window: time.Minute}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.SetBasicAuth(apiUser, "wrong")
+		b.Authenticate(r)
+		if _, res, _ := b.Authenticate(r); res != AuthThrottled {
+			t.Fatalf("second wrong password: %v, want throttled", res)
+		}
+		return b
+	}
+	send := func(h http.Handler, method, path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.SetBasicAuth(apiUser, "wrong")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w
+	}
+	ra := newRA(t)
+	ra.ra.Auth = throttled(t)
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", RiskBase, `{"user":{"loginName":"alice"}}`},
+		{"PUT", RiskBase + "/updatesessionsecurely", `{"requestId":"` + raSeedID + `","authenticationStatus":0,"clientType":0}`},
+		{"PUT", RiskBase + "/fetchsessionsecurely", `{"requestId":"` + raSeedID + `"}`},
+		{"GET", RiskBase + "/" + raSeedID, ""},
+	} {
+		w := send(ra.mux, c.method, c.path, c.body)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || w.Body.Len() != 0 {
+			t.Errorf("risk analyzer %s %s: %d, Retry-After %q, body %q", c.method, c.path, w.Code, w.Header().Get("Retry-After"), w.Body)
+		}
+	}
+	f := newAuthnFixture(t)
+	f.a.Auth = throttled(t)
+	w := send(f.mux, "DELETE", "/authn/v1/users/alice/counters", "")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || readAuthn(t, w).Status.Code != authnCodeRetry {
+		t.Fatalf("counter reset: %d, Retry-After %q, %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -45,12 +46,13 @@ type fakeClock = testkit.Clock
 
 // oamFixture is an OAM family on a memory store with an injected clock.
 type oamFixture struct {
-	t     *testing.T
-	clk   *fakeClock
-	store *state.Memory
-	env   *Env
-	mux   *http.ServeMux
-	logs  *observer.ObservedLogs
+	t      *testing.T
+	clk    *fakeClock
+	store  *state.Memory
+	env    *Env
+	mux    http.Handler   // the family, checked against docs/openapi/oam.yaml
+	routes *http.ServeMux // the mux behind it, for a test that adds a family
+	logs   *observer.ObservedLogs
 }
 
 func newOAM(t *testing.T) *oamFixture {
@@ -76,8 +78,9 @@ func newOAM(t *testing.T) *oamFixture {
 			StoreTimeout: 5 * time.Second,
 		},
 	}
-	f := &oamFixture{t: t, clk: clk, store: store, env: env, mux: http.NewServeMux(), logs: logs}
-	(&OAM{Env: env, Auth: testAuth()}).Register(f.mux)
+	mux := http.NewServeMux()
+	(&OAM{Env: env, Auth: testAuth()}).Register(mux)
+	f := &oamFixture{t: t, clk: clk, store: store, env: env, mux: contract.New(t).Handler(mux), routes: mux, logs: logs}
 	return f
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -53,8 +54,9 @@ func TestOAMUnauthorized(t *testing.T) {
 
 func TestOAMNoCredentialsConfigured(t *testing.T) {
 	f := newOAM(t)
-	f.mux = http.NewServeMux()
-	(&OAM{Env: f.env, Auth: NewBasicAuth(nil)}).Register(f.mux)
+	mux := http.NewServeMux()
+	(&OAM{Env: f.env, Auth: NewBasicAuth(nil)}).Register(mux)
+	f.mux = contract.New(t).Handler(mux)
 	assertError(t, f.do("POST", "/session", `{"userId":"alice"}`), http.StatusUnauthorized, "")
 	f.assertUnchanged(map[state.Key]uint64{})
 }

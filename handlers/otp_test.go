@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/authsession/caddy-authsession/handlers/delivery"
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/internal/smtptest"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
@@ -94,7 +95,7 @@ func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 	}
 	mux := http.NewServeMux()
 	api.Register(mux)
-	f.h = mux
+	f.h = contract.New(t).Handler(mux) // checked against docs/openapi/otp.yaml
 	return f
 }
 

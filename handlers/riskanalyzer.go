@@ -21,14 +21,13 @@ import (
 const RiskBase = "/risk-analyzer/session/v1"
 
 // Risk-analyzer responseCodes [D]: "1" invalid input, "2" unknown
-// requestId, "3" the session is challenge blocked, "4" the server cannot
-// serve the request (store unavailable, internal error).
+// requestId, "3" the session is challenge blocked. 500 and 503 have no
+// body, as the specification has it.
 const (
 	raOK      = "0"
 	raInvalid = "1"
 	raUnknown = "2"
 	raBlocked = "3"
-	raServer  = "4"
 )
 
 // RiskAnalyzer serves the risk-analyzer session API (risk-analyzer.md):
@@ -96,14 +95,37 @@ func (ra *RiskAnalyzer) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+RiskBase, ra.guard(ra.create))
 	mux.Handle("PUT "+RiskBase+"/updatesessionsecurely", ra.guard(ra.update))
 	mux.Handle("PUT "+RiskBase+"/fetchsessionsecurely", ra.guard(ra.fetch))
-	mux.Handle("GET "+RiskBase+"/{requestId}", ra.guard(ra.fetch))
 	mux.Handle("PUT "+RiskBase+"/{requestId}", ra.guard(ra.update))
-	for p, allow := range map[string]string{"": "POST", "/{requestId}": "GET, PUT"} {
-		mux.Handle(RiskBase+p, ra.guard(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			ra.answer(w, r, http.StatusMethodNotAllowed, statusResponse{ResponseCode: raInvalid, ResponseMessage: "method " + r.Method + " not allowed here"})
-		}))
-	}
+	// GET /{requestId} also matches the two named paths, which serve PUT only:
+	// a GET there is a 405 like any other method, not a fetch of a session
+	// called "updatesessionsecurely".
+	mux.Handle("GET "+RiskBase+"/{requestId}", ra.guard(func(w http.ResponseWriter, r *http.Request) {
+		if raNamedPath(r.PathValue("requestId")) {
+			ra.notAllowed(w, r, "PUT")
+			return
+		}
+		ra.fetch(w, r)
+	}))
+	mux.Handle(RiskBase, ra.guard(func(w http.ResponseWriter, r *http.Request) { ra.notAllowed(w, r, "POST") }))
+	mux.Handle(RiskBase+"/{requestId}", ra.guard(func(w http.ResponseWriter, r *http.Request) {
+		if raNamedPath(r.PathValue("requestId")) {
+			ra.notAllowed(w, r, "PUT")
+			return
+		}
+		ra.notAllowed(w, r, "GET, PUT")
+	}))
+}
+
+// raNamedPath reports whether a /{requestId} segment is one of the family's
+// named PUT-only paths.
+func raNamedPath(seg string) bool {
+	return seg == "updatesessionsecurely" || seg == "fetchsessionsecurely"
+}
+
+// notAllowed answers 405 with the path's methods in Allow.
+func (ra *RiskAnalyzer) notAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	ra.answer(w, r, http.StatusMethodNotAllowed, statusResponse{ResponseCode: raInvalid, ResponseMessage: "method " + r.Method + " not allowed here"})
 }
 
 // raIn and raOut are the encodings the family reads and writes.
@@ -227,10 +249,10 @@ func (ra *RiskAnalyzer) storeFail(w http.ResponseWriter, r *http.Request, op str
 	ra.Env.Logger.Error("session store failed", zap.String("family", "risk_analyzer"), zap.String("op", op), zap.Error(err))
 	if errors.Is(err, state.ErrUnavailable) || isTimeout(err) {
 		storeDown(w)
-		ra.answer(w, r, http.StatusServiceUnavailable, statusResponse{ResponseCode: raServer, ResponseMessage: "session store unavailable"})
+		w.WriteHeader(http.StatusServiceUnavailable) // the spec's 503 has no body
 		return
 	}
-	ra.answer(w, r, http.StatusInternalServerError, statusResponse{ResponseCode: raServer, ResponseMessage: "internal error"})
+	w.WriteHeader(http.StatusInternalServerError) // the spec's 500 has no body
 }
 
 // readDoc reads and decodes the request body.

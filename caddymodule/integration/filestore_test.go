@@ -47,7 +47,7 @@ func oamCall(t *testing.T, method, u, body string) (int, string) {
 	}
 	req.SetBasicAuth("admin", "admin-password")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := contractClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
+	"github.com/authsession/caddy-authsession/internal/contract"
 	"github.com/authsession/caddy-authsession/internal/testkit"
 )
 
@@ -37,7 +39,16 @@ func newTester(t *testing.T, caddyfile string) (*caddytest.Tester, int) {
 		TestRequestTimeout: 30 * time.Second,
 	})
 	tester.InitServer(expand(caddyfile, port), "caddyfile")
+	// Every API exchange of the test is checked against docs/openapi.
+	tester.Client.Transport = contract.New(t).Transport(tester.Client.Transport)
 	return tester, port
+}
+
+// contractClient is a client whose API exchanges are checked against
+// docs/openapi for the rest of t.
+func contractClient(t *testing.T) *http.Client {
+	t.Helper()
+	return &http.Client{Transport: contract.New(t).Transport(nil)}
 }
 
 // expand substitutes "{ADMIN}" and "{PORT}" in a test Caddyfile.

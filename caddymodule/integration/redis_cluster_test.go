@@ -90,7 +90,7 @@ func redisCall(t *testing.T, method, url, body, sid string) (int, string) {
 		req.SetBasicAuth("admin", "admin-password")
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := contractClient(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
