@@ -86,6 +86,12 @@ func (r *Store) Create(ctx context.Context, s *state.Session) error {
 	if res == 0 {
 		return state.ErrExists
 	}
+	// Index again now that the record exists: a ByUser that read the index
+	// in between found no record and may have dropped the entry as stale
+	// (ByUser re-checks before it lets go; this closes the other order).
+	if err := r.index(ctx, c, now); err != nil {
+		return err
+	}
 	s.Version = 1
 	r.near.fill(c, tok, now, c.Deadline().Sub(now))
 	return nil
@@ -207,10 +213,40 @@ func (r *Store) ByUser(ctx context.Context, userID string) ([]*state.Session, er
 		}
 	}
 	if len(gone) > 0 {
-		_ = r.client.SRem(ctx, r.indexKey(userID), gone...).Err()
+		r.dropStale(ctx, userID, gone)
 	}
 	state.SortSessions(out)
 	return out, nil
+}
+
+// dropStale removes index entries whose session was missing (or another
+// user's) when ByUser read it. A session being created is indexed before
+// its record is written, so an entry read in that moment looks stale: after
+// the removal, every entry whose record exists by now for this user is put
+// back. Create indexes once more after its write, which covers a write that
+// lands after this check.
+func (r *Store) dropStale(ctx context.Context, userID string, gone []any) {
+	idx := r.indexKey(userID)
+	if err := r.client.SRem(ctx, idx, gone...).Err(); err != nil {
+		return
+	}
+	keys := make([]state.Key, 0, len(gone))
+	for _, g := range gone {
+		var k state.Key
+		if _, err := hex.Decode(k[:], []byte(g.(string))); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	now := r.now()
+	again, err := r.fetchMany(ctx, keys)
+	if err != nil {
+		return
+	}
+	for _, s := range again {
+		if s != nil && s.UserID == userID && s.Live(now) {
+			_ = r.index(ctx, s, now)
+		}
+	}
 }
 
 // fetchMany reads sessions in one pipeline; a nil entry means none.
