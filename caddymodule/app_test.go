@@ -109,8 +109,10 @@ func TestAppDefaultsAndValidate(t *testing.T) {
 	}
 	// JSON configs get the same __Host- / __Secure- checks as the Caddyfile.
 	for _, c := range []CookieConfig{
-		{Name: "__Host-sid", Insecure: true}, {Name: "__Host-sid", Domain: "example.com"},
-		{Name: "__Host-sid", Path: "/app"}, {Name: "__Secure-sid", Insecure: true},
+		{Name: "__Host-sid", Insecure: true},
+		{Name: "__Host-sid", Domain: "example.com"},
+		{Name: "__Host-sid", Path: "/app"},
+		{Name: "__Secure-sid", Insecure: true},
 	} {
 		b := &App{Cookie: &c}
 		b.setDefaults()
