@@ -138,3 +138,21 @@ func collectHandlers(v any, out *[]string) {
 		}
 	}
 }
+
+// A __Host- cookie name adapts as is; adapting refuses it with insecure or
+// a domain (browsers would drop such cookies).
+func TestAdaptHostPrefixCookie(t *testing.T) {
+	out, _, err := adapt(t, "{\n\tauthsession {\n\t\tcookie {\n\t\t\tname __Host-authsession\n\t\t}\n\t}\n}\nexample.com {\n\tauthsession portal\n}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"name":"__Host-authsession"`) {
+		t.Fatalf("adapted: %s", out)
+	}
+	for _, opt := range []string{"insecure", "domain example.com", "path /app"} {
+		_, _, err := adapt(t, "{\n\tauthsession {\n\t\tcookie {\n\t\t\tname __Host-authsession\n\t\t\t"+opt+"\n\t\t}\n\t}\n}\nexample.com {\n\tauthsession portal\n}\n")
+		if err == nil || !strings.Contains(err.Error(), "__Host-") {
+			t.Errorf("%s: adapt error %v, want a __Host- refusal", opt, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/authsession/caddy-authsession/handlers"
+	"github.com/authsession/caddy-authsession/handlers/portal"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -116,7 +117,15 @@ type App struct {
 	metrics  *metrics
 }
 
-// CookieConfig configures the session cookie.
+// spec is the cookie configuration as the portal takes it.
+func (c *CookieConfig) spec() portal.CookieSpec {
+	return portal.CookieSpec{Name: c.Name, Domain: c.Domain, Path: c.Path, Insecure: c.Insecure}
+}
+
+// CookieConfig configures the session cookie. A name with the __Host-
+// prefix (e.g. __Host-authsession) makes the portal's session, CSRF and
+// trusted-device cookies host-only, Secure and on Path=/: it cannot be
+// combined with domain, insecure or a path other than /.
 type CookieConfig struct {
 	// Name of the cookie. Default: authsession.
 	Name string `json:"name,omitempty"`
@@ -279,6 +288,9 @@ func (a *App) Validate() error {
 	}
 	if strings.ContainsAny(a.Cookie.Name, " ;=,\t\r\n") {
 		return fmt.Errorf("cookie name %q has characters not allowed in a cookie name", a.Cookie.Name)
+	}
+	if err := a.Cookie.spec().Check(); err != nil {
+		return fmt.Errorf("cookie %q: %w", a.Cookie.Name, err)
 	}
 	return nil
 }

@@ -107,6 +107,24 @@ func TestAppDefaultsAndValidate(t *testing.T) {
 			t.Errorf("cookie name %q accepted", name)
 		}
 	}
+	// JSON configs get the same __Host- / __Secure- checks as the Caddyfile.
+	for _, c := range []CookieConfig{
+		{Name: "__Host-sid", Insecure: true},
+		{Name: "__Host-sid", Domain: "example.com"},
+		{Name: "__Host-sid", Path: "/app"},
+		{Name: "__Secure-sid", Insecure: true},
+	} {
+		b := &App{Cookie: &c}
+		b.setDefaults()
+		if err := b.Validate(); err == nil {
+			t.Errorf("cookie %+v accepted", c)
+		}
+	}
+	ok := &App{Cookie: &CookieConfig{Name: "__Host-sid"}}
+	ok.setDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Errorf("__Host-sid refused: %v", err)
+	}
 	off := &App{IdleTimeout: -1}
 	off.setDefaults()
 	if off.IdleTimeout != -1 {

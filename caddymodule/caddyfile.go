@@ -178,6 +178,9 @@ func (a *App) parseCookie(d *caddyfile.Dispenser) error {
 	}); err != nil {
 		return err
 	}
+	if err := c.spec().Check(); err != nil {
+		return d.Errf("cookie: %v", err)
+	}
 	a.Cookie = c
 	return nil
 }

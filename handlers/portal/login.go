@@ -93,7 +93,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "create", err)
 		return
 	}
-	p.setSession(w, id)
+	p.setSession(w, r, id)
 	if trusted {
 		p.Limiter.Reset(r.Context(), userKey(p.Users, u.Login))
 		p.Env.Logger.Info("portal sign-in complete on a trusted device", zap.String("session", s.Key.Short()), zap.String("user", u.ID))

@@ -78,6 +78,28 @@ type CookieSpec struct {
 	Insecure bool
 }
 
+// HostOnly reports whether the cookie name has the __Host- prefix: the
+// browser then only keeps the cookies Secure, host-only and on Path=/, so
+// no sibling subdomain can set or shadow them.
+func (c CookieSpec) HostOnly() bool { return strings.HasPrefix(c.Name, "__Host-") }
+
+// Check reports a spec a browser would refuse: a __Host- name with a
+// Domain, a Path other than /, or insecure; a __Secure- name with
+// insecure.
+func (c CookieSpec) Check() error {
+	switch {
+	case c.HostOnly() && c.Insecure:
+		return errors.New("a __Host- cookie name needs Secure cookies: drop insecure")
+	case c.HostOnly() && c.Domain != "":
+		return errors.New("a __Host- cookie name cannot have a domain")
+	case c.HostOnly() && c.Path != "" && c.Path != "/":
+		return errors.New("a __Host- cookie name needs path /")
+	case strings.HasPrefix(c.Name, "__Secure-") && c.Insecure:
+		return errors.New("a __Secure- cookie name needs Secure cookies: drop insecure")
+	}
+	return nil
+}
+
 // Init checks the portal and builds its routes; call it once before use.
 func (p *Portal) Init() error {
 	if p.Env == nil || p.Pages == nil {
@@ -95,6 +117,9 @@ func (p *Portal) Init() error {
 	}
 	if p.Cookie.Path == "" {
 		p.Cookie.Path = "/"
+	}
+	if err := p.Cookie.Check(); err != nil {
+		return err
 	}
 	if p.Users == nil {
 		// Nobody can sign in; checks still cost a bcrypt comparison.
@@ -179,20 +204,33 @@ func (p *Portal) clientIP(r *http.Request) string {
 	return host
 }
 
-// setSession sets the session cookie to id.
-func (p *Portal) setSession(w http.ResponseWriter, id string) {
-	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
-		Name: p.Cookie.Name, Value: id, Path: p.Cookie.Path, Domain: p.Cookie.Domain,
-		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
-	})
+// setSession sets the session cookie to id; the forms rendered later in
+// this response are signed for it.
+func (p *Portal) setSession(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, p.cookie(p.Cookie.Name, id, p.Cookie.Path, 0))
+	setRequestCookie(r, p.Cookie.Name, id)
 }
 
 // clearSession expires the session cookie.
-func (p *Portal) clearSession(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
-		Name: p.Cookie.Name, Value: "", Path: p.Cookie.Path, Domain: p.Cookie.Domain, MaxAge: -1,
+func (p *Portal) clearSession(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, p.cookie(p.Cookie.Name, "", p.Cookie.Path, -1))
+	setRequestCookie(r, p.Cookie.Name, "")
+}
+
+// cookie returns one of the portal's cookies (session, CSRF, trusted
+// device): HttpOnly, SameSite=Lax, Secure unless the cookie block says
+// insecure, with the configured Domain. Under a __Host- session cookie
+// name every one of them is host-only, Secure and on Path=/ (browsers
+// refuse a __Host- cookie otherwise; Init refuses a contradicting spec).
+func (p *Portal) cookie(name, value, path string, maxAge int) *http.Cookie {
+	c := &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
+		Name: name, Value: value, Path: path, Domain: p.Cookie.Domain, MaxAge: maxAge,
 		HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
-	})
+	}
+	if p.Cookie.HostOnly() {
+		c.Path, c.Domain, c.Secure = "/", "", true
+	}
+	return c
 }
 
 // current returns the session named by the cookie, or nil when there is

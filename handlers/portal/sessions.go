@@ -32,7 +32,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 			p.Env.Logger.Info("portal sign-out", zap.String("session", s.Key.Short()))
 		}
 	}
-	p.clearSession(w)
+	p.clearSession(w, r)
 	http.Redirect(w, r, p.Prefix+"/login?signed_out=1", http.StatusSeeOther)
 }
 
@@ -126,7 +126,7 @@ func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal sessions signed out", zap.String("session", s.Key.Short()), zap.Int("count", n))
 	if self {
-		p.clearSession(w)
+		p.clearSession(w, r)
 		http.Redirect(w, r, p.Prefix+"/login?signed_out=1", http.StatusSeeOther)
 		return
 	}

@@ -59,10 +59,7 @@ func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state
 		p.Env.Logger.Warn("portal could not trust the device", zap.String("user", u.ID), zap.Error(err))
 		return
 	}
-	http.SetCookie(w, &http.Cookie{ //nolint:gosec // G124: Secure unless the cookie block says insecure (plain-HTTP development)
-		Name: p.deviceCookie(), Value: token, Path: p.Prefix, Domain: p.Cookie.Domain,
-		MaxAge: int(p.TrustFor / time.Second), HttpOnly: true, Secure: !p.Cookie.Insecure, SameSite: http.SameSiteLaxMode,
-	})
+	http.SetCookie(w, p.cookie(p.deviceCookie(), token, p.Prefix, int(p.TrustFor/time.Second)))
 }
 
 // trusted reports whether the browser of r holds a live trusted-device

@@ -158,7 +158,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Limiter.Reset(r.Context(), userKey(p.Users, u.Login))
-	p.setSession(w, id)
+	p.setSession(w, r, id)
 	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
 		p.trustDevice(ctx, w, u, now)
 	}
