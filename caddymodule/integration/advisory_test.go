@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -236,39 +235,12 @@ http://localhost:{PORT} {
 
 	signIn := func(login string) *http.Client {
 		t.Helper()
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		var page string
-		do := func(method, path string, form url.Values) int {
-			t.Helper()
-			var body io.Reader
-			if form != nil {
-				body = strings.NewReader(form.Encode())
-			}
-			req, _ := http.NewRequest(method, base+path, body)
-			req.Header.Set("Accept", "text/html")
-			if form != nil {
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			}
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			page = string(b)
-			return resp.StatusCode
-		}
-		csrf := func() string {
-			m := itCSRF.FindStringSubmatch(page)
-			if m == nil {
-				t.Fatalf("no csrf token:\n%s", page)
-			}
-			return m[1]
-		}
+		br := newFormBrowser(t, base)
+		do := func(method, path string, form url.Values) int { return br.do(method, path, form).StatusCode }
+		csrf := br.csrf
 		do("GET", "/auth/login", nil)
 		if code := do("POST", "/auth/login", url.Values{"login": {login}, "password": {"demo-password"}, "csrf": {csrf()}}); code != http.StatusSeeOther {
-			t.Fatalf("%s: password step %d\n%s", login, code, page)
+			t.Fatalf("%s: password step %d\n%s", login, code, br.page)
 		}
 		do("GET", "/auth/otp?factor=totp", nil)
 		code, err := state.TOTPPolicy{}.Defaults().Code(itTOTPSecret, time.Now())
@@ -276,9 +248,9 @@ http://localhost:{PORT} {
 			t.Fatal(err)
 		}
 		if st := do("POST", "/auth/otp", url.Values{"factor": {"totp"}, "code": {code}, "csrf": {csrf()}}); st != http.StatusSeeOther {
-			t.Fatalf("%s: code step %d\n%s", login, st, page)
+			t.Fatalf("%s: code step %d\n%s", login, st, br.page)
 		}
-		return c
+		return br.c
 	}
 	status := func(c *http.Client, path string) int {
 		t.Helper()

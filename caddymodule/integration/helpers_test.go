@@ -2,7 +2,10 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,4 +86,54 @@ func exampleConfig(t *testing.T) (cfg string, upstream int) {
 		cfg = strings.ReplaceAll(cfg, old, repl)
 	}
 	return cfg, upstream
+}
+
+// formBrowser is a browser on the portal's pages: it keeps cookies, follows
+// no redirect, and keeps the last page it read.
+type formBrowser struct {
+	t    *testing.T
+	base string
+	jar  *cookiejar.Jar
+	c    *http.Client
+	page string
+}
+
+func newFormBrowser(t *testing.T, base string) *formBrowser {
+	jar, _ := cookiejar.New(nil)
+	return &formBrowser{t: t, base: base, jar: jar, c: &http.Client{
+		Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// do sends a GET, or a form POST when form is not nil, as a browser does,
+// and reads the page.
+func (b *formBrowser) do(method, path string, form url.Values) *http.Response {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, b.base+path, body)
+	req.Header.Set("Accept", "text/html")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	b.page = string(page)
+	return resp
+}
+
+// csrf is the CSRF token of the last page's forms.
+func (b *formBrowser) csrf() string {
+	b.t.Helper()
+	m := itCSRF.FindStringSubmatch(b.page)
+	if m == nil {
+		b.t.Fatalf("no csrf token:\n%s", b.page)
+	}
+	return m[1]
 }

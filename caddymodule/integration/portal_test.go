@@ -2,9 +2,7 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -70,46 +68,18 @@ http://localhost:{PORT} {
 }
 `, logFile, users, pages))
 	base := fmt.Sprintf("http://localhost:%d", port)
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	var page string
-	do := func(method, path string, form url.Values) *http.Response {
-		t.Helper()
-		var body io.Reader
-		if form != nil {
-			body = strings.NewReader(form.Encode())
-		}
-		req, _ := http.NewRequest(method, base+path, body)
-		req.Header.Set("Accept", "text/html")
-		if form != nil {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		page = string(b)
-		return resp
-	}
+	br := newFormBrowser(t, base)
+	do := br.do
 	expect := func(resp *http.Response, status int, loc string) {
 		t.Helper()
 		if resp.StatusCode != status || resp.Header.Get("Location") != loc {
-			t.Fatalf("got %d %q, want %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), status, loc, page)
+			t.Fatalf("got %d %q, want %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), status, loc, br.page)
 		}
 	}
-	csrf := func() string {
-		t.Helper()
-		m := itCSRF.FindStringSubmatch(page)
-		if m == nil {
-			t.Fatalf("no csrf token:\n%s", page)
-		}
-		return m[1]
-	}
+	csrf := br.csrf
 	sid := func() string {
 		u, _ := url.Parse(base)
-		for _, ck := range jar.Cookies(u) {
+		for _, ck := range br.jar.Cookies(u) {
 			if ck.Name == "sid" {
 				return ck.Value
 			}
@@ -119,8 +89,8 @@ http://localhost:{PORT} {
 
 	expect(do("GET", "/app", nil), http.StatusFound, "/auth/login?redirect=%2Fapp")
 	expect(do("GET", "/auth/login?redirect=%2Fapp", nil), http.StatusOK, "")
-	if !strings.Contains(page, "<h1>Custom page of Test portal</h1>") {
-		t.Fatalf("template directory not used:\n%s", page)
+	if !strings.Contains(br.page, "<h1>Custom page of Test portal</h1>") {
+		t.Fatalf("template directory not used:\n%s", br.page)
 	}
 	expect(do("POST", "/auth/login", url.Values{
 		"login": {"demo"}, "password": {"demo-password"},
@@ -148,8 +118,8 @@ http://localhost:{PORT} {
 		t.Fatal("session id not rotated")
 	}
 	expect(do("GET", "/app", nil), http.StatusOK, "")
-	if page != "hello demo" {
-		t.Fatalf("app said %q", page)
+	if br.page != "hello demo" {
+		t.Fatalf("app said %q", br.page)
 	}
 	// The pre-login id is refused by the gate.
 	if st := cookieStatus(t, base+"/app", "sid", pre); st != http.StatusUnauthorized {
