@@ -43,6 +43,20 @@ func waitHTTP(t *testing.T, url string) {
 	t.Fatalf("%s never answered", url)
 }
 
+// runCaddy writes cfg to dir, runs bin/caddy on it until the test ends,
+// and returns the base URL of its site on port once it answers.
+func runCaddy(t *testing.T, bin, dir, cfg string, port int) string {
+	t.Helper()
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startProc(t, bin, "run", "--config", path, "--adapter", "caddyfile")
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	waitHTTP(t, base+"/")
+	return base
+}
+
 // startRedisCaddy runs bin/caddy with the authsession API and gate on a Redis
 // store, and returns its base URL.
 func startRedisCaddy(t *testing.T, bin string, redisPort int, sealKey string) string {
@@ -71,14 +85,7 @@ http://127.0.0.1:%d {
 	respond "ok"
 }
 `, admin, dir, redisPort, sealKey, demoAdminHash, port)
-	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startProc(t, bin, "run", "--config", path, "--adapter", "caddyfile")
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitHTTP(t, base+"/")
-	return base
+	return runCaddy(t, bin, dir, cfg, port)
 }
 
 func redisCall(t *testing.T, method, url, body, sid string) (int, string) {

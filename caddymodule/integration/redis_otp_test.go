@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,14 +42,7 @@ http://127.0.0.1:%d {
 	respond "ok"
 }
 `, admin, redisPort, sealKey, otpKey, port)
-	path := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startProc(t, bin, "run", "--config", path, "--adapter", "caddyfile")
-	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitHTTP(t, base+"/")
-	return base
+	return runCaddy(t, bin, dir, cfg, port)
 }
 
 func bearerCall(t *testing.T, method, url, body string) (int, http.Header, string) {
