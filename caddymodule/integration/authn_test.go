@@ -318,12 +318,14 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 	})
 	t.Run("expired correlationId", func(t *testing.T) {
 		st, a := it.call("POST", `{"clientInfo":{"clientId":"`+itClient+`","clientSecret":"`+itClientSecret+
-			`"},"userInfo":{"userId":"alice"},"timeToLiveInSec":1}`)
+			`"},"userInfo":{"userId":"alice"},"timeToLiveInSec":2}`)
 		if st != 200 {
 			t.Fatalf("POST: %d %+v", st, a)
 		}
 		b := it.initOp(a, a.Nonce, "ChallengeOMATOTP")
-		time.Sleep(1100 * time.Millisecond) // let the one-second challenge lapse
+		// The challenge's times are whole seconds (the creation time is
+		// truncated), so a 2 s life leaves at least 1 s for the Init above.
+		time.Sleep(2100 * time.Millisecond) // let it lapse
 		code, err := state.TOTPPolicy{}.Defaults().Code(itTOTPSecret, time.Now())
 		if err != nil {
 			t.Fatal(err)
