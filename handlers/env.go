@@ -23,6 +23,8 @@ type Env struct {
 	// Users is the users file (may be nil). The families that do not use
 	// it otherwise need it for UserKey: a user is one key on every API.
 	Users *state.Users
+	// Events receives the security events of every family (nil: none).
+	Events Emitter
 }
 
 // UserKey returns the canonical key of the user a caller names (see
