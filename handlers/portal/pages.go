@@ -104,6 +104,10 @@ type pageData struct {
 	// TrustedDevices the user's trusted browsers (sessions page).
 	TrustDays      int
 	TrustedDevices int
+	// Providers are the sign-in page's "Sign in with" buttons;
+	// NoPasswords hides its password form.
+	Providers   []providerButton
+	NoPasswords bool
 }
 
 type factorChoice struct {
@@ -126,6 +130,9 @@ type sessionRow struct {
 // template error answers a clean 500.
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page string, d pageData) {
 	d.Title, d.Logo, d.Prefix, d.Page = p.Title, p.Logo, p.Prefix, page
+	if page == "login" && len(p.OIDC) > 0 {
+		d.Providers, d.NoPasswords = p.oidcButtons(d.Redirect), p.NoPasswords
+	}
 	if d.CSRF == "" {
 		d.CSRF = p.csrfToken(w, r)
 	}

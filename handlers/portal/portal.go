@@ -65,6 +65,10 @@ type Portal struct {
 	// ClientIP returns the client's address; default: the host of
 	// RemoteAddr.
 	ClientIP func(*http.Request) string
+	// OIDC are the OpenID Providers users can sign in through (see
+	// oidc.go); NoPasswords hides the password form when there are some.
+	OIDC        []*OIDCProvider
+	NoPasswords bool
 
 	mux *http.ServeMux
 }
@@ -141,6 +145,9 @@ func (p *Portal) Init() error {
 	m.HandleFunc("POST "+p.Prefix+"/logout", p.form(p.logout))
 	m.HandleFunc("GET "+p.Prefix+"/sessions", p.sessionsPage)
 	m.HandleFunc("POST "+p.Prefix+"/sessions/revoke", p.form(p.revoke))
+	if err := p.initOIDC(m); err != nil {
+		return err
+	}
 	m.HandleFunc("GET "+p.Prefix+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 	})
