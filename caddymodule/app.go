@@ -106,6 +106,10 @@ type App struct {
 	// unknown users). Default: no clients (every POST refused).
 	Authn *AuthnConfig `json:"authn,omitempty"`
 
+	// OIDCProviders are the OpenID Providers the portal signs users in
+	// through (see OIDCProvider and docs/oidc.md). Default: none.
+	OIDCProviders []OIDCProvider `json:"oidc_providers,omitempty"`
+
 	otp      *otpRuntime
 	authn    *authnRuntime
 	store    state.Store
@@ -277,6 +281,9 @@ func (a *App) setDefaults() {
 
 // Validate checks the configuration.
 func (a *App) Validate() error {
+	if err := a.validateOIDC(); err != nil {
+		return err
+	}
 	if a.SessionLifetime < 0 {
 		return errors.New("session_lifetime must be positive")
 	}

@@ -61,13 +61,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [otp { ... }]                          # see parseOTP
 //	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
+//	    [oidc <name> { ... }]                  # repeatable; see parseOIDC
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256"}, func(opt string) error {
+	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256", "oidc"}, func(opt string) error {
 		var err error
 		switch opt {
 		case "store":
@@ -130,6 +131,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseRiskAnalyzer(d)
 		case "authn":
 			err = a.parseAuthn(d)
+		case "oidc":
+			err = a.parseOIDC(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}
