@@ -10,9 +10,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/authsession/caddy-authsession/internal/oidctest"
 	"github.com/authsession/caddy-authsession/internal/redistest"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // oidcUser is the provider's test user.
@@ -166,4 +170,46 @@ func TestOIDCBackchannelLogoutTwoInstances(t *testing.T) {
 	if code, body := logout(a, op.LogoutToken(t, oidctest.LogoutClaims{Sub: oidcUser.Sub, Nonce: true})); code != http.StatusBadRequest {
 		t.Fatalf("logout token with a nonce at A: %d %s", code, body)
 	}
+}
+
+// TestOIDCE2E drives Chromium through a sign-in with the provider, on
+// make run's configuration plus the provider "corp" (linking by verified
+// email): the protected app sends to the sign-in page; "Sign in with
+// Corp"; the provider's login form; back to the portal, which asks for
+// the demo user's second factor (the provider's jane is linked to demo
+// by her verified mail); the authenticator code; the app, under a new
+// session id.
+func TestOIDCE2E(t *testing.T) {
+	demo := oidctest.User{Sub: "demo-sub", Username: "jane", Password: "jane-password", Email: "demo@example.com", EmailVerified: true}
+	op := oidctest.Start(t, demo)
+	d := startE2EDemoWith(t, "oidc", func(cfg, base string) string {
+		op.AllowRedirect(base + "/auth/oidc/corp/callback")
+		block := "\tauthsession {\n\t\toidc corp {\n\t\t\ttitle Corp\n\t\t\tissuer " + op.Issuer + "\n\t\t\tclient_id " + op.ClientID +
+			"\n\t\t\tclient_secret " + op.ClientSecret + "\n\t\t\tlink_by_email\n\t\t}\n"
+		if !strings.Contains(cfg, "\tauthsession {\n") {
+			t.Fatal("Caddyfile.example has no authsession global option")
+		}
+		return strings.Replace(cfg, "\tauthsession {\n", block, 1)
+	})
+	d.run("opening the app", chromedp.Navigate(d.base+"/"))
+	d.page("login-with-provider", "/auth/login?redirect=%2F", "Sign in with Corp")
+	d.submit("choosing the provider", chromedp.Click(chromedp.CSS("a.provider")))
+	d.run("at the provider", chromedp.WaitVisible(chromedp.CSS("#username")))
+	loc := get(d, "provider location", chromedp.Location())
+	if !strings.HasPrefix(loc, op.Issuer+"/login?") {
+		t.Fatalf("the browser is at %q, not at the provider", loc)
+	}
+	d.submit("signing in at the provider",
+		chromedp.SendKeys(chromedp.CSS("#username"), demo.Username),
+		chromedp.SendKeys(chromedp.CSS("#password"), demo.Password),
+		chromedp.Click(chromedp.CSS("#submit")))
+	d.page("factor-after-provider", "/auth/otp?redirect=%2F", "Confirm it is you")
+	pre := d.sessionCookie()
+	d.submit("choosing the app", chromedp.Click(chromedp.CSS("#factor-totp")))
+	code, err := state.TOTPPolicy{}.Defaults().Code("JBSWY3DPEHPK3PXP", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.submit("entering the code", chromedp.SendKeys(chromedp.CSS("#code"), code), chromedp.Click(chromedp.CSS("#verify")))
+	d.landed(pre)
 }
