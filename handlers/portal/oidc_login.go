@@ -37,12 +37,24 @@ func (p *Portal) oidcLogin(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, http.StatusServiceUnavailable, "Signing in with "+o.title()+" is unavailable right now. Please try again in a moment.")
 		return
 	}
+	// A sign-in started counts as an attempt of the client IP until it
+	// completes: abandoned or refused ones are its failures, so that one
+	// client cannot fill the store with pending sign-ins.
+	res, ok := p.reserve(w, r, now, ipKey(p.clientIP(r)))
+	if !ok {
+		return
+	}
 	st, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	cookie := state.NewID()
 	redirectURI := p.callbackURL(r, o)
 	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
-	if err := p.Env.Store.Create(ctx, p.newPending(cookie, o, hashToken(st), nonce, verifier, redirectURI, target(r), now)); err != nil {
+	pending := p.newPending(cookie, o, hashToken(st), nonce, verifier, redirectURI, target(r), now)
+	pending.UserAttributes["oidc_res_key"] = res.Keys[0]
+	pending.UserAttributes["oidc_res_at"] = res.At.Format(time.RFC3339Nano)
+	pending.UserAttributes["oidc_res_member"] = res.Member
+	if err := p.Env.Store.Create(ctx, pending); err != nil {
+		p.Limiter.Release(r.Context(), res)
 		p.storeFailed(w, r, "oidc pending", err)
 		return
 	}
@@ -94,6 +106,7 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		var u oidcUser
 		u, ref = p.exchange(r, o, pending)
 		if ref == nil {
+			releasePending(r.Context(), p.Limiter, pending)
 			p.openOIDCSession(ctx, w, r, o, u, pending.UserAttributes["oidc_target"])
 			return
 		}
@@ -109,9 +122,20 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	p.fail(w, r, ref.status, ref.msg)
 }
 
+// releasePending gives back the attempt counted when the sign-in
+// started (it succeeded).
+func releasePending(ctx context.Context, l FailureCounter, pending *state.Session) {
+	a := pending.UserAttributes
+	at, err := time.Parse(time.RFC3339Nano, a["oidc_res_at"])
+	if err != nil || a["oidc_res_key"] == "" {
+		return
+	}
+	l.Release(ctx, Reservation{Keys: []string{a["oidc_res_key"]}, At: at, Member: a["oidc_res_member"]})
+}
+
 // takePending deletes and returns the pending record of the browser's
-// cookie, after checking the provider's answer: no error, a state that
-// matches.
+// cookie, after checking the provider's answer: a state that matches, no
+// error, a code.
 func (p *Portal) takePending(ctx context.Context, w http.ResponseWriter, r *http.Request, o *OIDCProvider) (*state.Session, *oidcRefusal) {
 	q := r.URL.Query()
 	var pending *state.Session
@@ -123,25 +147,29 @@ func (p *Portal) takePending(ctx context.Context, w http.ResponseWriter, r *http
 		}
 	}
 	http.SetCookie(w, p.pendingCookie("", -1))
-	if e := q.Get("error"); e != "" {
-		// The provider's own error: shown as it is (the page escapes it),
-		// with its description, cut short.
-		desc := q.Get("error_description")
-		if len(desc) > 200 {
-			desc = desc[:200]
-		}
-		msg := "The sign-in at " + o.title() + " did not succeed (" + e + ")."
-		if desc != "" {
-			msg += " " + desc
-		}
-		return nil, &oidcRefusal{http.StatusUnauthorized, msg, "provider_error", errors.New(e + ": " + desc)}
-	}
 	if pending == nil || pending.UserAttributes["oidc_pending"] != o.Name {
 		return nil, &oidcRefusal{http.StatusBadRequest, "This sign-in has expired or was already used. Please start again.", "no_pending", nil}
 	}
 	got := hashToken(q.Get("state"))
 	if q.Get("state") == "" || subtle.ConstantTimeCompare([]byte(got), []byte(pending.UserAttributes["oidc_state"])) != 1 {
 		return nil, &oidcRefusal{http.StatusBadRequest, "This sign-in does not match the one this browser started. Please start again.", "state", nil}
+	}
+	if e := q.Get("error"); e != "" {
+		// The provider's own error, for the sign-in this browser started
+		// (the state matched): shown with its description, cut short
+		// (the page escapes both).
+		if len(e) > 64 || strings.Trim(e, "abcdefghijklmnopqrstuvwxyz_") != "" {
+			e = "error"
+		}
+		desc := q.Get("error_description")
+		if len(desc) > 200 {
+			desc = strings.ToValidUTF8(desc[:200], "")
+		}
+		msg := "The sign-in at " + o.title() + " did not succeed (" + e + ")."
+		if desc != "" {
+			msg += " " + desc
+		}
+		return nil, &oidcRefusal{http.StatusUnauthorized, msg, "provider_error", errors.New(e + ": " + desc)}
 	}
 	if q.Get("code") == "" {
 		return nil, &oidcRefusal{http.StatusBadRequest, "The provider's answer has no code. Please start again.", "no_code", nil}

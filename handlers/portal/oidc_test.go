@@ -326,6 +326,13 @@ func TestOIDCProviderError(t *testing.T) {
 		t.Fatalf("page:\n%s", b.page)
 	}
 	f.noSession(t, b)
+	// A forged error answer, in a browser that started no sign-in, does
+	// not get its text onto our page.
+	resp = b.get("/auth/oidc/corp/callback?error=access_denied&error_description=Call+555-0100+now&state=x")
+	wantStatus(t, resp, http.StatusBadRequest, b.page)
+	if strings.Contains(b.page, "555-0100") {
+		t.Fatalf("the forged description is shown:\n%s", b.page)
+	}
 }
 
 func TestOIDCUnknownProviderAndDiscoveryDown(t *testing.T) {
@@ -536,5 +543,24 @@ func TestOIDCRPInitiatedLogout(t *testing.T) {
 	wantLocation(t, resp, f.srv.URL+"/auth/login?signed_out=1")
 	if f.op.EndSessions() != 1 {
 		t.Fatalf("end sessions %d", f.op.EndSessions())
+	}
+}
+
+func TestOIDCAbandonedSignInsAreLimited(t *testing.T) {
+	f := newOIDCFixture(t, nil)
+	f.portal.Limiter = &FailureLimiter{Max: 3, Window: 5 * time.Minute}
+	b := f.browser(t)
+	// Completed sign-ins give their attempt back.
+	for range 4 {
+		wantStatus(t, b.abs(http.MethodGet, f.atProvider(b, alice, ""), nil), http.StatusSeeOther, b.page)
+	}
+	// Abandoned ones are failures of the client IP.
+	for range 3 {
+		wantStatus(t, b.get("/auth/oidc/corp/login"), http.StatusFound, b.page)
+	}
+	resp := b.get("/auth/oidc/corp/login")
+	wantStatus(t, resp, http.StatusTooManyRequests, b.page)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
 	}
 }
