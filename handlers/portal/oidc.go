@@ -2,7 +2,6 @@ package portal
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -231,8 +230,10 @@ func (o *OIDCProvider) discover(ctx context.Context, now time.Time) (*discovered
 		o.failedAt, o.lastErr = now, fmt.Errorf("oidc provider %s: the discovery document has no jwks_uri", o.Name)
 		return nil, o.lastErr
 	}
-	d := &discovered{provider: p, issuer: meta.Issuer, endSession: meta.EndSession,
-		keys: oidc.NewRemoteKeySet(o.ctx(context.WithoutCancel(ctx)), meta.JWKS)}
+	d := &discovered{
+		provider: p, issuer: meta.Issuer, endSession: meta.EndSession,
+		keys: oidc.NewRemoteKeySet(o.ctx(context.WithoutCancel(ctx)), meta.JWKS),
+	}
 	o.disc, o.lastErr = d, nil
 	if o.Logger != nil {
 		o.Logger.Info("oidc provider discovered", zap.String("provider", o.Name), zap.String("issuer", o.Issuer))
@@ -307,9 +308,6 @@ func (p *Portal) oidcButtons(t string) []providerButton {
 	}
 	return bs
 }
-
-// errNoProvider is answered for a provider name not configured.
-var errNoProvider = errors.New("no such provider")
 
 // callbackURL is the absolute redirect URI of provider o for r: the
 // origin r came to (https unless the cookie block is insecure and r came
