@@ -7,7 +7,7 @@ import (
 )
 
 func TestInGroups(t *testing.T) {
-	s := &state.Session{GroupName: "staff", UserAttributes: map[string]string{"groups": "dev,ops"}}
+	s := &state.Session{GroupName: "staff", UserAttributes: map[string]string{"oidc_provider": "corp", "groups": "dev,ops"}}
 	for _, tt := range []struct {
 		groups []string
 		want   bool
@@ -25,5 +25,9 @@ func TestInGroups(t *testing.T) {
 	}
 	if InGroups([]string{""}, &state.Session{GroupName: "x"}) {
 		t.Error("an empty group matched")
+	}
+	// Only a provider's session has its groups read from the attribute.
+	if InGroups([]string{"ops"}, &state.Session{GroupName: "x", UserAttributes: map[string]string{"groups": "ops"}}) {
+		t.Error("the groups attribute of a session no provider opened counted")
 	}
 }

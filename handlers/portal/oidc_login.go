@@ -107,14 +107,17 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		u, ref = p.exchange(r, o, pending)
 		if ref == nil {
 			releasePending(r.Context(), p.Limiter, pending)
-			p.openOIDCSession(ctx, w, r, o, u, pending.UserAttributes["oidc_target"])
+			// The exchange may have used up the first store deadline.
+			sctx, scancel := p.Env.StoreContext(r)
+			defer scancel()
+			p.openOIDCSession(sctx, w, r, o, u, pending.UserAttributes["oidc_target"])
 			return
 		}
 	}
 	p.Env.Logger.Info("oidc sign-in refused", zap.String("provider", o.Name), zap.String("reason", ref.reason),
 		zap.String("client_ip", p.clientIP(r)), zap.NamedError("detail", ref.err))
 	if ref.status != http.StatusServiceUnavailable {
-		p.Env.Emit(ctx, handlers.Event{
+		p.Env.Emit(r.Context(), handlers.Event{
 			Name: handlers.EventLoginFailed, Family: "oidc", Factor: FactorOIDCPrefix + o.Name,
 			Reason: ref.reason, ClientIP: p.clientIP(r),
 		})
