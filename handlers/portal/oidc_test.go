@@ -1,8 +1,11 @@
 package portal
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -562,5 +565,54 @@ func TestOIDCAbandonedSignInsAreLimited(t *testing.T) {
 	wantStatus(t, resp, http.StatusTooManyRequests, b.page)
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
+	}
+}
+
+// tamperer rewrites the ID token in the provider's token answers: the
+// payload's sub is changed, the signature kept.
+type tamperer struct{ on bool }
+
+func (tp *tamperer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil || !tp.on || !strings.HasSuffix(r.URL.Path, "/oauth/token") {
+		return resp, err
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	parts := strings.Split(body["id_token"].(string), ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return nil, err
+	}
+	claims["sub"] = "someone-else"
+	payload, _ = json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(payload)
+	body["id_token"] = strings.Join(parts, ".")
+	b, _ := json.Marshal(body)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+func TestOIDCModifiedIDTokenPayload(t *testing.T) {
+	tp := &tamperer{}
+	f := newOIDCFixture(t, func(o *OIDCProvider) { o.HTTPClient = &http.Client{Transport: tp, Timeout: 10 * time.Second} })
+	b := f.browser(t)
+	wantStatus(t, b.abs(http.MethodGet, f.atProvider(b, alice, ""), nil), http.StatusSeeOther, b.page)
+	tp.on = true
+	b = f.browser(t)
+	resp := b.abs(http.MethodGet, f.atProvider(b, alice, ""), nil)
+	wantStatus(t, resp, http.StatusUnauthorized, b.page)
+	f.noSession(t, b)
+	if _, ok := f.events.find(handlers.EventLoginFailed, "id_token"); !ok {
+		t.Fatal("no login_failed event")
 	}
 }
