@@ -355,8 +355,7 @@ func (p *Passkeys) FinishRegistration(key, display string, u *state.UserState, c
 // protocolDetail returns the library's description of err, details
 // included.
 func protocolDetail(err error) string {
-	var pe *protocol.Error
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*protocol.Error](err); ok {
 		if pe.DevInfo != "" {
 			return pe.Details + " (" + pe.DevInfo + ")"
 		}
