@@ -106,6 +106,9 @@ type App struct {
 	// unknown users). Default: no clients (every POST refused).
 	Authn *AuthnConfig `json:"authn,omitempty"`
 
+	// WebAuthn turns passkeys on (see WebAuthnConfig). Default: off.
+	WebAuthn *WebAuthnConfig `json:"webauthn,omitempty"`
+
 	otp      *otpRuntime
 	authn    *authnRuntime
 	store    state.Store
@@ -115,6 +118,7 @@ type App struct {
 	bearer   *handlers.BearerAuth
 	logger   *zap.Logger
 	metrics  *metrics
+	passkeys *handlers.Passkeys
 }
 
 // spec is the cookie configuration as the portal takes it.
@@ -193,6 +197,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := a.provisionAuthn(repl); err != nil {
+		return err
+	}
+	if err := a.provisionWebAuthn(); err != nil {
 		return err
 	}
 

@@ -61,6 +61,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [otp { ... }]                          # see parseOTP
 //	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
+//	    [webauthn { ... }]                     # see parseWebAuthn
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -130,6 +131,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseRiskAnalyzer(d)
 		case "authn":
 			err = a.parseAuthn(d)
+		case "webauthn":
+			err = a.parseWebAuthn(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}
