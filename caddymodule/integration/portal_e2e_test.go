@@ -61,6 +61,13 @@ type e2eDemo struct {
 
 func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	t.Helper()
+	return startE2EDemoWith(t, name, nil)
+}
+
+// startE2EDemoWith is startE2EDemo with the Caddyfile changed by edit
+// (given the site's port).
+func startE2EDemoWith(t *testing.T, name string, edit func(cfg string, port int) string) *e2eDemo {
+	t.Helper()
 	bin := caddyBin(t)
 	chrome := browserPath(t)
 	dir := t.TempDir()
@@ -79,6 +86,9 @@ func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	}
 	cfg = strings.Replace(cfg, "\tauto_https off\n",
 		"\tauto_https off\n\tlog {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t}\n", 1)
+	if edit != nil {
+		cfg = edit(cfg, port)
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

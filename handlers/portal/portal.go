@@ -59,6 +59,9 @@ type Portal struct {
 	// Title and Logo (an image URL) appear on every page.
 	Title string
 	Logo  string
+	// Passkeys, when set, lets users register passkeys on the account
+	// page and use them as their second factor.
+	Passkeys *handlers.Passkeys
 	// Limiter counts failures per IP and per login. Default: a
 	// FailureLimiter in memory with its defaults.
 	Limiter FailureCounter
@@ -141,6 +144,7 @@ func (p *Portal) Init() error {
 	m.HandleFunc("POST "+p.Prefix+"/logout", p.form(p.logout))
 	m.HandleFunc("GET "+p.Prefix+"/sessions", p.sessionsPage)
 	m.HandleFunc("POST "+p.Prefix+"/sessions/revoke", p.form(p.revoke))
+	p.registerAccount(m)
 	m.HandleFunc("GET "+p.Prefix+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 	})
@@ -164,7 +168,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy",
-		"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if r.URL.Path == p.Prefix {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 		return
