@@ -260,6 +260,16 @@ func (p *Passkeys) FinishLogin(key string, u *state.UserState, ceremonyID, bindi
 	if err != nil {
 		return PasskeyUse{}, err
 	}
+	return p.VerifyLogin(key, u, c, pa, now)
+}
+
+// VerifyLogin is FinishLogin for a ceremony already taken (a discoverable
+// login keeps its ceremony with the browser's session, not the user's):
+// it checks pa against c for the user under key and records the use in u.
+func (p *Passkeys) VerifyLogin(key string, u *state.UserState, c state.Ceremony, pa *protocol.ParsedCredentialAssertionData, now time.Time) (PasskeyUse, error) {
+	if c.Kind != CeremonyLogin || !now.Before(c.Expires) {
+		return PasskeyUse{}, state.ErrNoCeremony
+	}
 	var sd webauthn.SessionData
 	if err := json.Unmarshal(c.Data, &sd); err != nil {
 		return PasskeyUse{}, fmt.Errorf("%w: ceremony data unreadable", ErrPasskeyAssertion)
@@ -274,7 +284,15 @@ func (p *Passkeys) FinishLogin(key string, u *state.UserState, ceremonyID, bindi
 	if len(pa.Response.UserHandle) > 0 && !bytes.Equal(pa.Response.UserHandle, []byte(key)) {
 		return PasskeyUse{}, fmt.Errorf("%w: the user handle is not this user's", ErrPasskeyAssertion)
 	}
-	cred, err := p.rp.ValidateLogin(pu, sd, pa)
+	var cred *webauthn.Credential
+	if len(sd.UserID) == 0 { // a discoverable login: the handle names the user
+		if len(pa.Response.UserHandle) == 0 {
+			return PasskeyUse{}, fmt.Errorf("%w: a passkey without a user handle cannot sign in alone", ErrPasskeyAssertion)
+		}
+		cred, err = p.rp.ValidateDiscoverableLogin(func(_, _ []byte) (webauthn.User, error) { return pu, nil }, sd, pa)
+	} else {
+		cred, err = p.rp.ValidateLogin(pu, sd, pa)
+	}
 	if err != nil {
 		return PasskeyUse{}, fmt.Errorf("%w: %s", ErrPasskeyAssertion, protocolDetail(err))
 	}

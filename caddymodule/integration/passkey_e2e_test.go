@@ -18,11 +18,11 @@ import (
 // DevTools WebAuthn domain: CTAP2, internal transport, resident keys, user
 // verification) through make run's configuration plus a webauthn block:
 // sign in with the TOTP code, add a passkey on the account page, sign out,
-// sign in with the password and the passkey, remove the passkey, and see
-// it offered no more.
+// sign in with the password and the passkey, then with the passkey alone
+// (passwordless on), remove the passkey, and see it offered no more.
 func TestPortalE2EPasskey(t *testing.T) {
 	d := startE2EDemoWith(t, "passkey", func(cfg string, port int) string {
-		block := fmt.Sprintf("\t\twebauthn {\n\t\t\trp_id localhost\n\t\t\trp_name \"caddy-authsession demo\"\n\t\t\torigins http://localhost:%d\n\t\t\tuser_verification required\n\t\t}\n\t\tauthn {", port)
+		block := fmt.Sprintf("\t\twebauthn {\n\t\t\trp_id localhost\n\t\t\trp_name \"caddy-authsession demo\"\n\t\t\torigins http://localhost:%d\n\t\t\tuser_verification required\n\t\t\tpasswordless on\n\t\t}\n\t\tauthn {", port)
 		if !strings.Contains(cfg, "\t\tauthn {") {
 			t.Fatal("Caddyfile.example no longer has an authn block to put the webauthn block before")
 		}
@@ -40,6 +40,16 @@ func TestPortalE2EPasskey(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
+	}
+	// The authenticator answers at once when present; while absent, the
+	// login page's conditional request (autofill) stays pending, as it
+	// does until a user picks the passkey, so the password can be typed.
+	present := func(on bool) {
+		t.Helper()
+		if _, err := chromedp.Call(d.ctx, webauthn.SetAutomaticPresenceSimulation,
+			webauthn.SetAutomaticPresenceSimulationParams{AuthenticatorID: auth.AuthenticatorID, Enabled: on}); err != nil {
+			t.Fatalf("WebAuthn.setAutomaticPresenceSimulation: %v", err)
+		}
 	}
 
 	// Sign in with the authenticator app's code.
@@ -77,6 +87,7 @@ func TestPortalE2EPasskey(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.run("restoring the window", chromedp.EmulateReset())
+	present(false)
 	d.signOut()
 
 	// Password, then the passkey.
@@ -88,7 +99,16 @@ func TestPortalE2EPasskey(t *testing.T) {
 	pre = d.sessionCookie()
 	d.submit("choosing the passkey", chromedp.Click(chromedp.CSS("#factor-passkey")))
 	d.page("passkey-factor", "/auth/otp?factor=passkey&redirect=%2F", "Use the passkey of this device")
+	present(true)
 	d.run("using the passkey", chromedp.Click(chromedp.CSS("#verify")))
+	d.landed(pre)
+
+	// Passwordless: the passkey alone (a discoverable credential).
+	present(false)
+	d.signOut()
+	pre = d.sessionCookie()
+	present(true)
+	d.run("signing in with the passkey alone", chromedp.Click(chromedp.CSS("#signin-passkey")))
 	d.landed(pre)
 	creds, err = chromedp.Call(d.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
 	if err != nil || len(creds.Credentials) != 1 || creds.Credentials[0].SignCount < 1 {
@@ -100,6 +120,7 @@ func TestPortalE2EPasskey(t *testing.T) {
 	d.page("account-before-removal", "/auth/account", "Test laptop")
 	d.submit("removing the passkey", chromedp.Click(chromedp.CSS(".remove-passkey")))
 	d.page("passkey-removed", "/auth/account?done=passkey-removed", "You have no passkey yet.")
+	present(false)
 	d.signOut()
 	d.submit("signing in",
 		chromedp.SendKeys(chromedp.CSS("#login"), "demo"),
@@ -113,4 +134,9 @@ func TestPortalE2EPasskey(t *testing.T) {
 	// The removed passkey is refused when forced.
 	d.run("forcing the passkey", chromedp.Navigate(d.base+"/auth/otp?factor=passkey&redirect=%2F"))
 	d.page("passkey-not-offered", "/auth/otp?factor=passkey&redirect=%2F", "Choose how to confirm your sign-in")
+	// And the removed passkey alone signs nobody in.
+	d.run("opening the sign-in page", chromedp.Navigate(d.base+"/auth/login?redirect=%2F"), chromedp.WaitVisible(chromedp.CSS("#signin-passkey")))
+	present(true)
+	d.run("signing in with the removed passkey", chromedp.Click(chromedp.CSS("#signin-passkey")))
+	d.page("removed-passkey-refused", "/auth/login/passkey", "That passkey could not sign you in.")
 }

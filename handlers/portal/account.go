@@ -56,6 +56,8 @@ func (p *Portal) registerAccount(m *http.ServeMux) {
 	m.HandleFunc("POST "+p.Prefix+"/account/recovery", p.form(p.recoveryGenerate))
 	m.HandleFunc("POST "+p.Prefix+"/account/devices/forget", p.form(p.devicesForget))
 	m.HandleFunc("POST "+p.Prefix+"/otp/passkey/options", p.form(p.passkeyLoginOptions))
+	m.HandleFunc("POST "+p.Prefix+"/login/passkey/options", p.form(p.passwordlessOptions))
+	m.HandleFunc("POST "+p.Prefix+"/login/passkey", p.form(p.passwordlessSignIn))
 	m.HandleFunc("GET "+p.Prefix+"/passkey.js", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		_, _ = w.Write(passkeyJS)

@@ -233,3 +233,65 @@ func (e *eventLog) names() string {
 	}
 	return strings.Join(out, " ")
 }
+
+func TestPasswordlessSignIn(t *testing.T) {
+	f := newPortalFixture(t, "")
+	a := withPasskeys(t, f)
+	f.portal.Passkeys.Config.Passwordless = true
+	b := f.browser(t)
+	b.signedIn()
+	wantStatus(t, b.addPasskey(a, "phone"), http.StatusSeeOther, b.page)
+
+	start := func(c *browser) (ceremonyAnswer, string) {
+		t.Helper()
+		c.get("/auth/login?redirect=%2F")
+		if !strings.Contains(c.page, "Sign in with a passkey") || !strings.Contains(c.page, `autocomplete="username webauthn"`) {
+			t.Fatalf("login page without the passkey sign-in:\n%s", c.page)
+		}
+		csrf := c.csrf()
+		code, ans := c.postJSON("/auth/login/passkey/options")
+		if code != 200 || ans.Ceremony == "" || ans.Error != "" {
+			t.Fatalf("options: %d %+v", code, ans)
+		}
+		ans.Error = csrf // the page's token, for the form
+		return ans, c.cookie()
+	}
+	c := f.browser(t)
+	ans, pre := start(c)
+	// Without user verification a passkey does not sign in alone.
+	noUV := a.Clone()
+	noUV.Flags = webauthntest.FlagUserPresent
+	cred, _ := noUV.Assert(ans.Options)
+	wantStatus(t, c.post("/auth/login/passkey", "csrf", ans.Error, "ceremony", ans.Ceremony, "credential", string(cred), "redirect", "/"), http.StatusUnauthorized, c.page)
+
+	ans, pre = start(c)
+	cred, _ = a.Assert(ans.Options)
+	resp := c.post("/auth/login/passkey", "csrf", ans.Error, "ceremony", ans.Ceremony, "credential", string(cred), "redirect", "/")
+	wantStatus(t, resp, http.StatusSeeOther, c.page)
+	wantLocation(t, resp, "/")
+	if c.cookie() == pre || c.cookie() == ans.Ceremony {
+		t.Error("the session id was not rotated")
+	}
+	// The ceremony's session is gone: its id signs nothing in.
+	if _, err := f.store.Get(t.Context(), state.KeyOf(ans.Ceremony)); err == nil {
+		t.Error("the ceremony's session outlived the sign-in")
+	}
+	c.get("/")
+	if c.page != "hello demo" {
+		t.Fatalf("the gate answers %q", c.page)
+	}
+	// The same answer again: its ceremony is spent.
+	d := f.browser(t)
+	ans2, _ := start(d)
+	wantStatus(t, d.post("/auth/login/passkey", "csrf", ans2.Error, "ceremony", ans2.Ceremony, "credential", string(cred), "redirect", "/"), http.StatusUnauthorized, d.page)
+	// Off: no button, and the endpoints refuse.
+	f.portal.Passkeys.Config.Passwordless = false
+	e := f.browser(t)
+	e.get("/auth/login")
+	if strings.Contains(e.page, "Sign in with a passkey") {
+		t.Error("the passkey sign-in is offered while off")
+	}
+	if code, _ := e.postJSON("/auth/login/passkey/options"); code != http.StatusNotFound {
+		t.Errorf("options while off: %d", code)
+	}
+}

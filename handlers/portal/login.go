@@ -25,7 +25,7 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 		finish(w, r, target(r))
 		return
 	}
-	d := pageData{Redirect: target(r)}
+	d := pageData{Redirect: target(r), Passwordless: p.passwordless()}
 	if r.URL.Query().Get("signed_out") == "1" {
 		d.Notice = "You are signed out."
 	}

@@ -109,6 +109,8 @@ type pageData struct {
 	// TrustedDevices the user's trusted browsers (sessions page).
 	TrustDays      int
 	TrustedDevices int
+	// Passwordless offers the passkey sign-in on the login page.
+	Passwordless bool
 	// Account is the account page's content.
 	Account *accountData
 }

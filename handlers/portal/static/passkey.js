@@ -42,13 +42,18 @@
     var p = form.querySelector(".passkey-status");
     if (p) { p.textContent = msg; }
   }
-  function run(form) {
+  var pending = null; // the AbortController of a conditional request
+  // run runs the form's ceremony; conditional: as the browser's autofill
+  // (the login field), silently.
+  function run(form, conditional) {
     if (!window.PublicKeyCredential || !navigator.credentials) {
       say(form, "This browser cannot use passkeys.");
       return;
     }
+    if (pending) { pending.abort(); pending = null; }
     var kind = form.getAttribute("data-passkey");
-    say(form, "Waiting for your passkey…");
+    var abort = conditional ? new AbortController() : null;
+    if (abort) { pending = abort; } else { say(form, "Waiting for your passkey…"); }
     fetch(form.getAttribute("data-options"), {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/x-www-form-urlencoded" },
@@ -67,19 +72,28 @@
         return navigator.credentials.create({ publicKey: o }).then(function (c) { return [j.ceremony, c]; });
       }
       o.allowCredentials = ids(o.allowCredentials);
-      return navigator.credentials.get({ publicKey: o }).then(function (c) { return [j.ceremony, c]; });
+      var req = { publicKey: o };
+      if (abort) { req.mediation = "conditional"; req.signal = abort.signal; }
+      return navigator.credentials.get(req).then(function (c) { return [j.ceremony, c]; });
     }).then(function (pair) {
       form.querySelector("input[name=ceremony]").value = pair[0];
       form.querySelector("input[name=credential]").value = credentialJSON(pair[1]);
       form.submit();
     }).catch(function (e) {
+      if (abort && abort.signal.aborted) { return; }
       say(form, "The passkey was not used: " + (e && e.message ? e.message : e));
     });
   }
   document.querySelectorAll("form[data-passkey]").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
-      run(form);
+      run(form, false);
     });
+    if (form.hasAttribute("data-conditional") && window.PublicKeyCredential &&
+        PublicKeyCredential.isConditionalMediationAvailable) {
+      PublicKeyCredential.isConditionalMediationAvailable().then(function (ok) {
+        if (ok) { run(form, true); }
+      });
+    }
   });
 })();
