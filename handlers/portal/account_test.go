@@ -257,14 +257,14 @@ func TestPasswordlessSignIn(t *testing.T) {
 		return ans, c.cookie()
 	}
 	c := f.browser(t)
-	ans, pre := start(c)
+	ans, _ := start(c)
 	// Without user verification a passkey does not sign in alone.
 	noUV := a.Clone()
 	noUV.Flags = webauthntest.FlagUserPresent
 	cred, _ := noUV.Assert(ans.Options)
 	wantStatus(t, c.post("/auth/login/passkey", "csrf", ans.Error, "ceremony", ans.Ceremony, "credential", string(cred), "redirect", "/"), http.StatusUnauthorized, c.page)
 
-	ans, pre = start(c)
+	ans, pre := start(c)
 	cred, _ = a.Assert(ans.Options)
 	resp := c.post("/auth/login/passkey", "csrf", ans.Error, "ceremony", ans.Ceremony, "credential", string(cred), "redirect", "/")
 	wantStatus(t, resp, http.StatusSeeOther, c.page)

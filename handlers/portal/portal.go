@@ -29,6 +29,9 @@ import (
 //	GET  /logout         a sign-out button; POST /logout signs out
 //	GET  /sessions       the user's sessions; POST /sessions/revoke signs
 //	                     out one (by its index) or all
+//	GET  /account        the account security page: passkeys, recovery
+//	                     codes, trusted browsers (see account.go and
+//	                     passwordless.go)
 //
 // Every form carries a CSRF token (see csrf.go); failures count per client
 // IP and per login (Limiter) and answer 429 with Retry-After once the limit
