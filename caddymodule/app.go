@@ -109,6 +109,8 @@ type App struct {
 	// OIDCProviders are the OpenID Providers the portal signs users in
 	// through (see OIDCProvider and docs/oidc.md). Default: none.
 	OIDCProviders []OIDCProvider `json:"oidc_providers,omitempty"`
+	// WebAuthn turns passkeys on (see WebAuthnConfig). Default: off.
+	WebAuthn *WebAuthnConfig `json:"webauthn,omitempty"`
 
 	otp      *otpRuntime
 	authn    *authnRuntime
@@ -119,6 +121,7 @@ type App struct {
 	bearer   *handlers.BearerAuth
 	logger   *zap.Logger
 	metrics  *metrics
+	passkeys *handlers.Passkeys
 }
 
 // spec is the cookie configuration as the portal takes it.
@@ -197,6 +200,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := a.provisionAuthn(repl); err != nil {
+		return err
+	}
+	if err := a.provisionWebAuthn(); err != nil {
 		return err
 	}
 

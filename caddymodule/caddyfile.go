@@ -62,6 +62,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
 //	    [oidc <name> { ... }]                  # repeatable; see parseOIDC
+//	    [webauthn { ... }]                     # see parseWebAuthn
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -133,6 +134,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseAuthn(d)
 		case "oidc":
 			err = a.parseOIDC(d)
+		case "webauthn":
+			err = a.parseWebAuthn(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}

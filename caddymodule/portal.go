@@ -82,6 +82,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 		},
 		Limiter:  portal.NewFailureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
 		ClientIP: clientIP,
+		Passkeys: app.passkeys,
 	}
 	if app.otp.async != nil {
 		hp.Delivery = app.otp.async

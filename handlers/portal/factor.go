@@ -61,7 +61,7 @@ func (p *Portal) factorPage(w http.ResponseWriter, r *http.Request) {
 // renderFactor renders the second-factor page for factor (if the user has
 // it; else the choice, or the only factor).
 func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int, s *state.Session, u state.User, factor, msg string) {
-	fs := p.factors(u)
+	fs := p.registeredFactors(r.Context(), u)
 	if !hasFactor(fs, factor) {
 		factor = ""
 		if len(fs) == 1 && fs[0].Key == factorKeyTOTP {

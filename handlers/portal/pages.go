@@ -20,7 +20,7 @@ var embedded embed.FS
 
 // pageNames are the pages; each is parsed with layout.html, which
 // defines the frame and calls the page's "content" template.
-var pageNames = []string{"login", "otp", "logout", "sessions", "error"}
+var pageNames = []string{"login", "otp", "logout", "sessions", "error", "account"}
 
 // Pages holds the parsed page templates.
 type Pages struct {
@@ -71,6 +71,11 @@ func LoadPages(dir string) (*Pages, error) {
 }
 
 var pageFuncs = template.FuncMap{
+	// stepup passes the page's data and a field id to the account page's
+	// "stepup" template.
+	"stepup": func(d pageData, field string) map[string]any {
+		return map[string]any{"Account": d.Account, "Field": field}
+	},
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -108,6 +113,10 @@ type pageData struct {
 	// NoPasswords hides its password form.
 	Providers   []providerButton
 	NoPasswords bool
+	// Passwordless offers the passkey sign-in on the login page.
+	Passwordless bool
+	// Account is the account page's content.
+	Account *accountData
 }
 
 type factorChoice struct {

@@ -29,6 +29,9 @@ import (
 //	GET  /logout         a sign-out button; POST /logout signs out
 //	GET  /sessions       the user's sessions; POST /sessions/revoke signs
 //	                     out one (by its index) or all
+//	GET  /account        the account security page: passkeys, recovery
+//	                     codes, trusted browsers (see account.go and
+//	                     passwordless.go)
 //
 // Every form carries a CSRF token (see csrf.go); failures count per client
 // IP and per login (Limiter) and answer 429 with Retry-After once the limit
@@ -59,6 +62,9 @@ type Portal struct {
 	// Title and Logo (an image URL) appear on every page.
 	Title string
 	Logo  string
+	// Passkeys, when set, lets users register passkeys on the account
+	// page and use them as their second factor.
+	Passkeys *handlers.Passkeys
 	// Limiter counts failures per IP and per login. Default: a
 	// FailureLimiter in memory with its defaults.
 	Limiter FailureCounter
@@ -148,6 +154,7 @@ func (p *Portal) Init() error {
 	if err := p.initOIDC(m); err != nil {
 		return err
 	}
+	p.registerAccount(m)
 	m.HandleFunc("GET "+p.Prefix+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 	})
@@ -171,7 +178,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy",
-		"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if r.URL.Path == p.Prefix {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 		return
