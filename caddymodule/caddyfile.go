@@ -58,6 +58,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [api_token_sha256 <hex>]               # repeatable
 //	    [seal_key <base64 key>]
 //	    [users_file <path>]
+//	    [directory <name> ldap { ... }]        # repeatable; see parseDirectory
 //	    [otp { ... }]                          # see parseOTP
 //	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
@@ -67,7 +68,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256"}, func(opt string) error {
+	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256", "directory"}, func(opt string) error {
 		var err error
 		switch opt {
 		case "store":
@@ -130,6 +131,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseRiskAnalyzer(d)
 		case "authn":
 			err = a.parseAuthn(d)
+		case "directory":
+			err = a.parseDirectory(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}

@@ -334,7 +334,33 @@ func (s *Server) Restart() {
 
 // Freeze suspends slapd (SIGSTOP): connections stay open but nothing
 // answers, as with a hung server. Thaw resumes it.
-func (s *Server) Freeze() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) }
+func (s *Server) Freeze() {
+	s.t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGSTOP)
+	// The signal is delivered asynchronously: wait until every thread
+	// is stopped, so that the test's next request meets a hung server.
+	stat := "/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/task"
+	if _, ok := testkit.WaitFor(5*time.Second, func() bool {
+		tasks, err := os.ReadDir(stat)
+		if err != nil {
+			return false
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(filepath.Join(stat, t.Name(), "stat"))
+			if err != nil {
+				return false
+			}
+			// The state follows the command name in parentheses.
+			i := strings.LastIndexByte(string(b), ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		s.t.Fatalf("ldaptest: slapd on %s did not stop", s.URL())
+	}
+}
 
 // Thaw resumes a frozen server.
 func (s *Server) Thaw() { _ = s.cmd.Process.Signal(syscall.SIGCONT) }
