@@ -234,8 +234,21 @@ func (d *Directory) Close() error {
 
 // unavailable wraps err as the directory's "cannot answer".
 func (d *Directory) unavailable(err error) error {
-	return fmt.Errorf("%w: ldap directory %s: %w", state.ErrUnavailable, d.cfg.Name, err)
+	return &unavailableError{name: d.cfg.Name, err: err}
 }
+
+// unavailableError is a directory's "cannot answer": it is
+// state.ErrUnavailable and the cause.
+type unavailableError struct {
+	name string
+	err  error
+}
+
+func (e *unavailableError) Error() string {
+	return "ldap directory " + e.name + " unavailable: " + e.err.Error()
+}
+
+func (e *unavailableError) Unwrap() []error { return []error{state.ErrUnavailable, e.err} }
 
 // Lookup finds the user whose filter matches idOrLogin. A name that is
 // not one (control characters, empty) is nobody, without a query.
