@@ -289,6 +289,10 @@ func (dc *DirectoryConfig) parseAttributes(d *caddyfile.Dispenser) error {
 		dc.Attributes[k] = d.Val()
 		for d.NextArg() {
 			k := d.Val()
+			if k == "}" { // the block closes on this line
+				d.Prev()
+				break
+			}
 			if !slices.Contains(directoryAttributes, k) {
 				return d.Errf("unknown directory attribute %q (known: %s)", k, strings.Join(directoryAttributes, ", "))
 			}
