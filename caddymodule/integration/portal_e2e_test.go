@@ -59,7 +59,8 @@ type e2eDemo struct {
 	ctx   context.Context
 }
 
-func startE2EDemo(t *testing.T, name string) *e2eDemo {
+// edits, if given, change the Caddyfile before it is written.
+func startE2EDemo(t *testing.T, name string, edits ...func(string) string) *e2eDemo {
 	t.Helper()
 	bin := caddyBin(t)
 	chrome := browserPath(t)
@@ -79,6 +80,9 @@ func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	}
 	cfg = strings.Replace(cfg, "\tauto_https off\n",
 		"\tauto_https off\n\tlog {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t}\n", 1)
+	for _, edit := range edits {
+		cfg = edit(cfg)
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
