@@ -307,3 +307,19 @@ func (dc *DirectoryConfig) parseAttributes(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
+
+// withStoredTOTP gives the LDAP directories' users the TOTP secrets the
+// store keeps for them (state.WithStoredTOTP), keeping the lookup order.
+func (rt *otpRuntime) withStoredTOTP(st state.Store, idStoreName string) {
+	if rt == nil || len(rt.ldap) == 0 {
+		return
+	}
+	dirs := state.Directories{}
+	if rt.users != nil {
+		dirs = append(dirs, rt.users.Directory(idStoreName))
+	}
+	for _, d := range rt.ldap {
+		dirs = append(dirs, state.WithStoredTOTP(d, st))
+	}
+	rt.dirs = dirs
+}

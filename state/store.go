@@ -75,6 +75,9 @@ type UserState struct {
 	// TOTPStep is the last TOTP time step accepted for the user; codes of
 	// that step or earlier are refused as replays (see TOTPPolicy).
 	TOTPStep uint64 `json:"ts,omitempty"`
+	// TOTPSecret is the user's authenticator secret when their identity
+	// store cannot hold it (directory and provider users).
+	TOTPSecret string `json:"totp,omitempty"`
 	// Attempts count the wrong answers per factor (see
 	// OTPPolicy.ReserveAttempt).
 	Attempts map[string]FactorAttempts `json:"fa,omitempty"`

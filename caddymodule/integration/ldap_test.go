@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/authsession/caddy-authsession/internal/ldaptest"
 	"github.com/authsession/caddy-authsession/internal/smtptest"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 // partners is the second directory's LDIF: erin, known only there, and
@@ -115,6 +117,12 @@ http://localhost:{PORT} {
 }
 
 func startLDAPIT(t *testing.T) *ldapIT {
+	return startLDAPITWith(t, nil)
+}
+
+// startLDAPITWith is startLDAPIT with before, if not nil, called with the
+// Caddyfile (expanded) before Caddy loads it; it may change it.
+func startLDAPITWith(t *testing.T, before func(cfg string) string) *ldapIT {
 	t.Setenv("AUTHSESSION_IT_LDAP_PASSWORD", ldaptest.ServicePass)
 	it := &ldapIT{
 		t: t, corp: ldaptest.Start(t, ""), partners: ldaptest.Start(t, partners),
@@ -126,7 +134,11 @@ func startLDAPIT(t *testing.T) *ldapIT {
 		"password_hash":"`+hash+`","factors":["ChallengeEmail"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	tester, port := newTester(t, ldapConfig(users, fmt.Sprint(it.smtp.Port), it.corp, it.partners))
+	cfg := ldapConfig(users, fmt.Sprint(it.smtp.Port), it.corp, it.partners)
+	if before != nil {
+		cfg = before(cfg)
+	}
+	tester, port := newTester(t, cfg)
 	it.tester, it.base = tester, fmt.Sprintf("http://localhost:%d", port)
 	return it
 }
@@ -298,4 +310,43 @@ func TestLDAPOutage(t *testing.T) {
 	}
 	it.corp.Restart()
 	it.signIn("alice", ldaptest.AlicePassword, "alice@example.com")
+}
+
+// TestLDAPTOTPEnrolledWithTheCLI enrols an authenticator for a directory
+// user with bin/caddy's `authsession user totp --config` against the
+// config's file store, then runs the challenge API with a TOTP code for
+// that user through Caddy on the same store.
+func TestLDAPTOTPEnrolledWithTheCLI(t *testing.T) {
+	bin := caddyBin(t)
+	const secret = "GEZDGNBVGY3TQOJQ"
+	it := startLDAPITWith(t, func(cfg string) string {
+		dir := t.TempDir()
+		cfg = strings.Replace(cfg, "\tauthsession {\n", "\tauthsession {\n\t\tstore file "+filepath.Join(dir, "sessions.db")+"\n", 1)
+		file := filepath.Join(dir, "Caddyfile")
+		if err := os.WriteFile(file, []byte(expand(cfg, freePort())), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "authsession", "user", "totp", "--config", file, "--adapter", "caddyfile",
+			"--login", "bob", "--secret", secret).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "secret: "+secret) {
+			t.Fatalf("the CLI: %v\n%s", err, out)
+		}
+		return cfg
+	})
+	a := &authnIT{t: t, tester: it.tester, base: it.base, smtp: it.smtp}
+	start := a.start("bob")
+	b := a.initOp(start, start.Nonce, "ChallengeOMATOTP")
+	code, err := state.TOTPPolicy{}.Defaults().Code(secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, c := a.validate(start, b.Nonce, code)
+	if st != 200 || c.Status.Status != "authenticated" {
+		t.Fatalf("bob's TOTP code: %d %+v", st, c)
+	}
+	// carol has no authenticator: the factor is not hers.
+	start = a.start("carol")
+	if start.Status.Status != "missing registration" {
+		t.Fatalf("carol: %+v", start)
+	}
 }
