@@ -2,8 +2,12 @@ package handlers
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"net/http"
 	"sync"
+
+	"go.uber.org/zap"
 
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -135,4 +139,46 @@ func preflightUsers(ctx context.Context, d state.Directory, names ...string) err
 		}
 	}
 	return nil
+}
+
+// enrollDirectoryTOTP enrols a TOTP secret for userID when an identity
+// store other than the users file knows them (an LDAP directory, which
+// cannot hold one): the secret is kept in the store's per-user state (see
+// state.WithStoredTOTP). It reports whether it answered; users of the
+// users file, and names no store knows, are left to the caller.
+func (o *OTPSessions) enrollDirectoryTOTP(w http.ResponseWriter, r *http.Request, file *state.Users, userID string) bool {
+	if o.Users == nil || state.ValidateUserName(userID) != nil {
+		return false
+	}
+	ctx, cancel := o.Env.StoreContext(r)
+	defer cancel()
+	u, ok, err := o.Users.Lookup(ctx, userID)
+	if err != nil {
+		o.storeFail(w, "user", directoryFault(err))
+		return true
+	}
+	if !ok {
+		return false
+	}
+	if file != nil {
+		if _, inFile := file.ByID(u.ID); inFile {
+			return false
+		}
+	}
+	e, err := o.TOTP.Enroll(u.Login, "")
+	if err != nil {
+		o.storeFail(w, "totp enroll", err)
+		return true
+	}
+	if err := state.SetStoredTOTP(ctx, o.Env.Store, u.ID, e.Secret); err != nil {
+		o.storeFail(w, "totp enroll", err)
+		return true
+	}
+	o.Env.Logger.Info("totp enrolled", zap.String("login", u.Login), zap.String("id_store", u.Store))
+	o.Env.Emit(ctx, Event{Name: EventFactorEnrolled, UserKey: u.ID, Login: u.Login, Family: "otp", Factor: state.FactorTOTP})
+	WriteJSON(w, http.StatusCreated, "", totpEnrollAnswer{
+		Secret: e.Secret, URI: e.URI,
+		QRPNG: base64.StdEncoding.EncodeToString(e.PNG),
+	})
+	return true
 }

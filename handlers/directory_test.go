@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -132,5 +133,47 @@ func TestOAMDirectoryDown(t *testing.T) {
 	}
 	if w := f.do("POST", "/sessions?idStore=corp", ""); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"userId":"alice"`) {
 		t.Fatalf("OAM search by idStore=corp: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestOTPTOTPEnrollDirectoryUser enrols an authenticator for a directory
+// user through the OTP API: the secret is kept in the store's per-user
+// state, and a TOTP code of it verifies the user's session.
+func TestOTPTOTPEnrollDirectoryUser(t *testing.T) {
+	f := newOTPFixture(t, true)
+	users, _ := ldapUsers(t, f.api.Users)
+	ds := users.(state.Directories)
+	// As caddymodule does: the directory, not the users file, gets the
+	// stored secrets.
+	f.api.Users = state.Directories{ds[0], state.WithStoredTOTP(ds[1], f.store)}
+	mux := http.NewServeMux()
+	f.api.Register(mux)
+	f.h = contract.New(t).Handler(mux)
+	w := f.do(t, "POST", "/user/totp/enroll", `{"userId":"Bob"}`)
+	if w.Code != 201 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var a totpEnrollAnswer
+	if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+		t.Fatal(err)
+	}
+	us, err := f.store.GetUser(context.Background(), "bob")
+	if err != nil || us.TOTPSecret != a.Secret {
+		t.Fatalf("bob's state %+v, %v; want the secret %s", us, err, a.Secret)
+	}
+	answerOf(t, f.do(t, "PUT", "/sessions/"+seedID, `{"userId":"bob","passedLoginOTP":false}`), 200)
+	code, err := state.TOTPPolicy{}.Defaults().Code(a.Secret, f.clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := f.do(t, "POST", "/user/otp/verify", `{"otp":"`+code+`","types":["totp"],"sessionId":"`+seedID+`"}`); w.Code != 204 {
+		t.Fatalf("verify with the enrolled secret: %d %s", w.Code, w.Body)
+	}
+	// The users file's alice is still enrolled in the file.
+	if w := f.do(t, "POST", "/user/totp/enroll", `{"userId":"alice"}`); w.Code != 201 {
+		t.Fatalf("alice: %d %s", w.Code, w.Body)
+	}
+	if us, err := f.store.GetUser(context.Background(), "alice-id"); err == nil && us.TOTPSecret != "" {
+		t.Fatal("a users-file user's secret went to the store")
 	}
 }
