@@ -350,21 +350,28 @@ func (d *Directory) find(ctx context.Context, name string) (cached, bool, error)
 func (d *Directory) search(ctx context.Context, name string) (cached, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
-	conn, err := d.get(ctx)
-	if err != nil {
-		return cached{}, false, d.unavailable(err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	c, ok, err := d.searchOn(conn, name)
-	if !stop() || err != nil {
+	for attempt := 0; ; attempt++ {
+		conn, pooled, err := d.get(ctx)
+		if err != nil {
+			return cached{}, false, d.unavailable(err)
+		}
+		stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+		c, ok, err := d.searchOn(conn, name)
+		if stop() && err == nil {
+			d.put(conn, true)
+			return c, ok, nil
+		}
 		d.put(conn, false)
 		if err == nil {
 			err = ctx.Err()
 		}
+		// A pooled connection the server dropped while it was idle fails
+		// on its first use: one more try, on a new connection.
+		if pooled && attempt == 0 && ctx.Err() == nil && ldap.IsErrorWithCode(err, ldap.ErrorNetwork) {
+			continue
+		}
 		return cached{}, false, d.unavailable(err)
 	}
-	d.put(conn, true)
-	return c, ok, nil
 }
 
 func (d *Directory) searchOn(conn *ldap.Conn, name string) (cached, bool, error) {
@@ -442,19 +449,19 @@ func groupName(v string) string {
 	return dn.RDNs[0].Attributes[0].Value
 }
 
-// get returns a pooled service connection, dialling and binding a new one
-// when none is idle.
-func (d *Directory) get(ctx context.Context) (*ldap.Conn, error) {
+// get returns a pooled service connection (pooled true), or dials and
+// binds a new one when none is idle.
+func (d *Directory) get(ctx context.Context) (conn *ldap.Conn, pooled bool, err error) {
 	select {
 	case d.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("no free connection: %w", ctx.Err())
+		return nil, false, fmt.Errorf("no free connection: %w", ctx.Err())
 	}
 	for {
 		select {
 		case c := <-d.idle:
 			if !c.IsClosing() {
-				return c, nil
+				return c, true, nil
 			}
 			_ = c.Close()
 			continue
@@ -474,9 +481,9 @@ func (d *Directory) get(ctx context.Context) (*ldap.Conn, error) {
 	}
 	if err != nil {
 		<-d.sem
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, false, nil
 }
 
 // put returns c to the pool, or closes it when it is not to be reused.

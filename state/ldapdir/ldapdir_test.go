@@ -320,3 +320,29 @@ func TestParallelLookupsShareThePool(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRestartedServerIsUsedAtOnce: connections pooled before a restart are
+// dead; the first lookup after it answers, on a new connection.
+func TestRestartedServerIsUsedAtOnce(t *testing.T) {
+	srv := ldaptest.Start(t, "")
+	cfg := config(srv)
+	cfg.PoolSize = 3
+	d := open(t, cfg)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 3 { // fill the pool
+		wg.Go(func() {
+			if _, ok, err := d.Lookup(ctx, "alice"); !ok || err != nil {
+				t.Error(ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	srv.Stop()
+	srv.Restart()
+	for range 4 {
+		if u, ok, err := d.Lookup(ctx, "bob"); !ok || err != nil || u.ID != "bob" {
+			t.Fatalf("lookup after a restart: %+v %v %v", u, ok, err)
+		}
+	}
+}
