@@ -62,7 +62,7 @@ func runStoredTOTP(f userFlags, out io.Writer) error {
 	if err := a.Provision(ctx); err != nil {
 		return err
 	}
-	defer a.Cleanup()
+	defer func() { _ = a.Cleanup() }()
 	u, ok, err := a.otp.dirs.Lookup(ctx, f.login)
 	if err != nil {
 		return err
