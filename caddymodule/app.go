@@ -93,6 +93,10 @@ type App struct {
 	// Default: none.
 	UsersFile string `json:"users_file,omitempty"`
 
+	// Directories are identity stores besides the users file (LDAP),
+	// looked up after it in this order. Default: none.
+	Directories []DirectoryConfig `json:"directories,omitempty"`
+
 	// OTP configures one-time codes, TOTP and their delivery. Default:
 	// 6-digit codes, 5m, 5 attempts, 30s cool-down, 10 sends per hour,
 	// no delivery.
@@ -231,6 +235,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.store = val.(pooledStore).Store
 	a.basic.Limiter = handlers.NewCredentialLimiter(a.store, a.logger)
+	a.otp.withStoredTOTP(a.store, a.IDStoreName)
 
 	a.env = &handlers.Env{
 		Store:  a.store,

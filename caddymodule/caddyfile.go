@@ -58,6 +58,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [api_token_sha256 <hex>]               # repeatable
 //	    [seal_key <base64 key>]
 //	    [users_file <path>]
+//	    [directory <name> ldap { ... }]        # repeatable; see parseDirectory
 //	    [otp { ... }]                          # see parseOTP
 //	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
@@ -69,7 +70,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256", "oidc"}, func(opt string) error {
+	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256", "oidc", "directory"}, func(opt string) error {
 		var err error
 		switch opt {
 		case "store":
@@ -136,6 +137,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseOIDC(d)
 		case "webauthn":
 			err = a.parseWebAuthn(d)
+		case "directory":
+			err = a.parseDirectory(d)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}

@@ -28,12 +28,16 @@ func init() {
   caddy authsession user passwd --file users.json --login alice
   caddy authsession user totp --file users.json --login alice [--secret BASE32]
       [--qr alice.png] [--remove]
+  caddy authsession user totp --config Caddyfile --login alice ...   (directory users)
 
 Passwords are read from the terminal (twice) or, when stdin is not a
 terminal, from its first line; they are stored as bcrypt hashes. "totp"
 enrols a fresh secret (or the given one), enables ChallengeOMATOTP and prints
 the secret and its otpauth:// URI, optionally writing a QR code PNG. The file
-is written atomically with mode 0600; run "caddy reload" to apply it.`,
+is written atomically with mode 0600; run "caddy reload" to apply it.
+With --config, the user is looked up in the config's directories and the
+secret is kept in its file or Redis store (a file store only while Caddy
+is stopped; the memory store cannot be reached), in effect at once.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(userCommand())
 		},
@@ -43,6 +47,7 @@ is written atomically with mode 0600; run "caddy reload" to apply it.`,
 // userFlags are the flags of the user subcommands.
 type userFlags struct {
 	file, id, login, group, mail, phone, secret, qr, issuer string
+	config, adapter                                         string
 	factors                                                 []string
 	remove                                                  bool
 }
@@ -73,6 +78,8 @@ func userCommand() *cobra.Command {
 	totp.Flags().StringVar(&f.qr, "qr", "", "write a QR code PNG of the otpauth:// URI to this file")
 	totp.Flags().StringVar(&f.issuer, "issuer", "authsession", "the issuer shown by authenticator apps")
 	totp.Flags().BoolVar(&f.remove, "remove", false, "remove the user's TOTP secret and factor")
+	totp.Flags().StringVar(&f.config, "config", "", "for a directory (LDAP) user: the Caddy config whose store keeps the secret")
+	totp.Flags().StringVar(&f.adapter, "adapter", "", "the adapter of --config (default: caddyfile for files named Caddyfile*)")
 
 	user.AddCommand(add, passwd, totp)
 	return user
@@ -80,6 +87,9 @@ func userCommand() *cobra.Command {
 
 // runUser performs one user subcommand on the users file.
 func runUser(op string, f userFlags, in io.Reader, out io.Writer) error {
+	if op == "totp" && f.config != "" && f.login != "" {
+		return runStoredTOTP(f, out)
+	}
 	if f.file == "" || f.login == "" {
 		return errors.New("--file and --login are required")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
+	"github.com/authsession/caddy-authsession/state/ldapdir"
 )
 
 // OTPConfig configures one-time codes (mail, webhook), TOTP and the OTP
@@ -92,7 +93,9 @@ type otpRuntime struct {
 	users *state.Users
 	// dirs are the identity stores in lookup order (the users file, when
 	// there is one); nil when there is none.
-	dirs   state.Directory
+	dirs state.Directory
+	// ldap are the LDAP directories among dirs, closed at cleanup.
+	ldap   []*ldapdir.Directory
 	policy state.OTPPolicy
 	totp   state.TOTPPolicy
 	key    []byte
@@ -118,6 +121,20 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 		rt.users = users
 		rt.dirs = state.Directories{users.Directory(a.IDStoreName)}
 		a.logger.Info("users file loaded", zap.String("file", users.Path()), zap.Int("users", users.Len()))
+	}
+	ldap, err := a.provisionDirectories(repl)
+	if err != nil {
+		return err
+	}
+	if len(ldap) > 0 {
+		dirs := state.Directories{}
+		if rt.users != nil {
+			dirs = append(dirs, rt.users.Directory(a.IDStoreName))
+		}
+		for _, d := range ldap {
+			dirs = append(dirs, d)
+		}
+		rt.dirs, rt.ldap = dirs, ldap
 	}
 	rt.policy = state.OTPPolicy{
 		Digits: cfg.Digits, Lifetime: time.Duration(cfg.Lifetime), MaxAttempts: cfg.MaxAttempts,
@@ -180,6 +197,9 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 func (a *App) cleanupOTP() {
 	if a.otp != nil && a.otp.async != nil {
 		_ = a.otp.async.Close()
+	}
+	if a.otp != nil {
+		a.otp.cleanupDirectories()
 	}
 }
 

@@ -184,6 +184,9 @@ type authnUser struct {
 	// passkeys is how many passkeys the user has registered here (only
 	// counted when Passkeys is set).
 	passkeys int
+	// store is the identity store that knows the user ("" for an
+	// unknown user), the session's idStoreName.
+	store string
 	// factors are the factors the user can use, in state.Factors order.
 	factors []string
 }
@@ -191,17 +194,28 @@ type authnUser struct {
 // resolveUser finds userID in the users file or, if allowed, takes it as
 // an unknown user with the default factors (its mail or phone being the id
 // itself when it looks like one). A user that is neither has no factors.
-func (a *Authn) resolveUser(ctx context.Context, userID, group string) authnUser {
+//
+// A directory that cannot answer is a *DirectoryError (see preflight),
+// never an unknown user.
+func (a *Authn) resolveUser(ctx context.Context, userID, group string) (authnUser, error) {
+	dir := memoDirectory(ctx, a.Users)
 	u := authnUser{id: userID, login: userID, group: group}
-	if k, err := state.DirectoryKey(ctx, a.Users, userID); err == nil {
+	if k, err := keyOrFault(ctx, dir, userID); err == nil {
 		u.id = k
+	} else if IsDirectoryFault(err) {
+		return authnUser{}, err
 	}
 	var factors []string
 	known := false
-	if a.Users != nil {
-		if f, ok, err := a.Users.Lookup(ctx, userID); err == nil && ok {
+	if dir != nil {
+		f, ok, err := dir.Lookup(ctx, userID)
+		if err != nil {
+			return authnUser{}, directoryFault(err)
+		}
+		if ok {
 			known = true
 			u.id, u.login, u.mail, u.phone, u.totpSecret = f.ID, f.Login, f.Mail, f.Phone, f.TOTPSecret
+			u.store = f.Store
 			if f.Group != "" {
 				u.group = f.Group
 			}
@@ -224,7 +238,7 @@ func (a *Authn) resolveUser(ctx context.Context, userID, group string) authnUser
 			u.factors = append(u.factors, f)
 		}
 	}
-	return u
+	return u, nil
 }
 
 // usable reports whether u can pass factor f here.
@@ -343,6 +357,10 @@ func ctEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 func (a *Authn) storeFail(w http.ResponseWriter, asXML bool, op string, err error) {
 	var be *state.BlockedError
 	switch {
+	case IsDirectoryFault(err):
+		a.Env.Logger.Error("identity store failed", zap.String("op", op), zap.Error(err))
+		storeDown(w)
+		a.fail(w, asXML, http.StatusServiceUnavailable, authnCodeStore, "identity store unavailable", "")
 	case errors.As(err, &be):
 		a.fail(w, asXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
 	case isTimeout(err):

@@ -56,7 +56,11 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	}
 	var userKey string
 	if userID != "" {
-		k, err := state.DirectoryKey(r.Context(), a.Users, userID)
+		k, err := keyOrFault(r.Context(), a.Users, userID)
+		if IsDirectoryFault(err) {
+			a.storeFail(w, outXML, "user", err)
+			return
+		}
 		if err != nil {
 			a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "userInfo.userId: "+err.Error(), "")
 			return
@@ -91,8 +95,14 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 		user = authnUser{}
 		st := state.StatusPendingIdentification
 		if uid != "" {
-			user = a.resolveUser(r.Context(), uid, group)
+			var err error
+			if user, err = a.resolveUser(r.Context(), uid, group); err != nil {
+				return err
+			}
 			s.UserID = user.id
+			if user.store != "" {
+				s.IDStoreName = user.store
+			}
 			s.LoginName, s.GroupName = user.login, user.group
 			st = state.StatusMissingRegistration
 			if len(user.factors) > 0 {

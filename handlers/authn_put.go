@@ -21,9 +21,18 @@ const (
 	opFinalize = "Finalize"
 )
 
-// authnRefusal is a PUT refused with 400 (it counts as an attempt).
+// authnRefusal is a PUT refused with 400 (it counts as an attempt), or,
+// with fault set, one the identity store could not answer (503, nothing
+// counted).
 type authnRefusal struct {
 	code, msg string
+	fault     error
+}
+
+// faultRefusal is the refusal of a request whose user the identity store
+// could not look up.
+func faultRefusal(err error) *authnRefusal {
+	return &authnRefusal{code: authnCodeStore, msg: "identity store unavailable", fault: directoryFault(err)}
 }
 
 // passive reports whether factor f is checked here by Validate.
@@ -68,6 +77,17 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		a.storeFail(w, outXML, "get", err)
 		return
 	}
+	// The user's identity store is asked first, and its answers kept for
+	// the request: one that cannot answer gets a 503, nothing counted.
+	ctx = WithDirectoryMemo(ctx)
+	var named string
+	if in.ChallengeData != nil {
+		named = strings.TrimSpace(string(in.ChallengeData.UserID))
+	}
+	if err := preflightUsers(ctx, a.Users, cur.UserID, named); err != nil {
+		a.storeFail(w, outXML, "user", err)
+		return
+	}
 	op := canonicalOp(string(in.ChallengeOp))
 
 	// Work that cannot run inside Update (it touches the user's record):
@@ -84,7 +104,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		if op == opInit {
 			factor = string(in.ChallengeData.Factor)
 		}
-		user := a.resolveUser(ctx, a.userOf(cur, &in), cur.GroupName)
+		user, err := a.resolveUser(ctx, a.userOf(cur, &in), cur.GroupName)
+		if err != nil {
+			a.storeFail(w, outXML, "user", err)
+			return
+		}
 		switch {
 		case op == opInit && factor == state.FactorFIDO2 && localFIDO2 && slices.Contains(user.factors, factor):
 			var err error
@@ -159,7 +183,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			return nil
 		}
 		a.apply(ctx, s, &in, op, cid, now, answerOK, localFIDO2, &out)
-		if lastAttempt && (out.wrong || out.refusal != nil) {
+		if lastAttempt && (out.wrong || (out.refusal != nil && out.refusal.fault == nil)) {
 			// This wrong answer was the user's last for the factor.
 			BlockSession(s, now, now.Add(a.OTP.BlockFor))
 			out.blocked = true
@@ -192,6 +216,9 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	case out.retry != nil:
 		w.Header().Set("Retry-After", RetryAfter(out.retry.After, now))
 		a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, out.retry.Err.Error(), "")
+		return
+	case out.refusal != nil && out.refusal.fault != nil:
+		a.storeFail(w, outXML, "user", out.refusal.fault)
 		return
 	case out.refusal != nil:
 		log.Info("authn request refused", zap.String("code", out.refusal.code))
@@ -249,80 +276,86 @@ func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequ
 	ch := s.Challenge
 	switch {
 	case ch == nil || !ctEqual([]byte(ch.CorrelationID), []byte(hashCorrelation(cid))):
-		return &authnRefusal{authnCodeUnknownCID, "unknown correlationId"}
+		return &authnRefusal{code: authnCodeUnknownCID, msg: "unknown correlationId"}
 	case ch.Closed:
-		return &authnRefusal{authnCodeUnknownCID, "the correlationId is closed (finalized)"}
+		return &authnRefusal{code: authnCodeUnknownCID, msg: "the correlationId is closed (finalized)"}
 	case !now.Before(ch.Expiry):
-		return &authnRefusal{authnCodeExpired, "the correlationId has expired"}
+		return &authnRefusal{code: authnCodeExpired, msg: "the correlationId has expired"}
 	case op == "":
-		return &authnRefusal{authnCodeBadRequest, "challengeop must be Init, Validate or Finalize"}
+		return &authnRefusal{code: authnCodeBadRequest, msg: "challengeop must be Init, Validate or Finalize"}
 	}
 	if in.Nonce == nil || *in.Nonce == "" {
 		if op != opInit {
-			return &authnRefusal{authnCodeNonce, "nonce is required"}
+			return &authnRefusal{code: authnCodeNonce, msg: "nonce is required"}
 		}
 	} else if !ctEqual(nonceHash(string(*in.Nonce)), ch.NonceHash) {
-		return &authnRefusal{authnCodeNonce, "nonce is stale or already used"}
+		return &authnRefusal{code: authnCodeNonce, msg: "nonce is stale or already used"}
 	}
 	switch op {
 	case opInit:
 		cd := in.ChallengeData
 		if cd == nil || cd.Factor == "" {
-			return &authnRefusal{authnCodeBadRequest, "challengedata.factor is required"}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengedata.factor is required"}
 		}
 		if !slices.Contains(state.Factors, string(cd.Factor)) {
-			return &authnRefusal{authnCodeUnknownFac, "unknown factor; known factors are " + strings.Join(state.Factors, ", ")}
+			return &authnRefusal{code: authnCodeUnknownFac, msg: "unknown factor; known factors are " + strings.Join(state.Factors, ", ")}
 		}
 		named := strings.TrimSpace(string(cd.UserID))
 		if s.UserID == "" && named == "" {
-			return &authnRefusal{authnCodeOutOfOrder, "no user is identified: give challengedata.userId"}
+			return &authnRefusal{code: authnCodeOutOfOrder, msg: "no user is identified: give challengedata.userId"}
 		}
-		namedKey, err := state.DirectoryKey(ctx, a.Users, named)
+		namedKey, err := keyOrFault(ctx, memoDirectory(ctx, a.Users), named)
+		if named != "" && IsDirectoryFault(err) {
+			return faultRefusal(err)
+		}
 		if named != "" && err != nil {
-			return &authnRefusal{authnCodeBadRequest, "challengedata.userId: " + err.Error()}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengedata.userId: " + err.Error()}
 		}
 		if s.UserID != "" && named != "" && namedKey != s.UserID {
-			return &authnRefusal{authnCodeBadRequest, "challengedata.userId is not the user of this challenge"}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengedata.userId is not the user of this challenge"}
 		}
 		if len(named) > 256 {
-			return &authnRefusal{authnCodeBadRequest, "challengedata.userId is too long"}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengedata.userId is too long"}
 		}
-		user := a.resolveUser(ctx, a.userOf(s, in), s.GroupName)
+		user, err := a.resolveUser(ctx, a.userOf(s, in), s.GroupName)
+		if err != nil {
+			return faultRefusal(err)
+		}
 		if len(user.factors) == 0 {
-			return &authnRefusal{authnCodeUnavailable, "unavailable_for_user: the user has no registered factor (missing registration)"}
+			return &authnRefusal{code: authnCodeUnavailable, msg: "unavailable_for_user: the user has no registered factor (missing registration)"}
 		}
 		if !slices.Contains(user.factors, string(cd.Factor)) {
-			return &authnRefusal{authnCodeUnavailable, "unavailable_for_user: " + string(cd.Factor) + " is not available for this user"}
+			return &authnRefusal{code: authnCodeUnavailable, msg: "unavailable_for_user: " + string(cd.Factor) + " is not available for this user"}
 		}
 	case opValidate:
 		switch {
 		case ch.Factor == "":
-			return &authnRefusal{authnCodeOutOfOrder, "Validate before Init"}
+			return &authnRefusal{code: authnCodeOutOfOrder, msg: "Validate before Init"}
 		case !passiveFor(ch.Factor, localFIDO2):
-			return &authnRefusal{authnCodeNotPassive, ch.Factor + " is not a passive factor: use Finalize"}
+			return &authnRefusal{code: authnCodeNotPassive, msg: ch.Factor + " is not a passive factor: use Finalize"}
 		case in.ChallengeAnswer == nil || *in.ChallengeAnswer == "":
-			return &authnRefusal{authnCodeBadRequest, "challengeAnswer is required"}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengeAnswer is required"}
 		}
 	case opFinalize:
 		if ch.Factor == "" {
-			return &authnRefusal{authnCodeOutOfOrder, "Finalize before Init"}
+			return &authnRefusal{code: authnCodeOutOfOrder, msg: "Finalize before Init"}
 		}
 		reason := string(in.ChallengeResultReason)
 		if reason != "" && !slices.Contains(authnReasons, reason) {
-			return &authnRefusal{authnCodeBadRequest, "challengeResultReason must be one of " + strings.Join(authnReasons, ", ")}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengeResultReason must be one of " + strings.Join(authnReasons, ", ")}
 		}
 		switch string(in.ChallengeResult) {
 		case resultSuccess:
 			if passiveFor(ch.Factor, localFIDO2) && s.EffectiveStatus(now) != state.StatusAuthenticated {
-				return &authnRefusal{authnCodeOutOfOrder, "a passive factor is finalized with Success only after a right Validate"}
+				return &authnRefusal{code: authnCodeOutOfOrder, msg: "a passive factor is finalized with Success only after a right Validate"}
 			}
 		case resultFailure:
 			if reason == "" {
-				return &authnRefusal{authnCodeBadRequest, "challengeResultReason is required with Failure"}
+				return &authnRefusal{code: authnCodeBadRequest, msg: "challengeResultReason is required with Failure"}
 			}
 		case resultError:
 		default:
-			return &authnRefusal{authnCodeBadRequest, "challengeResult must be Success, Failure or Error"}
+			return &authnRefusal{code: authnCodeBadRequest, msg: "challengeResult must be Success, Failure or Error"}
 		}
 	}
 	return nil
@@ -337,7 +370,9 @@ func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequ
 	}
 	if ref := a.check(ctx, s, in, op, cid, now, localFIDO2); ref != nil {
 		out.refusal = ref
-		out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
+		if ref.fault == nil {
+			out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
+		}
 		return
 	}
 	ch := s.Challenge
@@ -346,10 +381,22 @@ func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequ
 	case opInit:
 		factor := string(in.ChallengeData.Factor)
 		if s.UserID == "" {
-			u := a.resolveUser(ctx, a.userOf(s, in), s.GroupName)
+			u, err := a.resolveUser(ctx, a.userOf(s, in), s.GroupName)
+			if err != nil {
+				out.refusal = faultRefusal(err)
+				return
+			}
 			s.UserID, s.LoginName, s.GroupName = u.id, u.login, u.group
+			if u.store != "" {
+				s.IDStoreName = u.store
+			}
 		}
-		out.user = a.resolveUser(ctx, s.UserID, s.GroupName)
+		user, err := a.resolveUser(ctx, s.UserID, s.GroupName)
+		if err != nil {
+			out.refusal = faultRefusal(err)
+			return
+		}
+		out.user = user
 		if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 			out.blocked = true
 			return
@@ -389,7 +436,7 @@ func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequ
 			out.blocked = true
 			return
 		default:
-			out.refusal = &authnRefusal{authnCodeOutOfOrder, "no live one-time code (" + res.String() + "): Init again"}
+			out.refusal = &authnRefusal{code: authnCodeOutOfOrder, msg: "no live one-time code (" + res.String() + "): Init again"}
 			out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
 			return
 		}

@@ -92,6 +92,12 @@ func (o *OAM) oamStoreFail(w http.ResponseWriter, r *http.Request, op string, er
 		oamFail(w, http.StatusRequestTimeout, "session store did not answer in time", "")
 		return
 	}
+	if IsDirectoryFault(err) {
+		o.Env.Logger.Error("identity store failed", zap.String("op", op), zap.Error(err))
+		storeDown(w)
+		oamFail(w, http.StatusServiceUnavailable, "identity store unavailable", "")
+		return
+	}
 	o.Env.Logger.Error("session store failed", zap.String("op", op), zap.Error(err))
 	if errors.Is(err, state.ErrUnavailable) || isTimeout(err) {
 		storeDown(w)
@@ -124,12 +130,23 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusBadRequest, err.Error(), "sessionId")
 		return
 	}
-	userKey, err := o.Env.UserKey(r.Context(), *in.UserID)
+	userKey, err := keyOrFault(r.Context(), o.Env.Users, *in.UserID)
+	if IsDirectoryFault(err) {
+		o.oamStoreFail(w, r, "user", err)
+		return
+	}
 	if err != nil {
 		oamFail(w, http.StatusBadRequest, err.Error(), "userId")
 		return
 	}
 	s := o.Env.NewSession(id, now)
+	if o.Env.Users != nil {
+		// A user an identity store knows gets its name as idStoreName,
+		// unless the caller names one (below).
+		if u, ok, err := o.Env.Users.Lookup(r.Context(), *in.UserID); err == nil && ok && u.Store != "" {
+			s.IDStoreName = u.Store
+		}
+	}
 	s.UserID = userKey
 	s.LoginName = strings.TrimSpace(*in.UserID)
 	s.ClientIP = in.ClientIP
@@ -243,7 +260,11 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 		}
 		deleted = append(deleted, toOAM(s, id))
 	case userID != "":
-		userKey, err := o.Env.UserKey(r.Context(), userID)
+		userKey, err := keyOrFault(r.Context(), o.Env.Users, userID)
+		if IsDirectoryFault(err) {
+			o.oamStoreFail(w, r, "user", err)
+			return
+		}
 		if err != nil {
 			oamFail(w, http.StatusBadRequest, err.Error(), "userId")
 			return

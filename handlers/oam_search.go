@@ -65,7 +65,10 @@ func compileSearch(r *http.Request, body []byte, env *Env) (*searchFilter, error
 		q.IDStoreName = v
 	}
 	if q.UserID != "" {
-		k, err := env.UserKey(r.Context(), q.UserID)
+		k, err := keyOrFault(r.Context(), env.Users, q.UserID)
+		if IsDirectoryFault(err) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, &FieldError{Field: "userId", Msg: err.Error()}
 		}
@@ -115,6 +118,10 @@ func (o *OAM) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := compileSearch(r, body, o.Env)
+	if IsDirectoryFault(err) {
+		o.oamStoreFail(w, r, "user", err)
+		return
+	}
 	if err != nil {
 		oamBadInput(w, err)
 		return

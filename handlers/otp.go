@@ -108,7 +108,15 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "passedLoginOTP is required", "/passedLoginOTP")
 		return
 	}
-	userID, err := state.DirectoryKey(r.Context(), o.Users, *in.UserID)
+	r = r.WithContext(WithDirectoryMemo(r.Context()))
+	userID, err := keyOrFault(r.Context(), memoDirectory(r.Context(), o.Users), *in.UserID)
+	if err == nil {
+		err = preflightUsers(r.Context(), o.Users, *in.UserID)
+	}
+	if IsDirectoryFault(err) {
+		o.storeFail(w, "user", err)
+		return
+	}
 	if err != nil {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId: "+err.Error(), "/userId")
 		return
@@ -125,7 +133,10 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		}
 		s := o.Env.NewSession(id, now)
 		s.UserID = userID
-		o.bindUser(r.Context(), s)
+		if err := o.bindUser(r.Context(), s); err != nil {
+			o.storeFail(w, "user", err)
+			return
+		}
 		if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 			o.storeFail(w, "create", err)
 			return
@@ -206,17 +217,26 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 	o.deliverAndAnswer(w, r, s, code, exp, http.StatusOK, o.ExposeOTP)
 }
 
-// bindUser copies the users file's data of the session's user.
-func (o *OTPSessions) bindUser(ctx context.Context, s *state.Session) {
+// bindUser copies the identity store's data of the session's user; a store
+// that cannot answer is a *DirectoryError.
+func (o *OTPSessions) bindUser(ctx context.Context, s *state.Session) error {
 	if o.Users == nil {
 		s.LoginName = s.UserID
-		return
+		return nil
 	}
-	if u, ok, err := o.Users.Lookup(ctx, s.UserID); err == nil && ok && u.ID == s.UserID {
+	u, ok, err := memoDirectory(ctx, o.Users).Lookup(ctx, s.UserID)
+	if err != nil {
+		return directoryFault(err)
+	}
+	if ok && u.ID == s.UserID {
 		s.LoginName, s.GroupName = u.Login, u.Group
-		return
+		if u.Store != "" {
+			s.IDStoreName = u.Store
+		}
+		return nil
 	}
 	s.LoginName = s.UserID
+	return nil
 }
 
 // allowSend applies the user's hourly send limit; on refusal it answers 429.
@@ -232,15 +252,20 @@ func (o *OTPSessions) allowSend(w http.ResponseWriter, ctx context.Context, user
 }
 
 // destination returns the mail address of the session's user: from the
-// users file, else the session's "mail" attribute.
-func (o *OTPSessions) destination(ctx context.Context, s *state.Session) (login, to string) {
+// identity store, else the session's "mail" attribute. A store that
+// cannot answer is a *DirectoryError.
+func (o *OTPSessions) destination(ctx context.Context, s *state.Session) (login, to string, err error) {
 	login = s.LoginName
 	if o.Users != nil {
-		if u, ok, err := o.Users.Lookup(ctx, s.UserID); err == nil && ok {
-			return u.Login, u.Mail
+		u, ok, err := memoDirectory(ctx, o.Users).Lookup(ctx, s.UserID)
+		if err != nil {
+			return "", "", directoryFault(err)
+		}
+		if ok {
+			return u.Login, u.Mail, nil
 		}
 	}
-	return login, s.UserAttributes["mail"]
+	return login, s.UserAttributes["mail"], nil
 }
 
 // deliverAndAnswer mails code to the session's user (skipped with a log
@@ -264,7 +289,11 @@ func (o *OTPSessions) deliverAndAnswer(w http.ResponseWriter, r *http.Request, s
 func (o *OTPSessions) deliver(w http.ResponseWriter, r *http.Request, s *state.Session, code string,
 	exp time.Time, required bool,
 ) bool {
-	login, to := o.destination(r.Context(), s)
+	login, to, err := o.destination(r.Context(), s)
+	if err != nil {
+		o.storeFail(w, "user", err)
+		return false
+	}
 	if to == "" || o.Delivery == nil {
 		if required {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")
@@ -274,7 +303,7 @@ func (o *OTPSessions) deliver(w http.ResponseWriter, r *http.Request, s *state.S
 			zap.String("session", s.Key.Short()))
 		return true
 	}
-	err := o.Delivery.Deliver(r.Context(), delivery.Message{Channel: delivery.ChannelEmail, To: to, Login: login, Code: code, ExpiresAt: exp})
+	err = o.Delivery.Deliver(r.Context(), delivery.Message{Channel: delivery.ChannelEmail, To: to, Login: login, Code: code, ExpiresAt: exp})
 	if err != nil {
 		o.Env.Logger.Warn("otp delivery failed", zap.String("session", s.Key.Short()), zap.Error(err))
 		jsonAPIFail(w, http.StatusBadGateway, "channel_comm_error", "the one-time password could not be delivered", "")
@@ -288,6 +317,10 @@ func (o *OTPSessions) storeFail(w http.ResponseWriter, op string, err error) {
 	var be *state.BlockedError
 	var re *state.RetryError
 	switch {
+	case IsDirectoryFault(err):
+		o.Env.Logger.Error("identity store failed", zap.String("op", op), zap.Error(err))
+		storeDown(w)
+		jsonAPIFail(w, http.StatusServiceUnavailable, "store-unavailable", "identity store unavailable", "")
 	case errors.Is(err, state.ErrNotFound):
 		jsonAPIFail(w, http.StatusNotFound, "session-not-found", "no session with that id for this user", "")
 	case errors.As(err, &be):

@@ -44,6 +44,7 @@ type otpFixture struct {
 	smtp  *smtptest.Server
 	logs  *observer.ObservedLogs
 	async *delivery.Async
+	api   *OTPSessions
 }
 
 func (f *otpFixture) clock() time.Time        { return f.clk.Now() }
@@ -96,6 +97,7 @@ func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 	mux := http.NewServeMux()
 	api.Register(mux)
 	f.h = contract.New(t).Handler(mux) // checked against docs/openapi/otp.yaml
+	f.api = api
 	return f
 }
 

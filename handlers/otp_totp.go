@@ -38,6 +38,9 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	users := state.UsersFileOf(o.Users)
+	if done := o.enrollDirectoryTOTP(w, r, users, *in.UserID); done {
+		return
+	}
 	if users == nil {
 		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no users file is configured", "/userId")
 		return

@@ -95,10 +95,15 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	r = r.WithContext(WithDirectoryMemo(r.Context()))
 	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	cur, ok := o.findSession(ctx, w, r, in.SessionID)
 	if !ok {
+		return
+	}
+	if err := preflightUsers(ctx, o.Users, cur.UserID); err != nil {
+		o.storeFail(w, "user", err)
 		return
 	}
 	key, now := cur.Key, o.Env.Time()
@@ -115,7 +120,12 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 	var secret string
 	var factors []string
 	if slices.Contains(types, otpTypeTOTP) && o.Users != nil {
-		if u, ok, err := o.Users.Lookup(ctx, cur.UserID); err == nil && ok && u.TOTPSecret != "" {
+		u, ok, err := memoDirectory(ctx, o.Users).Lookup(ctx, cur.UserID)
+		if err != nil {
+			o.storeFail(w, "user", directoryFault(err))
+			return
+		}
+		if ok && u.TOTPSecret != "" {
 			secret = u.TOTPSecret
 			factors = append(factors, state.FactorTOTP)
 		}
@@ -254,15 +264,25 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 			return
 		}
 	}
+	r = r.WithContext(WithDirectoryMemo(r.Context()))
 	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
 	cur, ok := o.findSession(ctx, w, r, in.SessionID)
 	if !ok {
 		return
 	}
+	if err := preflightUsers(ctx, o.Users, cur.UserID); err != nil {
+		o.storeFail(w, "user", err)
+		return
+	}
 	key, now := cur.Key, o.Env.Time()
 	if mail {
-		if _, to := o.destination(r.Context(), cur); to == "" || o.Delivery == nil {
+		_, to, err := o.destination(r.Context(), cur)
+		if err != nil {
+			o.storeFail(w, "user", err)
+			return
+		}
+		if to == "" || o.Delivery == nil {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")
 			return
 		}

@@ -143,7 +143,10 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 		ra.fail(w, r, raInvalid, "user.loginName, user.groupName: "+state.ErrBadUserID.Error(), "")
 		return
 	}
-	if c.user, err = ra.Env.UserKey(r.Context(), c.user); err != nil {
+	if c.user, err = keyOrFault(r.Context(), ra.Env.Users, c.user); IsDirectoryFault(err) {
+		ra.storeFail(w, r, "user", err)
+		return
+	} else if err != nil {
 		ra.fail(w, r, raInvalid, "user.userId: "+err.Error(), "")
 		return
 	}

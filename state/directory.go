@@ -88,6 +88,7 @@ func (d usersDirectory) Name() string { return d.name }
 
 func (d usersDirectory) Lookup(_ context.Context, idOrLogin string) (User, bool, error) {
 	if u, ok := d.us.ByID(idOrLogin); ok {
+		u.Store = d.name
 		return u, true, nil
 	}
 	if ValidateUserName(idOrLogin) != nil {
@@ -98,11 +99,17 @@ func (d usersDirectory) Lookup(_ context.Context, idOrLogin string) (User, bool,
 		return User{}, false, nil
 	}
 	u, ok := d.us.byFolded(k)
+	if ok {
+		u.Store = d.name
+	}
 	return u, ok, nil
 }
 
 func (d usersDirectory) CheckPassword(_ context.Context, login, password string) (User, bool, error) {
 	u, ok := d.us.CheckPassword(login, password)
+	if ok {
+		u.Store = d.name
+	}
 	return u, ok, nil
 }
 

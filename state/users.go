@@ -40,6 +40,9 @@ type User struct {
 	TOTPSecret string `json:"totp_secret,omitempty"`
 	// Factors are the enabled factor keys (see Factors).
 	Factors []string `json:"factors,omitempty"`
+	// Store is the name of the identity store the user was found in (a
+	// session's idStoreName); set by directories, never in the file.
+	Store string `json:"-"`
 }
 
 // HasFactor reports whether f is among the user's enabled factors.

@@ -59,9 +59,15 @@ type e2eDemo struct {
 	ctx   context.Context
 }
 
-func startE2EDemo(t *testing.T, name string) *e2eDemo {
+// edits, if given, change the Caddyfile before it is written.
+func startE2EDemo(t *testing.T, name string, edits ...func(string) string) *e2eDemo {
 	t.Helper()
-	return startE2EDemoWith(t, name, nil)
+	return startE2EDemoWith(t, name, func(cfg, _ string) string {
+		for _, edit := range edits {
+			cfg = edit(cfg)
+		}
+		return cfg
+	})
 }
 
 // startE2EDemoWith is startE2EDemo with the configuration edited by edit

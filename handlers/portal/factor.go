@@ -33,7 +33,13 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 		return nil, state.User{}, false
 	}
 	u, ok, err := p.sessionUser(r.Context(), s)
-	ok = ok && err == nil && u.ID == s.UserID
+	if err != nil {
+		// The identity store cannot answer: a 503 page, the session
+		// kept for when it is back.
+		p.storeFailed(w, r, "user", err)
+		return nil, state.User{}, false
+	}
+	ok = ok && u.ID == s.UserID
 	st := s.EffectiveStatus(now)
 	if !ok || (st != state.StatusPendingVerification && st != state.StatusChallengeBlocked) {
 		http.Redirect(w, r, withTarget(p.Prefix+"/login", t), http.StatusSeeOther)

@@ -90,6 +90,9 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	id := state.NewID()
 	s := p.Env.NewSession(id, now)
 	s.UserID, s.LoginName, s.GroupName, s.ClientIP = u.ID, u.Login, u.Group, ip
+	if u.Store != "" {
+		s.IDStoreName = u.Store
+	}
 	trusted := p.trusted(ctx, r, u, now)
 	if trusted {
 		err := p.OTP.Pass(s, FactorTrustedDevice, now)
