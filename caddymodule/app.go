@@ -106,6 +106,11 @@ type App struct {
 	// unknown users). Default: no clients (every POST refused).
 	Authn *AuthnConfig `json:"authn,omitempty"`
 
+	// StatsInterval is how often the store is sampled for the metrics
+	// (store_up, live sessions by status) and for expired sessions (the
+	// session_expired event). Default: 30s.
+	StatsInterval caddy.Duration `json:"stats_interval,omitempty"`
+
 	otp      *otpRuntime
 	authn    *authnRuntime
 	store    state.Store
@@ -115,6 +120,7 @@ type App struct {
 	bearer   *handlers.BearerAuth
 	logger   *zap.Logger
 	metrics  *metrics
+	ops      *opsRuntime
 }
 
 // spec is the cookie configuration as the portal takes it.
@@ -239,6 +245,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			MaxSearchResults:    a.MaxSearchResults,
 		},
 	}
+	a.provisionOps(ctx)
 	return nil
 }
 
@@ -280,8 +287,8 @@ func (a *App) Validate() error {
 	if a.SessionLifetime < 0 {
 		return errors.New("session_lifetime must be positive")
 	}
-	if a.TouchInterval < 0 || a.BlockDuration < 0 || a.StoreTimeout < 0 {
-		return errors.New("touch_interval, block_duration and store_timeout must not be negative")
+	if a.TouchInterval < 0 || a.BlockDuration < 0 || a.StoreTimeout < 0 || a.StatsInterval < 0 {
+		return errors.New("touch_interval, block_duration, store_timeout and stats_interval must not be negative")
 	}
 	if a.MaxSessionsPerUser < 0 || a.MaxSearchResults < 0 {
 		return errors.New("max_sessions_per_user and max_search_results must not be negative")
@@ -295,11 +302,12 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start implements caddy.App. The store was opened in Provision.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App. The store was opened in Provision; Start
+// makes the app the one the admin API serves and starts the store sampler.
+func (a *App) Start() error { a.ops.start(); return nil }
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error { a.ops.stop(); return nil }
 
 // Cleanup releases this config's use of the pooled store; the store closes
 // when no config uses it any more.

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -58,6 +59,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// The reservation stays: it is the failure.
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
+		p.Env.EmitLoginFailed(r.Context(), "portal", "password", "wrong_password", handlers.UserKey(p.Users, login), login, ip)
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
 			Redirect: t, Login: login,
 			Error: "Wrong login or password.",
@@ -89,7 +91,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "login", err)
 		return
 	}
-	if err := p.Env.CreateSession(ctx, s); err != nil {
+	if err := p.Env.CreateSessionIn(ctx, "portal", s); err != nil {
 		p.storeFailed(w, r, "create", err)
 		return
 	}
@@ -118,7 +120,7 @@ func (p *Portal) dropCurrent(ctx context.Context, r *http.Request) {
 	if err != nil || state.ValidateID(c.Value) != nil {
 		return
 	}
-	_, _ = p.Env.Store.Delete(ctx, state.KeyOf(c.Value))
+	_, _ = p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), state.KeyOf(c.Value))
 }
 
 const (

@@ -28,7 +28,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	if c, err := r.Cookie(p.Cookie.Name); err == nil && state.ValidateID(c.Value) == nil {
-		if s, err := p.Env.Store.Delete(ctx, state.KeyOf(c.Value)); err == nil {
+		if s, err := p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), state.KeyOf(c.Value)); err == nil {
 			p.Env.Logger.Info("portal sign-out", zap.String("session", s.Key.Short()))
 		}
 	}
@@ -114,7 +114,7 @@ func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
 		if !everyone && (index == "" || o.Index != index) {
 			continue
 		}
-		if _, err := p.Env.Store.Delete(ctx, o.Key); err == nil {
+		if _, err := p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), o.Key); err == nil {
 			n++
 			self = self || o.Key == s.Key
 		}
