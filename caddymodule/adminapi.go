@@ -405,15 +405,7 @@ func (h *adminHandler) stats(ctx context.Context, w http.ResponseWriter) error {
 }
 
 // storeModule names the app's store module (memory, file, redis).
-func (a *App) storeModule() string {
-	var m struct {
-		Module string `json:"module"`
-	}
-	if json.Unmarshal(a.StoreRaw, &m) != nil || m.Module == "" {
-		return "memory"
-	}
-	return m.Module
-}
+func (a *App) storeModule() string { return a.storeName }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)

@@ -121,6 +121,8 @@ type App struct {
 	logger   *zap.Logger
 	metrics  *metrics
 	ops      *opsRuntime
+	// storeName is the store module's name (memory, file, redis).
+	storeName string
 }
 
 // spec is the cookie configuration as the portal takes it.
@@ -213,6 +215,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("store module %T is not a StoreProvider", mod)
 	}
+	a.storeName = mod.(caddy.Module).CaddyModule().ID.Name()
 	a.storeKey = provider.StoreKey()
 	val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
 		st, err := provider.OpenStore(time.Now)
