@@ -146,9 +146,15 @@ func (o *opsRuntime) noteRevoked(k state.Key) {
 	o.revokedMu.Unlock()
 }
 
-// start makes a the running app and starts the sampler.
+// start makes a the running app and starts the sampler. When it takes
+// over from a running app (caddy reload), the factor changes made to the
+// users file in between (`caddy authsession user ...`) are emitted.
 func (o *opsRuntime) start() {
-	running.Store(o.app)
+	if prev := running.Swap(o.app); prev != nil && prev.otp != nil && o.app.otp != nil {
+		for _, ev := range factorChanges(prev.otp.users, o.app.otp.users) {
+			o.emitter.Emit(context.Background(), ev)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	o.cancel, o.done = cancel, make(chan struct{})
 	go o.sampleLoop(ctx)
@@ -244,4 +250,46 @@ func liveCounts(ctx context.Context, st state.Store, now time.Time) (map[string]
 		out[string(s)] = n
 	}
 	return out, total, err
+}
+
+// factorChanges returns the factor_enrolled and factor_removed events that
+// turn the users file prev into next: factors enabled or disabled, and a
+// TOTP secret set, replaced or removed (factor ChallengeOMATOTP). Users
+// added or removed bring their factors with them.
+func factorChanges(prev, next *state.Users) []handlers.Event {
+	if prev == nil || next == nil {
+		return nil
+	}
+	var out []handlers.Event
+	event := func(name string, u state.User, factor string) {
+		out = append(out, handlers.Event{Name: name, UserKey: u.ID, Login: u.Login, Family: "users_file", Factor: factor})
+	}
+	before := map[string]state.User{}
+	for _, u := range prev.All() {
+		before[u.ID] = u
+	}
+	for _, u := range next.All() {
+		old, known := before[u.ID]
+		delete(before, u.ID)
+		for _, f := range u.Factors {
+			if !known || !old.HasFactor(f) {
+				event(handlers.EventFactorEnrolled, u, f)
+			} else if f == state.FactorTOTP && old.TOTPSecret != u.TOTPSecret && u.TOTPSecret != "" {
+				event(handlers.EventFactorEnrolled, u, f) // a new authenticator
+			}
+		}
+		for _, f := range old.Factors {
+			if known && !u.HasFactor(f) {
+				event(handlers.EventFactorRemoved, u, f)
+			}
+		}
+	}
+	for _, old := range prev.All() {
+		if _, gone := before[old.ID]; gone {
+			for _, f := range old.Factors {
+				event(handlers.EventFactorRemoved, old, f)
+			}
+		}
+	}
+	return out
 }
