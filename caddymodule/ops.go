@@ -195,7 +195,7 @@ func (o *opsRuntime) sample(ctx context.Context) {
 		return
 	}
 	o.metrics.storeUp.Set(1)
-	now := time.Now()
+	now := o.app.env.Now()
 	counts := map[state.Status]int{}
 	live := make(map[state.Key]liveSession, len(o.live))
 	err := st.Scan(ctx, func(s *state.Session) bool {
