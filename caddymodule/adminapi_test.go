@@ -27,15 +27,19 @@ type adminFixture struct {
 
 type recordEmitter struct{ f *adminFixture }
 
-func (r recordEmitter) Emit(_ context.Context, ev handlers.Event) { r.f.events = append(r.f.events, ev) }
+func (r recordEmitter) Emit(_ context.Context, ev handlers.Event) {
+	r.f.events = append(r.f.events, ev)
+}
 
 func newAdminFixture(t *testing.T) *adminFixture {
 	store := state.NewMemory(state.MemoryOptions{})
 	t.Cleanup(func() { _ = store.Close() })
 	f := &adminFixture{t: t}
 	f.app = &App{store: store, storeName: "memory", logger: zap.NewNop()}
-	f.app.env = &handlers.Env{Store: store, Now: time.Now, Logger: zap.NewNop(), Events: recordEmitter{f},
-		Policy: handlers.Policy{Lifetime: time.Hour}}
+	f.app.env = &handlers.Env{
+		Store: store, Now: time.Now, Logger: zap.NewNop(), Events: recordEmitter{f},
+		Policy: handlers.Policy{Lifetime: time.Hour},
+	}
 	return f
 }
 

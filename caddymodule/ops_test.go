@@ -140,7 +140,7 @@ func TestHealthAnswers(t *testing.T) {
 // gone after its deadline by the next is reported expired once; one this
 // instance revoked is not.
 func TestSampleReportsExpiredSessions(t *testing.T) {
-	var now time.Time = time.Now()
+	now := time.Now()
 	clock := func() time.Time { return now }
 	store := state.NewMemory(state.MemoryOptions{Now: clock, CleanupInterval: time.Hour})
 	defer store.Close()

@@ -85,19 +85,22 @@ func (e *Env) UpdateSession(ctx context.Context, family, clientIP string, key st
 		clientIP = s.ClientIP
 	}
 	to := s.EffectiveStatus(e.Now())
-	switch {
-	case to == from:
-	case to == state.StatusAuthenticated:
+	if to == from {
+		return s, nil
+	}
+	switch to {
+	case state.StatusAuthenticated:
 		ev := sessionEvent(EventSessionAuthenticated, s, family, clientIP)
 		ev.Factor = lastFactor(s)
 		e.Emit(ctx, ev)
-	case to == state.StatusChallengeBlocked:
+	case state.StatusChallengeBlocked:
 		ev := sessionEvent(EventChallengeBlocked, s, family, clientIP)
 		if s.Challenge != nil {
 			ev.Factor = s.Challenge.Factor
 		}
 		ev.Reason = s.StatusReason
 		e.Emit(ctx, ev)
+	default: // the other changes are no security events
 	}
 	return s, nil
 }
