@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"errors"
@@ -227,11 +228,7 @@ func (h *adminHandler) list(ctx context.Context, w http.ResponseWriter, r *http.
 	}
 	now := h.app.env.Now()
 	var matched []*state.Session
-	keep := func(s *state.Session) {
-		if status == "" || s.EffectiveStatus(now) == status {
-			matched = append(matched, s)
-		}
-	}
+	truncated := false
 	if q.Has("user") {
 		key, err := h.userKey(q.Get("user"))
 		if err != nil {
@@ -242,26 +239,59 @@ func (h *adminHandler) list(ctx context.Context, w http.ResponseWriter, r *http.
 			return storeError("list sessions", err)
 		}
 		for _, s := range ss {
-			keep(s)
+			if status == "" || s.EffectiveStatus(now) == status {
+				matched = append(matched, s)
+			}
+		}
+		if len(matched) > limit {
+			matched, truncated = matched[:limit], true
 		}
 	} else {
+		// The oldest limit sessions of the whole store, in memory for
+		// limit sessions only.
+		oldest := &sessionHeap{}
 		err := h.app.store.Scan(ctx, func(s *state.Session) bool {
-			keep(s)
-			return len(matched) <= limit
+			if status != "" && s.EffectiveStatus(now) != status {
+				return true
+			}
+			heap.Push(oldest, s)
+			if oldest.Len() > limit {
+				heap.Pop(oldest)
+				truncated = true
+			}
+			return true
 		})
 		if err != nil {
 			return storeError("list sessions", err)
 		}
+		matched = *oldest
 		state.SortSessions(matched)
 	}
-	out := AdminSessions{Sessions: make([]AdminSession, 0, min(len(matched), limit))}
-	if len(matched) > limit {
-		matched, out.Truncated = matched[:limit], true
-	}
+	out := AdminSessions{Sessions: make([]AdminSession, 0, len(matched)), Truncated: truncated}
 	for _, s := range matched {
 		out.Sessions = append(out.Sessions, adminSession(s, now))
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// sessionHeap is a max-heap of sessions by age: its root is the newest, the
+// one to drop when it holds one too many.
+type sessionHeap []*state.Session
+
+func (h sessionHeap) Len() int { return len(h) }
+func (h sessionHeap) Less(i, j int) bool {
+	if !h[i].CreateTime.Equal(h[j].CreateTime) {
+		return h[i].CreateTime.After(h[j].CreateTime)
+	}
+	return h[i].Index > h[j].Index
+}
+func (h sessionHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *sessionHeap) Push(x any)   { *h = append(*h, x.(*state.Session)) }
+func (h *sessionHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return s
 }
 
 func adminSession(s *state.Session, now time.Time) AdminSession {

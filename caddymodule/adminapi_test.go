@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +24,7 @@ type adminFixture struct {
 	t      *testing.T
 	app    *App
 	events []handlers.Event
+	made   int // sessions made so far: each is a minute younger
 }
 
 type recordEmitter struct{ f *adminFixture }
@@ -46,7 +48,8 @@ func newAdminFixture(t *testing.T) *adminFixture {
 // session stores an authenticated session of user and returns its key.
 func (f *adminFixture) session(user string) state.Key {
 	f.t.Helper()
-	s := f.app.env.NewSession(state.NewID(), time.Now())
+	f.made++
+	s := f.app.env.NewSession(state.NewID(), time.Now().Add(time.Duration(f.made-10)*time.Minute))
 	s.UserID, s.LoginName, s.ClientIP = user, user, "192.0.2.1"
 	if err := s.SetStatus(state.StatusAuthenticated, time.Now(), "", 0); err != nil {
 		f.t.Fatal(err)
@@ -98,8 +101,14 @@ func TestAdminListsWithoutIDs(t *testing.T) {
 		}
 	}
 	code, body = f.do("GET", "/authsession/sessions?limit=2")
-	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || len(out.Sessions) != 2 || !out.Truncated {
-		t.Fatalf("limit 2 of 3: %d %s", code, body)
+	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || len(out.Sessions) != 2 || !out.Truncated ||
+		out.Sessions[0].Hash != a1.String()[:AdminHashChars] || out.Sessions[1].Hash != a2.String()[:AdminHashChars] {
+		t.Fatalf("limit 2 of 3: %d %s, want the two oldest", code, body)
+	}
+	code, body = f.do("GET", "/authsession/sessions?user=alice&limit=1")
+	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || len(out.Sessions) != 1 || !out.Truncated ||
+		out.Sessions[0].Hash != a1.String()[:AdminHashChars] {
+		t.Fatalf("alice, limit 1: %d %s", code, body)
 	}
 	code, body = f.do("GET", "/authsession/sessions?status=pending+verification")
 	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || len(out.Sessions) != 0 {
@@ -239,5 +248,25 @@ func TestAdminWithoutRunningApp(t *testing.T) {
 	var ae caddy.APIError
 	if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusNotFound {
 		t.Fatalf("%v", err)
+	}
+}
+
+// TestAdminListKeepsTheOldest: whatever order the store scans in, a
+// limited listing of the whole store is its oldest sessions, oldest first.
+func TestAdminListKeepsTheOldest(t *testing.T) {
+	f := newAdminFixture(t)
+	var keys []state.Key
+	for i := range 40 {
+		keys = append(keys, f.session(fmt.Sprint("user", i%5)))
+	}
+	code, body := f.do("GET", "/authsession/sessions?limit=7")
+	var out AdminSessions
+	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || len(out.Sessions) != 7 || !out.Truncated {
+		t.Fatalf("%d %s", code, body)
+	}
+	for i, s := range out.Sessions {
+		if s.Hash != keys[i].String()[:AdminHashChars] {
+			t.Fatalf("session %d is %s, want %s", i, s.Hash, keys[i].String()[:AdminHashChars])
+		}
 	}
 }

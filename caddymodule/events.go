@@ -59,7 +59,7 @@ func newEmitter(ctx caddy.Context, m *opsMetrics, logger *zap.Logger) *emitter {
 // Emit implements handlers.Emitter.
 func (e *emitter) Emit(_ context.Context, ev handlers.Event) {
 	name := EventPrefix + ev.Name
-	if e.events != nil {
+	if e.events != nil && e.events.ShouldEmit(name) {
 		e.events.Emit(e.ctx, name, eventData(ev))
 	}
 	e.audit.Info(ev.Name, auditFields(ev)...)
