@@ -168,3 +168,36 @@ func TestUpdateSessionEmitsStatusChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRiskAnalyzerEmitsItsEvents: a create emits session_created; the
+// update that reports success emits session_authenticated and, with
+// registerDevice, device_trusted; a repeat keeps the status and only
+// trusts the device again.
+func TestRiskAnalyzerEmitsItsEvents(t *testing.T) {
+	f := newRA(t)
+	var log eventLog
+	f.ra.Env.Events = &log
+	id := state.NewID()
+	f.create(t, id)
+	if got := names(log.take()); !slices.Equal(got, []string{"session_created/"}) {
+		t.Fatalf("create: %v", got)
+	}
+	body := `{"requestId":"` + id + `","authenticationStatus":0,"clientType":1,"registerDevice":true,"externalDeviceId":"dev-a"}`
+	for i, want := range [][]string{
+		{"session_authenticated/", "device_trusted/"},
+		{"device_trusted/"},
+	} {
+		if rec := f.do(t, "PUT", RiskBase+"/updatesessionsecurely", "application/json", "", body); rec.Code != 200 {
+			t.Fatalf("%d: %s", rec.Code, rec.Body)
+		}
+		evs := log.take()
+		if got := names(evs); !slices.Equal(got, want) {
+			t.Fatalf("update %d: %v, want %v", i, got, want)
+		}
+		for _, ev := range evs {
+			if ev.UserKey != "u-alice" || ev.Family != "risk-analyzer" || ev.Session != state.KeyOf(id) || ev.ClientIP != "198.51.100.7" {
+				t.Fatalf("event %+v", ev)
+			}
+		}
+	}
+}
