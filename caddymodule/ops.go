@@ -147,10 +147,10 @@ func (o *opsRuntime) noteRevoked(k state.Key) {
 }
 
 // start makes a the running app and starts the sampler. When it takes
-// over from a running app (caddy reload), the factor changes made to the
-// users file in between (`caddy authsession user ...`) are emitted.
+// over from a running app (caddy reload) reading the same users file, the
+// factor changes made to it in between (`caddy authsession user ...`) are emitted.
 func (o *opsRuntime) start() {
-	if prev := running.Swap(o.app); prev != nil && prev.otp != nil && o.app.otp != nil {
+	if prev := running.Swap(o.app); prev != nil && prev.otp != nil && o.app.otp != nil && sameFile(prev.otp.users, o.app.otp.users) {
 		for _, ev := range factorChanges(prev.otp.users, o.app.otp.users) {
 			o.emitter.Emit(context.Background(), ev)
 		}
@@ -250,6 +250,13 @@ func liveCounts(ctx context.Context, st state.Store, now time.Time) (map[string]
 		out[string(s)] = n
 	}
 	return out, total, err
+}
+
+// sameFile reports whether two users files were read from the same path:
+// only then are their differences changes made to users (another file is
+// another user base).
+func sameFile(a, b *state.Users) bool {
+	return a != nil && b != nil && a.Path() == b.Path()
 }
 
 // factorChanges returns the factor_enrolled and factor_removed events that

@@ -62,6 +62,9 @@ func TestFactorChangesOfTheUsersFile(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	if sameFile(prev, next) || !sameFile(next, next) || sameFile(nil, next) {
+		t.Fatal("sameFile: only a file read from the same path is the same users base")
+	}
 	if evs := factorChanges(next, next); len(evs) != 0 {
 		t.Fatalf("no change gave %v", evs)
 	}

@@ -132,9 +132,11 @@ func (e *Env) EmitLoginFailed(ctx context.Context, family, factor, reason, userK
 }
 
 // apiCredentialsFailed emits login_failed for a request of family whose
-// Basic credentials were refused (wrong, or throttled); a request with
-// none is no login attempt.
-func (e *Env) apiCredentialsFailed(r *http.Request, family string, res AuthResult) {
+// Basic credentials auth refused (wrong, or throttled); a request with
+// none is no login attempt. The event names the API user only when auth
+// knows that name (an unknown one may be a secret typed in the wrong
+// field): the reason then says unknown_user.
+func (e *Env) apiCredentialsFailed(r *http.Request, family string, auth *BasicAuth, res AuthResult) {
 	if e == nil || e.Events == nil || res == AuthOK {
 		return
 	}
@@ -146,10 +148,22 @@ func (e *Env) apiCredentialsFailed(r *http.Request, family string, res AuthResul
 	if res == AuthThrottled {
 		reason = "throttled"
 	}
-	if state.ValidateUserName(user) != nil || len(user) > 256 {
+	if !auth.known(user) {
 		user = ""
+		if res != AuthThrottled {
+			reason = "unknown_user"
+		}
 	}
 	e.EmitLoginFailed(r.Context(), family, FactorAPICredentials, reason, "", user, RemoteIP(r))
+}
+
+// known reports whether user is a configured API user.
+func (b *BasicAuth) known(user string) bool {
+	if b == nil {
+		return false
+	}
+	_, ok := b.users[user]
+	return ok
 }
 
 // FactorAPICredentials is the factor of login_failed events for refused

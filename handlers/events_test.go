@@ -109,6 +109,14 @@ func TestWrongAPICredentialsEmitLoginFailed(t *testing.T) {
 			t.Fatal("an event carries the password")
 		}
 	}
+	// An unknown API user is not named: it may be a secret typed in the
+	// wrong field.
+	req = httptest.NewRequest("GET", OAMBase+"/session/x", nil)
+	req.SetBasicAuth("s3cret-typed-here", "x")
+	f.serve(req)
+	if evs := log.take(); len(evs) != 1 || evs[0].Login != "" || evs[0].Reason != "unknown_user" {
+		t.Fatalf("unknown API user: %+v", evs)
+	}
 	if w := f.serve(httptest.NewRequest("GET", OAMBase+"/session/x", nil)); w.Code != http.StatusUnauthorized {
 		t.Fatalf("no credentials: %d", w.Code)
 	}

@@ -45,7 +45,7 @@ func allowed(p string) string {
 func (o *OAM) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, res, until := o.Auth.Authenticate(r)
-		o.Env.apiCredentialsFailed(r, "oam", res)
+		o.Env.apiCredentialsFailed(r, "oam", o.Auth, res)
 		if res == AuthThrottled {
 			w.Header().Set("Retry-After", RetryAfter(until, o.Env.Time()))
 			oamFail(w, http.StatusTooManyRequests, "too many wrong credentials; try again later", "")

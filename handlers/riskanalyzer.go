@@ -138,7 +138,7 @@ var (
 func (ra *RiskAnalyzer) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, res, until := ra.Auth.Authenticate(r)
-		ra.Env.apiCredentialsFailed(r, "risk-analyzer", res)
+		ra.Env.apiCredentialsFailed(r, "risk-analyzer", ra.Auth, res)
 		if res == AuthThrottled {
 			w.Header().Set("Retry-After", RetryAfter(until, ra.Env.Time()))
 			w.WriteHeader(http.StatusTooManyRequests)

@@ -59,7 +59,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// The reservation stays: it is the failure.
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
-		p.Env.EmitLoginFailed(r.Context(), "portal", "password", "wrong_password", handlers.UserKey(p.Users, login), login, ip)
+		p.loginFailed(r, login, ip)
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
 			Redirect: t, Login: login,
 			Error: "Wrong login or password.",
@@ -111,6 +111,17 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, withTarget(p.Prefix+"/otp", t), http.StatusSeeOther)
+}
+
+// loginFailed emits login_failed for a wrong password. A login that names
+// no user is left out of the event (it may be a password typed in the wrong
+// field): the reason says unknown_user.
+func (p *Portal) loginFailed(r *http.Request, login, ip string) {
+	if u, known := p.Users.Lookup(login); known {
+		p.Env.EmitLoginFailed(r.Context(), "portal", "password", "wrong_password", u.ID, u.Login, ip)
+		return
+	}
+	p.Env.EmitLoginFailed(r.Context(), "portal", "password", "unknown_user", "", "", ip)
 }
 
 // dropCurrent deletes the browser's current session, if any: a new sign-in
