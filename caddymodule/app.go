@@ -236,7 +236,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Now:    time.Now,
 		Sealer: sealer,
 		Logger: a.logger,
-		Users:  a.otp.users,
+		Users:  a.otp.dirs,
 		Policy: handlers.Policy{
 			Lifetime:            time.Duration(a.SessionLifetime),
 			IdleTimeout:         max(time.Duration(a.IdleTimeout), 0),

@@ -85,7 +85,7 @@ func (a *App) provisionAuthn(repl *caddy.Replacer) error {
 // authnFamily returns the challenge flow handlers.
 func (a *App) authnFamily() *handlers.Authn {
 	h := &handlers.Authn{
-		Env: a.env, Auth: a.basic, Clients: a.authn.clients, Users: a.otp.users,
+		Env: a.env, Auth: a.basic, Clients: a.authn.clients, Users: a.otp.dirs,
 		AcceptUnknownUsers: a.authn.cfg.AcceptUnknownUsers, DefaultFactors: a.authn.cfg.DefaultFactors,
 		OTP: a.otp.policy, TOTP: a.otp.totp, Key: a.otp.key, MaxTTL: time.Duration(a.authn.cfg.MaxTTL),
 	}

@@ -89,7 +89,10 @@ type WebhookConfig struct {
 
 // otpRuntime is what the app builds from OTPConfig and the users file.
 type otpRuntime struct {
-	users  *state.Users
+	users *state.Users
+	// dirs are the identity stores in lookup order (the users file, when
+	// there is one); nil when there is none.
+	dirs   state.Directory
 	policy state.OTPPolicy
 	totp   state.TOTPPolicy
 	key    []byte
@@ -113,6 +116,7 @@ func (a *App) provisionOTP(repl *caddy.Replacer) error {
 			return fmt.Errorf("users_file: %w", err)
 		}
 		rt.users = users
+		rt.dirs = state.Directories{users.Directory(a.IDStoreName)}
 		a.logger.Info("users file loaded", zap.String("file", users.Path()), zap.Int("users", users.Len()))
 	}
 	rt.policy = state.OTPPolicy{
@@ -182,7 +186,7 @@ func (a *App) cleanupOTP() {
 // otpFamily returns the OTP session family handlers.
 func (a *App) otpFamily() *handlers.OTPSessions {
 	o := &handlers.OTPSessions{
-		Env: a.env, Auth: a.bearer, Users: a.otp.users, OTP: a.otp.policy, TOTP: a.otp.totp,
+		Env: a.env, Auth: a.bearer, Users: a.otp.dirs, OTP: a.otp.policy, TOTP: a.otp.totp,
 		Key: a.otp.key, ExposeOTP: a.otp.expose, CookieName: a.Cookie.Name,
 	}
 	if a.otp.async != nil {

@@ -72,7 +72,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 	m := hmac.New(sha256.New, app.otp.key)
 	m.Write([]byte("authsession portal csrf key"))
 	hp := &portal.Portal{
-		Env: app.env, Users: app.otp.users, OTP: app.otp.policy, TOTP: app.otp.totp, Key: app.otp.key,
+		Env: app.env, Users: app.otp.dirs, OTP: app.otp.policy, TOTP: app.otp.totp, Key: app.otp.key,
 		CSRFKey: m.Sum(nil), Prefix: p.Prefix, Pages: pages, Title: p.Title, Logo: p.Logo,
 		Cookie: portal.CookieSpec{
 			Name: app.Cookie.Name, Domain: app.Cookie.Domain, Path: app.Cookie.Path,

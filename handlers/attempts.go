@@ -14,8 +14,8 @@ import (
 // normalised form; id as given only when it is no valid user name (the
 // callers refuse those first). Every per-user count goes through it, so
 // one user cannot get two counts by being named two ways.
-func UserKey(users *state.Users, id string) string {
-	if k, err := state.UserKey(users, id); err == nil {
+func UserKey(ctx context.Context, users state.Directory, id string) string {
+	if k, err := state.DirectoryKey(ctx, users, id); err == nil {
 		return k
 	}
 	return id

@@ -118,7 +118,7 @@ func TestOTPAttemptsParallelAcrossInstances(t *testing.T) {
 				Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute, StoreTimeout: 10 * time.Second},
 			},
 			Auth:  NewBearerAuth([][32]byte{sha256.Sum256([]byte(otpToken))}),
-			Users: users, OTP: state.OTPPolicy{}.Defaults(), TOTP: totpPolicy,
+			Users: users.Directory("UserIdentityStore1"), OTP: state.OTPPolicy{}.Defaults(), TOTP: totpPolicy,
 			Key: []byte("otp-hmac-key-for-tests-000000000"), ExposeOTP: true, CookieName: "authsession",
 		}
 		mux := http.NewServeMux()

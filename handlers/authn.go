@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -34,7 +35,7 @@ type Authn struct {
 	Auth    *BasicAuth
 	Clients *AuthnClients
 	// Users is the users file; nil means no user is known.
-	Users *state.Users
+	Users state.Directory
 	// AcceptUnknownUsers takes the caller's word for a user missing from
 	// the users file, with DefaultFactors.
 	AcceptUnknownUsers bool
@@ -184,15 +185,15 @@ type authnUser struct {
 // resolveUser finds userID in the users file or, if allowed, takes it as
 // an unknown user with the default factors (its mail or phone being the id
 // itself when it looks like one). A user that is neither has no factors.
-func (a *Authn) resolveUser(userID, group string) authnUser {
+func (a *Authn) resolveUser(ctx context.Context, userID, group string) authnUser {
 	u := authnUser{id: userID, login: userID, group: group}
-	if k, err := state.UserKey(a.Users, userID); err == nil {
+	if k, err := state.DirectoryKey(ctx, a.Users, userID); err == nil {
 		u.id = k
 	}
 	var factors []string
 	known := false
 	if a.Users != nil {
-		if f, ok := a.Users.Lookup(userID); ok {
+		if f, ok, err := a.Users.Lookup(ctx, userID); err == nil && ok {
 			known = true
 			u.id, u.login, u.mail, u.phone, u.totpSecret = f.ID, f.Login, f.Mail, f.Phone, f.TOTPSecret
 			if f.Group != "" {

@@ -47,7 +47,7 @@ func (a *Authn) resetCounters(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.Env.StoreContext(r)
 	defer cancel()
-	if err := ClearAttempts(ctx, a.Env.Store, UserKey(a.Users, id), factors...); err != nil {
+	if err := ClearAttempts(ctx, a.Env.Store, UserKey(ctx, a.Users, id), factors...); err != nil {
 		a.storeFail(w, outXML, "reset counters", err)
 		return
 	}

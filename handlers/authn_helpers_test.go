@@ -72,7 +72,7 @@ func newAuthnFixture(t testing.TB) *authnFixture {
 		Policy: Policy{Lifetime: 8 * time.Hour, BlockFor: 15 * time.Minute, StoreTimeout: 5 * time.Second},
 	}
 	f.a = &Authn{
-		Env: env, Auth: testAuth(), Clients: clients, Users: users,
+		Env: env, Auth: testAuth(), Clients: clients, Users: users.Directory("UserIdentityStore1"),
 		OTP:  state.OTPPolicy{BlockFor: 15 * time.Minute}.Defaults(),
 		TOTP: state.TOTPPolicy{}.Defaults(),
 		Key:  []byte("0123456789abcdef0123456789abcdef"),

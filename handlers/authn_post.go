@@ -56,7 +56,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	}
 	var userKey string
 	if userID != "" {
-		k, err := state.UserKey(a.Users, userID)
+		k, err := state.DirectoryKey(r.Context(), a.Users, userID)
 		if err != nil {
 			a.fail(w, outXML, http.StatusBadRequest, authnCodeBadRequest, "userInfo.userId: "+err.Error(), "")
 			return
@@ -91,7 +91,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 		user = authnUser{}
 		st := state.StatusPendingIdentification
 		if uid != "" {
-			user = a.resolveUser(uid, group)
+			user = a.resolveUser(r.Context(), uid, group)
 			s.UserID = user.id
 			s.LoginName, s.GroupName = user.login, user.group
 			st = state.StatusMissingRegistration

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -75,16 +76,16 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	var totpOK, lastAttempt bool
 	var ukey, counted string // the user and factor an answer was counted on
 	var userBlock time.Time  // the end of the block of the user's factor
-	if pre := a.check(cur, &in, op, cid, now); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
+	if pre := a.check(ctx, cur, &in, op, cid, now); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
 		factor := cur.Challenge.Factor
 		if op == opInit {
 			factor = string(in.ChallengeData.Factor)
 		}
-		user := a.resolveUser(a.userOf(cur, &in), cur.GroupName)
+		user := a.resolveUser(ctx, a.userOf(cur, &in), cur.GroupName)
 		switch {
 		case op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) &&
 			slices.Contains(user.factors, factor) && !a.inCooldown(cur, now):
-			if _, err := a.Env.Store.UpdateUser(ctx, UserKey(a.Users, user.id), func(u *state.UserState) error {
+			if _, err := a.Env.Store.UpdateUser(ctx, UserKey(ctx, a.Users, user.id), func(u *state.UserState) error {
 				return a.OTP.AllowSend(u, now)
 			}); err != nil {
 				if re, ok := errors.AsType[*state.RetryError](err); ok {
@@ -99,7 +100,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			// The answer is counted against the user's factor before it
 			// is checked (see ReserveAttempt); a TOTP answer is counted
 			// and checked in one step.
-			ukey, counted = UserKey(a.Users, user.id), factor
+			ukey, counted = UserKey(ctx, a.Users, user.id), factor
 			var err error
 			if factor == state.FactorTOTP && user.totpSecret != "" {
 				answer := string(*in.ChallengeAnswer)
@@ -138,7 +139,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			out.blocked = true
 			return nil
 		}
-		a.apply(s, &in, op, cid, now, totpOK, &out)
+		a.apply(ctx, s, &in, op, cid, now, totpOK, &out)
 		if lastAttempt && (out.wrong || out.refusal != nil) {
 			// This wrong answer was the user's last for the factor.
 			BlockSession(s, now, now.Add(a.OTP.BlockFor))
@@ -218,7 +219,7 @@ func (a *Authn) inCooldown(s *state.Session, now time.Time) bool {
 
 // check returns why the request cannot run on s, or nil. It changes
 // nothing.
-func (a *Authn) check(s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time) *authnRefusal {
+func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time) *authnRefusal {
 	ch := s.Challenge
 	switch {
 	case ch == nil || !ctEqual([]byte(ch.CorrelationID), []byte(hashCorrelation(cid))):
@@ -250,7 +251,7 @@ func (a *Authn) check(s *state.Session, in *updateAuthnRequest, op, cid string, 
 		if s.UserID == "" && named == "" {
 			return &authnRefusal{authnCodeOutOfOrder, "no user is identified: give challengedata.userId"}
 		}
-		namedKey, err := state.UserKey(a.Users, named)
+		namedKey, err := state.DirectoryKey(ctx, a.Users, named)
 		if named != "" && err != nil {
 			return &authnRefusal{authnCodeBadRequest, "challengedata.userId: " + err.Error()}
 		}
@@ -260,7 +261,7 @@ func (a *Authn) check(s *state.Session, in *updateAuthnRequest, op, cid string, 
 		if len(named) > 256 {
 			return &authnRefusal{authnCodeBadRequest, "challengedata.userId is too long"}
 		}
-		user := a.resolveUser(a.userOf(s, in), s.GroupName)
+		user := a.resolveUser(ctx, a.userOf(s, in), s.GroupName)
 		if len(user.factors) == 0 {
 			return &authnRefusal{authnCodeUnavailable, "unavailable_for_user: the user has no registered factor (missing registration)"}
 		}
@@ -303,12 +304,12 @@ func (a *Authn) check(s *state.Session, in *updateAuthnRequest, op, cid string, 
 
 // apply runs the request on the private copy s, recording what happened in
 // out. A refused request counts as an attempt.
-func (a *Authn) apply(s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time, totpOK bool, out *putOutcome) {
+func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time, totpOK bool, out *putOutcome) {
 	if s.EffectiveStatus(now) == state.StatusChallengeBlocked {
 		out.blocked = true
 		return
 	}
-	if ref := a.check(s, in, op, cid, now); ref != nil {
+	if ref := a.check(ctx, s, in, op, cid, now); ref != nil {
 		out.refusal = ref
 		out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
 		return
@@ -319,10 +320,10 @@ func (a *Authn) apply(s *state.Session, in *updateAuthnRequest, op, cid string, 
 	case opInit:
 		factor := string(in.ChallengeData.Factor)
 		if s.UserID == "" {
-			u := a.resolveUser(a.userOf(s, in), s.GroupName)
+			u := a.resolveUser(ctx, a.userOf(s, in), s.GroupName)
 			s.UserID, s.LoginName, s.GroupName = u.id, u.login, u.group
 		}
-		out.user = a.resolveUser(s.UserID, s.GroupName)
+		out.user = a.resolveUser(ctx, s.UserID, s.GroupName)
 		if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 			out.blocked = true
 			return

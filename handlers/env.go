@@ -20,17 +20,18 @@ type Env struct {
 	Sealer *state.Sealer
 	Logger *zap.Logger
 	Policy Policy
-	// Users is the users file (may be nil). The families that do not use
-	// it otherwise need it for UserKey: a user is one key on every API.
-	Users *state.Users
+	// Users are the identity stores, the users file among them (may be
+	// nil). The families that do not use them otherwise need them for
+	// UserKey: a user is one key on every API.
+	Users state.Directory
 	// Events receives the security events of every family (nil: none).
 	Events Emitter
 }
 
 // UserKey returns the canonical key of the user a caller names (see
-// state.UserKey), against the env's users file.
-func (e *Env) UserKey(raw string) (string, error) {
-	return state.UserKey(e.Users, raw)
+// state.DirectoryKey), against the env's identity stores.
+func (e *Env) UserKey(ctx context.Context, raw string) (string, error) {
+	return state.DirectoryKey(ctx, e.Users, raw)
 }
 
 // Policy holds the session rules of the app configuration.

@@ -125,7 +125,7 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 		oamFail(w, http.StatusBadRequest, err.Error(), "sessionId")
 		return
 	}
-	userKey, err := o.Env.UserKey(*in.UserID)
+	userKey, err := o.Env.UserKey(r.Context(), *in.UserID)
 	if err != nil {
 		oamFail(w, http.StatusBadRequest, err.Error(), "userId")
 		return
@@ -244,7 +244,7 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 		}
 		deleted = append(deleted, toOAM(s, id))
 	case userID != "":
-		userKey, err := o.Env.UserKey(userID)
+		userKey, err := o.Env.UserKey(r.Context(), userID)
 		if err != nil {
 			oamFail(w, http.StatusBadRequest, err.Error(), "userId")
 			return

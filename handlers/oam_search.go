@@ -65,7 +65,7 @@ func compileSearch(r *http.Request, body []byte, env *Env) (*searchFilter, error
 		q.IDStoreName = v
 	}
 	if q.UserID != "" {
-		k, err := env.UserKey(q.UserID)
+		k, err := env.UserKey(r.Context(), q.UserID)
 		if err != nil {
 			return nil, &FieldError{Field: "userId", Msg: err.Error()}
 		}

@@ -22,7 +22,7 @@ type OTPSessions struct {
 	Auth *BearerAuth
 	// Users is the users file; nil means no user is known (codes are made
 	// but no address is found for them).
-	Users *state.Users
+	Users state.Directory
 	// OTP and TOTP are the factor policies.
 	OTP  state.OTPPolicy
 	TOTP state.TOTPPolicy
@@ -111,7 +111,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "passedLoginOTP is required", "/passedLoginOTP")
 		return
 	}
-	userID, err := state.UserKey(o.Users, *in.UserID)
+	userID, err := state.DirectoryKey(r.Context(), o.Users, *in.UserID)
 	if err != nil {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId: "+err.Error(), "/userId")
 		return
@@ -128,7 +128,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 		}
 		s := o.Env.NewSession(id, now)
 		s.UserID = userID
-		o.bindUser(s)
+		o.bindUser(r.Context(), s)
 		if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 			o.storeFail(w, "create", err)
 			return
@@ -210,12 +210,12 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // bindUser copies the users file's data of the session's user.
-func (o *OTPSessions) bindUser(s *state.Session) {
+func (o *OTPSessions) bindUser(ctx context.Context, s *state.Session) {
 	if o.Users == nil {
 		s.LoginName = s.UserID
 		return
 	}
-	if u, ok := o.Users.ByID(s.UserID); ok {
+	if u, ok, err := o.Users.Lookup(ctx, s.UserID); err == nil && ok && u.ID == s.UserID {
 		s.LoginName, s.GroupName = u.Login, u.Group
 		return
 	}
@@ -224,7 +224,7 @@ func (o *OTPSessions) bindUser(s *state.Session) {
 
 // allowSend applies the user's hourly send limit; on refusal it answers 429.
 func (o *OTPSessions) allowSend(w http.ResponseWriter, ctx context.Context, userID string, now time.Time) bool {
-	_, err := o.Env.Store.UpdateUser(ctx, UserKey(o.Users, userID), func(u *state.UserState) error {
+	_, err := o.Env.Store.UpdateUser(ctx, UserKey(ctx, o.Users, userID), func(u *state.UserState) error {
 		return o.OTP.AllowSend(u, now)
 	})
 	if err == nil {
@@ -236,10 +236,10 @@ func (o *OTPSessions) allowSend(w http.ResponseWriter, ctx context.Context, user
 
 // destination returns the mail address of the session's user: from the
 // users file, else the session's "mail" attribute.
-func (o *OTPSessions) destination(s *state.Session) (login, to string) {
+func (o *OTPSessions) destination(ctx context.Context, s *state.Session) (login, to string) {
 	login = s.LoginName
 	if o.Users != nil {
-		if u, ok := o.Users.Lookup(s.UserID); ok {
+		if u, ok, err := o.Users.Lookup(ctx, s.UserID); err == nil && ok {
 			return u.Login, u.Mail
 		}
 	}
@@ -267,7 +267,7 @@ func (o *OTPSessions) deliverAndAnswer(w http.ResponseWriter, r *http.Request, s
 func (o *OTPSessions) deliver(w http.ResponseWriter, r *http.Request, s *state.Session, code string,
 	exp time.Time, required bool,
 ) bool {
-	login, to := o.destination(s)
+	login, to := o.destination(r.Context(), s)
 	if to == "" || o.Delivery == nil {
 		if required {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")

@@ -85,7 +85,7 @@ func newOTPFixture(t testing.TB, smtpUp bool) *otpFixture {
 			Policy: Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 		},
 		Auth:       NewBearerAuth([][32]byte{sha256.Sum256([]byte(otpToken))}),
-		Users:      users,
+		Users:      users.Directory("UserIdentityStore1"),
 		OTP:        state.OTPPolicy{}.Defaults(),
 		TOTP:       state.TOTPPolicy{}.Defaults(),
 		Key:        []byte("otp-hmac-key-for-tests-000000000"),

@@ -37,16 +37,17 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId is required", "/userId")
 		return
 	}
-	if o.Users == nil {
+	users := state.UsersFileOf(o.Users)
+	if users == nil {
 		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no users file is configured", "/userId")
 		return
 	}
-	key, err := state.UserKey(o.Users, *in.UserID)
+	key, err := state.UserKey(users, *in.UserID)
 	if err != nil {
 		jsonAPIFail(w, http.StatusBadRequest, "bad-request", "userId: "+err.Error(), "/userId")
 		return
 	}
-	u, ok := o.Users.ByID(key)
+	u, ok := users.ByID(key)
 	if !ok {
 		jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no such user in the users file", "/userId")
 		return
@@ -56,7 +57,7 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		o.storeFail(w, "totp enroll", err)
 		return
 	}
-	if err := o.Users.SetTOTP(u.ID, e.Secret); err != nil {
+	if err := users.SetTOTP(u.ID, e.Secret); err != nil {
 		if errors.Is(err, state.ErrUserNotFound) {
 			jsonAPIFail(w, http.StatusNotFound, "user-not-found", "no such user in the users file", "/userId")
 			return
@@ -64,7 +65,7 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		o.storeFail(w, "totp enroll", err)
 		return
 	}
-	if err := o.Users.Save(); err != nil {
+	if err := users.Save(); err != nil {
 		o.Env.Logger.Error("saving users file failed", zap.Error(err))
 		jsonAPIFail(w, http.StatusInternalServerError, "internal-error", "the users file could not be saved", "")
 		return

@@ -111,11 +111,11 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 	// The answer is counted against the user's factors before it is
 	// checked (see ReserveAttempt), in the same step as the TOTP check,
 	// whose replay guard lives in the user's record too.
-	ukey := UserKey(o.Users, cur.UserID)
+	ukey := UserKey(ctx, o.Users, cur.UserID)
 	var secret string
 	var factors []string
 	if slices.Contains(types, otpTypeTOTP) && o.Users != nil {
-		if u, ok := o.Users.Lookup(cur.UserID); ok && u.TOTPSecret != "" {
+		if u, ok, err := o.Users.Lookup(ctx, cur.UserID); err == nil && ok && u.TOTPSecret != "" {
 			secret = u.TOTPSecret
 			factors = append(factors, state.FactorTOTP)
 		}
@@ -262,7 +262,7 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 	}
 	key, now := cur.Key, o.Env.Time()
 	if mail {
-		if _, to := o.destination(cur); to == "" || o.Delivery == nil {
+		if _, to := o.destination(r.Context(), cur); to == "" || o.Delivery == nil {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")
 			return
 		}

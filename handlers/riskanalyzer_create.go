@@ -143,7 +143,7 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 		ra.fail(w, r, raInvalid, "user.loginName, user.groupName: "+state.ErrBadUserID.Error(), "")
 		return
 	}
-	if c.user, err = ra.Env.UserKey(c.user); err != nil {
+	if c.user, err = ra.Env.UserKey(r.Context(), c.user); err != nil {
 		ra.fail(w, r, raInvalid, "user.userId: "+err.Error(), "")
 		return
 	}

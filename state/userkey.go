@@ -1,6 +1,7 @@
 package state
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"unicode"
@@ -50,22 +51,5 @@ func foldName(s string) string {
 // trimmed). An empty name, invalid UTF-8 or a control character is
 // ErrBadUserID.
 func UserKey(us *Users, raw string) (string, error) {
-	if err := ValidateUserName(raw); err != nil {
-		return "", err
-	}
-	if us != nil {
-		if u, ok := us.ByID(raw); ok {
-			return u.ID, nil
-		}
-	}
-	k := foldName(raw)
-	if k == "" {
-		return "", ErrBadUserID
-	}
-	if us != nil {
-		if u, ok := us.byFolded(k); ok {
-			return u.ID, nil
-		}
-	}
-	return k, nil
+	return DirectoryKey(context.Background(), us.Directory(""), raw)
 }

@@ -32,7 +32,8 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 		http.Redirect(w, r, withTarget(p.Prefix+"/login", t), http.StatusSeeOther)
 		return nil, state.User{}, false
 	}
-	u, ok := p.Users.ByID(s.UserID)
+	u, ok, err := p.Users.Lookup(r.Context(), s.UserID)
+	ok = ok && err == nil && u.ID == s.UserID
 	st := s.EffectiveStatus(now)
 	if !ok || (st != state.StatusPendingVerification && st != state.StatusChallengeBlocked) {
 		http.Redirect(w, r, withTarget(p.Prefix+"/login", t), http.StatusSeeOther)

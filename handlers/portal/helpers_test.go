@@ -118,7 +118,7 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 		Policy: handlers.Policy{Lifetime: 8 * time.Hour, IdleTimeout: 30 * time.Minute},
 	}
 	f.portal = &Portal{
-		Env: env, Users: users, OTP: state.OTPPolicy{}.Defaults(), TOTP: state.TOTPPolicy{}.Defaults(),
+		Env: env, Users: users.Directory("UserIdentityStore1"), OTP: state.OTPPolicy{}.Defaults(), TOTP: state.TOTPPolicy{}.Defaults(),
 		Key: []byte("otp-hmac-key-for-tests-000000000"), CSRFKey: []byte("csrf-key-for-tests"),
 		Delivery: f.mail, Cookie: CookieSpec{Name: "authsession", Insecure: true}, Pages: pages,
 		Title:    "Example sign-in",

@@ -78,9 +78,11 @@ func TestPortalLoginParallelWrongPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.portal.Users, err = state.LoadUsers(p, false); err != nil {
+	users, err := state.LoadUsers(p, false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.portal.Users = users.Directory("UserIdentityStore1")
 	b := f.browser(t)
 	b.get("/auth/login")
 	token := b.csrf()

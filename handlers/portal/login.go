@@ -51,11 +51,23 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	res, ok := p.reserve(w, r, now, ipKey(ip), userKey(p.Users, login))
+	res, ok := p.reserve(w, r, now, ipKey(ip), userKey(r.Context(), p.Users, login))
 	if !ok {
 		return
 	}
-	u, ok := p.Users.CheckPassword(login, password)
+	u, ok, err := p.Users.CheckPassword(r.Context(), login, password)
+	if err != nil {
+		// The identity store could not answer: no failure is counted,
+		// and the user is told to try again, not that the password is
+		// wrong.
+		p.Limiter.Release(r.Context(), res)
+		p.Env.Logger.Error("portal sign-in: identity store unavailable", zap.String("client_ip", ip), zap.Error(err))
+		p.render(w, r, http.StatusServiceUnavailable, "login", pageData{
+			Redirect: t, Login: login,
+			Error: "Sign-in is unavailable right now. Please try again in a moment.",
+		})
+		return
+	}
 	if !ok {
 		// The reservation stays: it is the failure.
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
@@ -97,7 +109,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p.setSession(w, r, id)
 	if trusted {
-		p.Limiter.Reset(r.Context(), userKey(p.Users, u.Login))
+		p.Limiter.Reset(r.Context(), userKey(r.Context(), p.Users, u.Login))
 		p.Env.Logger.Info("portal sign-in complete on a trusted device", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
 		finish(w, r, t)
 		return

@@ -36,7 +36,7 @@ import (
 type Portal struct {
 	Env *handlers.Env
 	// Users is the users file; nil means nobody can sign in.
-	Users *state.Users
+	Users state.Directory
 	OTP   state.OTPPolicy
 	TOTP  state.TOTPPolicy
 	// Key is the server's key for the codes' keyed hashes.
@@ -123,7 +123,7 @@ func (p *Portal) Init() error {
 	}
 	if p.Users == nil {
 		// Nobody can sign in; checks still cost a bcrypt comparison.
-		p.Users = new(state.Users)
+		p.Users = new(state.Users).Directory("")
 	}
 	if p.Limiter == nil {
 		p.Limiter = &FailureLimiter{}
@@ -298,8 +298,8 @@ func ipKey(ip string) string { return "ip:" + ip }
 
 // userKey is the limiter key of a login: the user's canonical key (see
 // state.UserKey), so that every spelling of a login counts as one.
-func userKey(users *state.Users, login string) string {
-	k, err := state.UserKey(users, login)
+func userKey(ctx context.Context, users state.Directory, login string) string {
+	k, err := state.DirectoryKey(ctx, users, login)
 	if err != nil {
 		k = login
 	}

@@ -221,9 +221,11 @@ func TestPortalNewPasswordEndsTrust(t *testing.T) {
 		`","totp_secret":"`+demoSecret+`","factors":["ChallengeOMATOTP"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if f.portal.Users, err = state.LoadUsers(p, false); err != nil {
+	users, err := state.LoadUsers(p, false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.portal.Users = users.Directory("UserIdentityStore1")
 	if resp := signInWith("new-password"); resp.Header.Get("Location") != "/auth/otp" {
 		t.Fatalf("trusted browser, new password: Location %q, want the second factor", resp.Header.Get("Location"))
 	}
@@ -243,9 +245,11 @@ func TestPortalNewPasswordEndsTrust(t *testing.T) {
 		`","totp_secret":"KRSXG5CTMVRXEZLU","factors":["ChallengeOMATOTP"]}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if f.portal.Users, err = state.LoadUsers(p, false); err != nil {
+	users, err = state.LoadUsers(p, false)
+	if err != nil {
 		t.Fatal(err)
 	}
+	f.portal.Users = users.Directory("UserIdentityStore1")
 	if resp := signInWith("new-password"); resp.Header.Get("Location") != "/auth/otp" {
 		t.Fatalf("trusted browser, new TOTP secret: Location %q, want the second factor", resp.Header.Get("Location"))
 	}

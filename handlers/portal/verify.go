@@ -39,7 +39,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	// Count the attempt before checking it, so parallel wrong codes check
 	// at most the limit; it is given back only if the code is right or the
 	// check could not run.
-	lim, ok := p.reserve(w, r, now, ipKey(ip), userKey(p.Users, u.Login))
+	lim, ok := p.reserve(w, r, now, ipKey(ip), userKey(r.Context(), p.Users, u.Login))
 	if !ok {
 		return
 	}
@@ -53,7 +53,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	// The code is also counted against the user's factor, across sessions
 	// and instances, before it is checked (see handlers.ReserveAttempt); a
 	// TOTP code is counted and checked in one step.
-	ukey, counted := handlers.UserKey(p.Users, u.ID), factorState(factor)
+	ukey, counted := handlers.UserKey(r.Context(), p.Users, u.ID), factorState(factor)
 	totpOK, last := false, false
 	var userBlock time.Time
 	var err error
@@ -162,7 +162,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "rotate", err)
 		return
 	}
-	p.Limiter.Reset(r.Context(), userKey(p.Users, u.Login))
+	p.Limiter.Reset(r.Context(), userKey(r.Context(), p.Users, u.Login))
 	p.setSession(w, r, id)
 	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
 		p.trustDevice(ctx, w, u, ip, now)
