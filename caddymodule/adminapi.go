@@ -184,12 +184,15 @@ func (h *adminHandler) serve(w http.ResponseWriter, r *http.Request) error {
 
 // userKey resolves a user named by the caller (id or login, as every API
 // family takes it) to its store key.
-func (h *adminHandler) userKey(raw string) (string, error) {
+func (h *adminHandler) userKey(ctx context.Context, raw string) (string, error) {
 	if raw == "" || len(raw) > 256 {
 		return "", apiError(http.StatusBadRequest, "user must be 1 to 256 characters")
 	}
-	k, err := h.app.env.UserKey(raw)
-	if err != nil {
+	k, err := h.app.env.UserKey(ctx, raw)
+	switch {
+	case errors.Is(err, state.ErrUnavailable):
+		return "", apiError(http.StatusServiceUnavailable, "user: identity store unavailable: %v", err)
+	case err != nil:
 		return "", apiError(http.StatusBadRequest, "user: %v", err)
 	}
 	return k, nil
@@ -230,7 +233,7 @@ func (h *adminHandler) list(ctx context.Context, w http.ResponseWriter, r *http.
 	var matched []*state.Session
 	truncated := false
 	if q.Has("user") {
-		key, err := h.userKey(q.Get("user"))
+		key, err := h.userKey(ctx, q.Get("user"))
 		if err != nil {
 			return err
 		}
@@ -349,7 +352,7 @@ func (h *adminHandler) revokeHash(ctx context.Context, w http.ResponseWriter, r 
 
 // revokeUser deletes every session of a user.
 func (h *adminHandler) revokeUser(ctx context.Context, w http.ResponseWriter, r *http.Request, user string) error {
-	key, err := h.userKey(user)
+	key, err := h.userKey(ctx, user)
 	if err != nil {
 		return err
 	}
@@ -398,7 +401,7 @@ func adminClient(r *http.Request) string {
 }
 
 func (h *adminHandler) resetCounters(ctx context.Context, w http.ResponseWriter, _ *http.Request, user string) error {
-	key, err := h.userKey(user)
+	key, err := h.userKey(ctx, user)
 	if err != nil {
 		return err
 	}

@@ -129,7 +129,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 // no user is left out of the event (it may be a password typed in the wrong
 // field): the reason says unknown_user.
 func (p *Portal) loginFailed(r *http.Request, login, ip string) {
-	if u, known := p.Users.Lookup(login); known {
+	if u, known, err := p.Users.Lookup(r.Context(), login); err == nil && known {
 		p.Env.EmitLoginFailed(r.Context(), "portal", "password", "wrong_password", u.ID, u.Login, ip)
 		return
 	}
