@@ -106,6 +106,11 @@ type App struct {
 	// unknown users). Default: no clients (every POST refused).
 	Authn *AuthnConfig `json:"authn,omitempty"`
 
+	// OIDCProviders are the OpenID Providers the portal signs users in
+	// through (see OIDCProvider and docs/oidc.md). Default: none.
+	OIDCProviders []OIDCProvider `json:"oidc_providers,omitempty"`
+	// WebAuthn turns passkeys on (see WebAuthnConfig). Default: off.
+	WebAuthn *WebAuthnConfig `json:"webauthn,omitempty"`
 	// StatsInterval is how often the store is sampled for the metrics
 	// (store_up, live sessions by status) and for expired sessions (the
 	// session_expired event). Default: 30s.
@@ -120,6 +125,7 @@ type App struct {
 	bearer   *handlers.BearerAuth
 	logger   *zap.Logger
 	metrics  *metrics
+	passkeys *handlers.Passkeys
 	ops      *opsRuntime
 	// storeName is the store module's name (memory, file, redis).
 	storeName string
@@ -201,6 +207,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if err := a.provisionAuthn(repl); err != nil {
+		return err
+	}
+	if err := a.provisionWebAuthn(); err != nil {
 		return err
 	}
 
@@ -287,6 +296,9 @@ func (a *App) setDefaults() {
 
 // Validate checks the configuration.
 func (a *App) Validate() error {
+	if err := a.validateOIDC(); err != nil {
+		return err
+	}
 	if a.SessionLifetime < 0 {
 		return errors.New("session_lifetime must be positive")
 	}

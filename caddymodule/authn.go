@@ -88,6 +88,7 @@ func (a *App) authnFamily() *handlers.Authn {
 		Env: a.env, Auth: a.basic, Clients: a.authn.clients, Users: a.otp.dirs,
 		AcceptUnknownUsers: a.authn.cfg.AcceptUnknownUsers, DefaultFactors: a.authn.cfg.DefaultFactors,
 		OTP: a.otp.policy, TOTP: a.otp.totp, Key: a.otp.key, MaxTTL: time.Duration(a.authn.cfg.MaxTTL),
+		Passkeys: a.passkeys,
 	}
 	if a.otp.async != nil {
 		h.Delivery = a.otp.async

@@ -61,6 +61,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [otp { ... }]                          # see parseOTP
 //	    [risk_analyzer { ... }]                # see parseRiskAnalyzer
 //	    [authn { ... }]                        # see parseAuthn
+//	    [oidc <name> { ... }]                  # repeatable; see parseOIDC
+//	    [webauthn { ... }]                     # see parseWebAuthn
 //	    [stats_interval <duration>]
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -68,7 +70,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256"}, func(opt string) error {
+	return eachOption(d, "", []string{"api_user", "api_token", "api_token_sha256", "oidc"}, func(opt string) error {
 		var err error
 		switch opt {
 		case "store":
@@ -131,6 +133,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseRiskAnalyzer(d)
 		case "authn":
 			err = a.parseAuthn(d)
+		case "oidc":
+			err = a.parseOIDC(d)
+		case "webauthn":
+			err = a.parseWebAuthn(d)
 		case "stats_interval":
 			err = parseDurationInto(d, &a.StatsInterval)
 		default:

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/authsession/caddy-authsession/handlers/portal"
+	"github.com/authsession/caddy-authsession/state"
 )
 
 func init() {
@@ -80,6 +82,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 		},
 		Limiter:  portal.NewFailureCounter(app.store, p.MaxFailures, time.Duration(p.FailureWindow), ctx.Logger()),
 		ClientIP: clientIP,
+		Passkeys: app.passkeys,
 	}
 	if app.otp.async != nil {
 		hp.Delivery = app.otp.async
@@ -91,7 +94,14 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 	case p.TrustDevice > 0:
 		hp.TrustFor = time.Duration(p.TrustDevice)
 	}
-	if app.otp.users == nil {
+	if hp.OIDC, err = app.oidcProviders(ctx.Logger()); err != nil {
+		return err
+	}
+	switch {
+	case len(hp.OIDC) > 0:
+		// The password form is shown only when a user has a password.
+		hp.NoPasswords = app.otp.users == nil || !slices.ContainsFunc(app.otp.users.All(), func(u state.User) bool { return u.PasswordHash != "" })
+	case app.otp.users == nil:
 		ctx.Logger().Warn("authsession portal: no users_file configured, nobody can sign in")
 	}
 	if err := hp.Init(); err != nil {

@@ -51,6 +51,10 @@ type Authn struct {
 	Channels func(channel string) bool
 	// MaxTTL bounds timeToLiveInSec. Default: 1h.
 	MaxTTL time.Duration
+	// Passkeys, when set, makes ChallengeFIDO2 passive for the users with
+	// passkeys registered here: Init returns the request options and
+	// Validate verifies the assertion (see authn_passkey.go).
+	Passkeys *Passkeys
 }
 
 // Answer codes of AuthnAPIResponse (status.code); "0" is success.
@@ -178,6 +182,9 @@ type authnUser struct {
 	id, login, group string
 	mail, phone      string
 	totpSecret       string
+	// passkeys is how many passkeys the user has registered here (only
+	// counted when Passkeys is set).
+	passkeys int
 	// factors are the factors the user can use, in state.Factors order.
 	factors []string
 }
@@ -209,6 +216,9 @@ func (a *Authn) resolveUser(ctx context.Context, userID, group string) authnUser
 		} else if isPhone(userID) {
 			u.phone = userID
 		}
+	}
+	if u.passkeys = a.passkeyCount(ctx, u.id); u.passkeys > 0 && !slices.Contains(factors, state.FactorFIDO2) {
+		factors = append(slices.Clip(factors), state.FactorFIDO2)
 	}
 	for _, f := range state.Factors {
 		if slices.Contains(factors, f) && a.usable(&u, f) {
@@ -272,6 +282,10 @@ func (a *Authn) challengeInfo(u *authnUser) []authnChallengeInfo {
 			ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: "otpLength", Value: authnAttrValue{Value: strconv.Itoa(a.TOTP.Digits)}}}
 		case state.FactorFIDO2:
 			ci.FactorContext.Prompts = []authnKeyValue{{Key: "fido2", Value: "security key"}}
+			if u.passkeys > 0 && a.Passkeys != nil {
+				ci.FactorContext.Prompts = []authnKeyValue{{Key: "fido2", Value: "passkey"}}
+				ci.FactorContext.ChallengeAttrMap = []authnAttr{{Key: passkeyAttrRPID, Value: authnAttrValue{Value: a.Passkeys.Config.RPID}}}
+			}
 		}
 		out = append(out, ci)
 	}

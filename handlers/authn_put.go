@@ -73,16 +73,35 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	// Work that cannot run inside Update (it touches the user's record):
 	// the hourly send limit before a code is made, the TOTP check with its
 	// replay guard. Both only when the snapshot says the request is sound.
-	var totpOK, lastAttempt bool
-	var ukey, counted string // the user and factor an answer was counted on
-	var userBlock time.Time  // the end of the block of the user's factor
-	if pre := a.check(ctx, cur, &in, op, cid, now); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
+	var answerOK, lastAttempt bool // answerOK: a TOTP code or passkey checked here
+	var ukey, counted string       // the user and factor an answer was counted on
+	var userBlock time.Time        // the end of the block of the user's factor
+	var passkeyOptions []byte      // the request options made by an Init of FIDO2
+	var passkeyWhy error           // why a passkey's answer was refused
+	localFIDO2 := a.localFIDO2(ctx, cur, &in, op)
+	if pre := a.check(ctx, cur, &in, op, cid, now, localFIDO2); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
 		factor := cur.Challenge.Factor
 		if op == opInit {
 			factor = string(in.ChallengeData.Factor)
 		}
 		user := a.resolveUser(ctx, a.userOf(cur, &in), cur.GroupName)
 		switch {
+		case op == opInit && factor == state.FactorFIDO2 && localFIDO2 && slices.Contains(user.factors, factor):
+			var err error
+			if passkeyOptions, err = a.beginPasskey(ctx, key, cid, UserKey(ctx, a.Users, user.id), user.login, now); err != nil {
+				a.storeFail(w, outXML, "passkey options", err)
+				return
+			}
+		case op == opValidate && factor == state.FactorFIDO2 && localFIDO2 && in.ChallengeAnswer != nil && *in.ChallengeAnswer != "":
+			ukey, counted = UserKey(ctx, a.Users, user.id), factor
+			var err error
+			answerOK, passkeyWhy, lastAttempt, err = a.checkPasskey(ctx, key, cid, ukey, []byte(*in.ChallengeAnswer), now)
+			if be, ok := errors.AsType[*state.BlockedError](err); ok {
+				userBlock = be.Until
+			} else if err != nil {
+				a.storeFail(w, outXML, "passkey", err)
+				return
+			}
 		case op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) &&
 			slices.Contains(user.factors, factor) && !a.inCooldown(cur, now):
 			if _, err := a.Env.Store.UpdateUser(ctx, UserKey(ctx, a.Users, user.id), func(u *state.UserState) error {
@@ -105,7 +124,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			if factor == state.FactorTOTP && user.totpSecret != "" {
 				answer := string(*in.ChallengeAnswer)
 				_, err = a.Env.Store.UpdateUser(ctx, ukey, func(u *state.UserState) error {
-					totpOK = false
+					answerOK = false
 					var err error
 					if lastAttempt, err = a.OTP.ReserveAttempt(u, factor, now); err != nil {
 						return err
@@ -114,7 +133,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 					if err != nil {
 						return err
 					}
-					if totpOK = res == state.TOTPOK; totpOK {
+					if answerOK = res == state.TOTPOK; answerOK {
 						u.ClearAttempts(factor)
 					}
 					return nil
@@ -139,7 +158,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			out.blocked = true
 			return nil
 		}
-		a.apply(ctx, s, &in, op, cid, now, totpOK, &out)
+		a.apply(ctx, s, &in, op, cid, now, answerOK, localFIDO2, &out)
 		if lastAttempt && (out.wrong || out.refusal != nil) {
 			// This wrong answer was the user's last for the factor.
 			BlockSession(s, now, now.Add(a.OTP.BlockFor))
@@ -154,13 +173,16 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		a.storeFail(w, outXML, "update", err)
 		return
 	}
-	if counted != "" && counted != state.FactorTOTP && !out.blocked && !out.wrong && out.refusal == nil {
+	if counted != "" && counted != state.FactorTOTP && counted != state.FactorFIDO2 && !out.blocked && !out.wrong && out.refusal == nil {
 		// A right code: the user's count for the factor starts again.
 		if err := ClearAttempts(ctx, a.Env.Store, ukey, counted); err != nil {
 			a.Env.Logger.Warn("authn could not clear the attempt count", zap.Error(err))
 		}
 	}
 	log := a.Env.Logger.With(zap.String("session", key.Short()), zap.String("op", op))
+	if counted == state.FactorFIDO2 && !answerOK {
+		a.passkeyRefused(r, log, s, ukey, passkeyWhy, out.blocked)
+	}
 	switch {
 	case out.blocked:
 		log.Info("authn challenge blocked")
@@ -184,12 +206,16 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		msg = "wrong_answer"
 	}
 	log.Info("authn step done", zap.String("status", string(s.Status)))
-	writeAuthn(w, http.StatusOK, outXML, updateAuthnResponse{
+	resp := updateAuthnResponse{
 		Status:        authnStatus{Code: "0", Message: msg, Status: string(s.EffectiveStatus(now))},
 		CorrelationID: cid,
 		Nonce:         out.nonce,
 		SessionID:     a.Env.SessionID(s),
-	})
+	}
+	if op == opInit && passkeyOptions != nil {
+		resp.InitContext = a.passkeyInitContext(passkeyOptions)
+	}
+	writeAuthn(w, http.StatusOK, outXML, resp)
 }
 
 // canonicalOp returns the documented spelling of a challengeop given in
@@ -219,7 +245,7 @@ func (a *Authn) inCooldown(s *state.Session, now time.Time) bool {
 
 // check returns why the request cannot run on s, or nil. It changes
 // nothing.
-func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time) *authnRefusal {
+func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time, localFIDO2 bool) *authnRefusal {
 	ch := s.Challenge
 	switch {
 	case ch == nil || !ctEqual([]byte(ch.CorrelationID), []byte(hashCorrelation(cid))):
@@ -272,7 +298,7 @@ func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequ
 		switch {
 		case ch.Factor == "":
 			return &authnRefusal{authnCodeOutOfOrder, "Validate before Init"}
-		case !passive(ch.Factor):
+		case !passiveFor(ch.Factor, localFIDO2):
 			return &authnRefusal{authnCodeNotPassive, ch.Factor + " is not a passive factor: use Finalize"}
 		case in.ChallengeAnswer == nil || *in.ChallengeAnswer == "":
 			return &authnRefusal{authnCodeBadRequest, "challengeAnswer is required"}
@@ -287,7 +313,7 @@ func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequ
 		}
 		switch string(in.ChallengeResult) {
 		case resultSuccess:
-			if passive(ch.Factor) && s.EffectiveStatus(now) != state.StatusAuthenticated {
+			if passiveFor(ch.Factor, localFIDO2) && s.EffectiveStatus(now) != state.StatusAuthenticated {
 				return &authnRefusal{authnCodeOutOfOrder, "a passive factor is finalized with Success only after a right Validate"}
 			}
 		case resultFailure:
@@ -304,12 +330,12 @@ func (a *Authn) check(ctx context.Context, s *state.Session, in *updateAuthnRequ
 
 // apply runs the request on the private copy s, recording what happened in
 // out. A refused request counts as an attempt.
-func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time, totpOK bool, out *putOutcome) {
+func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequest, op, cid string, now time.Time, answerOK, localFIDO2 bool, out *putOutcome) {
 	if s.EffectiveStatus(now) == state.StatusChallengeBlocked {
 		out.blocked = true
 		return
 	}
-	if ref := a.check(ctx, s, in, op, cid, now); ref != nil {
+	if ref := a.check(ctx, s, in, op, cid, now, localFIDO2); ref != nil {
 		out.refusal = ref
 		out.blocked = a.OTP.Fail(s, now) == state.OTPBlocked
 		return
@@ -345,10 +371,10 @@ func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequ
 	case opValidate:
 		answer := string(*in.ChallengeAnswer)
 		var res state.OTPResult
-		if ch.Factor == state.FactorTOTP {
-			if totpOK {
+		if ch.Factor == state.FactorTOTP || ch.Factor == state.FactorFIDO2 {
+			if answerOK {
 				res = state.OTPOK
-				_ = a.OTP.Pass(s, state.FactorTOTP, now)
+				_ = a.OTP.Pass(s, ch.Factor, now)
 			} else {
 				res = a.OTP.Fail(s, now)
 			}

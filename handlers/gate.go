@@ -56,7 +56,8 @@ type Gate struct {
 	// SetHeaders are set on the upstream request from the session, after
 	// any client-sent header of the same name is removed.
 	SetHeaders []HeaderField
-	// RequireGroups, if any, must contain the session's group (403).
+	// RequireGroups, if any, must contain one of the session's groups (403;
+	// see InGroups).
 	RequireGroups []string
 	// MaxAuthAge, if set, refuses sessions authenticated longer ago.
 	MaxAuthAge time.Duration
@@ -112,7 +113,7 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	if g.RequireFactor != "" && !slices.Contains(s.Factors, g.RequireFactor) {
 		return nil, g.refusal(r)
 	}
-	if len(g.RequireGroups) > 0 && !slices.Contains(g.RequireGroups, s.GroupName) {
+	if len(g.RequireGroups) > 0 && !InGroups(g.RequireGroups, s) {
 		return nil, Forbidden
 	}
 	if g.TouchInterval > 0 && now.Sub(s.LastAccessTime) >= g.TouchInterval {

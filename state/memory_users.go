@@ -19,15 +19,15 @@ type userEntry struct {
 
 // sweepUsers drops the per-user states that nothing needs any longer: the
 // user holds no session, the state was last written more than
-// UserStateRetention ago, and it holds no valid trusted device and no live
-// factor block.
+// UserStateRetention ago, and it holds no valid trusted device, no live
+// factor block and no registered passkey or recovery code.
 // Without it the map would only grow: one entry per user ever seen.
 func (m *Memory) sweepUsers() {
 	now := m.now()
 	m.umu.Lock()
 	defer m.umu.Unlock()
 	for id, e := range m.users {
-		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) || holdsBlock(e.u, now) {
+		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) || holdsBlock(e.u, now) || holdsFactors(e.u) {
 			continue
 		}
 		m.imu.Lock()
@@ -37,6 +37,12 @@ func (m *Memory) sweepUsers() {
 			delete(m.users, id)
 		}
 	}
+}
+
+// holdsFactors reports whether u holds factors the user registered
+// (passkeys, recovery codes): those are kept for good.
+func holdsFactors(u *UserState) bool {
+	return len(u.Passkeys) > 0 || len(u.Recovery) > 0
 }
 
 // holdsBlock reports whether one of u's factors is still blocked.

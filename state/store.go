@@ -75,6 +75,17 @@ type UserState struct {
 	// TOTPStep is the last TOTP time step accepted for the user; codes of
 	// that step or earlier are refused as replays (see TOTPPolicy).
 	TOTPStep uint64 `json:"ts,omitempty"`
+	// TOTPSecret is the user's authenticator secret when their identity
+	// store cannot hold it (directory and provider users).
+	TOTPSecret string `json:"totp,omitempty"`
+	// Passkeys are the user's WebAuthn credentials (see webauthn.go).
+	Passkeys []Passkey `json:"pk,omitempty"`
+	// Recovery are the SHA-256 hashes of the user's unused recovery codes
+	// and when the set was made (see recovery.go).
+	Recovery   []string  `json:"rc,omitempty"`
+	RecoveryAt time.Time `json:"rca,omitzero"`
+	// Ceremonies are the WebAuthn ceremonies under way, by ceremony id.
+	Ceremonies map[string]Ceremony `json:"cer,omitempty"`
 	// Attempts count the wrong answers per factor (see
 	// OTPPolicy.ReserveAttempt).
 	Attempts map[string]FactorAttempts `json:"fa,omitempty"`
@@ -103,6 +114,9 @@ func (u *UserState) Clone() *UserState {
 	c.Devices = append([]Device(nil), u.Devices...)
 	c.History = append([]Login(nil), u.History...)
 	c.OTPSends = append([]time.Time(nil), u.OTPSends...)
+	c.Passkeys = clonePasskeys(u.Passkeys)
+	c.Recovery = append([]string(nil), u.Recovery...)
+	c.Ceremonies = cloneCeremonies(u.Ceremonies)
 	if u.Attempts != nil {
 		c.Attempts = make(map[string]FactorAttempts, len(u.Attempts))
 		for f, a := range u.Attempts {

@@ -61,6 +61,13 @@ type e2eDemo struct {
 
 func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	t.Helper()
+	return startE2EDemoWith(t, name, nil)
+}
+
+// startE2EDemoWith is startE2EDemo with the configuration edited by edit
+// (given the Caddyfile and the demo's base URL) before Caddy starts.
+func startE2EDemoWith(t *testing.T, name string, edit func(cfg, base string) string) *e2eDemo {
+	t.Helper()
 	bin := caddyBin(t)
 	chrome := browserPath(t)
 	dir := t.TempDir()
@@ -79,11 +86,14 @@ func startE2EDemo(t *testing.T, name string) *e2eDemo {
 	}
 	cfg = strings.Replace(cfg, "\tauto_https off\n",
 		"\tauto_https off\n\tlog {\n\t\toutput file "+logFile+"\n\t\tformat json\n\t}\n", 1)
+	d := &e2eDemo{t: t, base: fmt.Sprintf("http://localhost:%d", port), log: logFile, shots: artifactDir(t, name)}
+	if edit != nil {
+		cfg = edit(cfg, d.base)
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(caddyfile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := &e2eDemo{t: t, base: fmt.Sprintf("http://localhost:%d", port), log: logFile, shots: artifactDir(t, name)}
 	startCaddy(t, bin, dir, caddyfile, d.base)
 
 	// The flags of the issue: --headless --no-sandbox --disable-gpu

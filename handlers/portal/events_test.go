@@ -11,18 +11,18 @@ import (
 	"github.com/authsession/caddy-authsession/state"
 )
 
-type eventLog struct {
+type recordedEvents struct {
 	mu     sync.Mutex
 	events []handlers.Event
 }
 
-func (l *eventLog) Emit(_ context.Context, ev handlers.Event) {
+func (l *recordedEvents) Emit(_ context.Context, ev handlers.Event) {
 	l.mu.Lock()
 	l.events = append(l.events, ev)
 	l.mu.Unlock()
 }
 
-func (l *eventLog) take() []handlers.Event {
+func (l *recordedEvents) take() []handlers.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := l.events
@@ -46,7 +46,7 @@ func eventNames(evs []handlers.Event) []string {
 // sign-out revokes with reason logout.
 func TestPortalEmitsItsEvents(t *testing.T) {
 	f := newPortalFixture(t, "")
-	var log eventLog
+	var log recordedEvents
 	f.portal.Env.Events = &log
 	b := f.browser(t)
 	b.get("/auth/login")

@@ -32,7 +32,7 @@ func (p *Portal) preAuth(w http.ResponseWriter, r *http.Request, ctx context.Con
 		http.Redirect(w, r, withTarget(p.Prefix+"/login", t), http.StatusSeeOther)
 		return nil, state.User{}, false
 	}
-	u, ok, err := p.Users.Lookup(r.Context(), s.UserID)
+	u, ok, err := p.sessionUser(r.Context(), s)
 	ok = ok && err == nil && u.ID == s.UserID
 	st := s.EffectiveStatus(now)
 	if !ok || (st != state.StatusPendingVerification && st != state.StatusChallengeBlocked) {
@@ -61,7 +61,7 @@ func (p *Portal) factorPage(w http.ResponseWriter, r *http.Request) {
 // renderFactor renders the second-factor page for factor (if the user has
 // it; else the choice, or the only factor).
 func (p *Portal) renderFactor(w http.ResponseWriter, r *http.Request, status int, s *state.Session, u state.User, factor, msg string) {
-	fs := p.factors(u)
+	fs := p.registeredFactors(r.Context(), u)
 	if !hasFactor(fs, factor) {
 		factor = ""
 		if len(fs) == 1 && fs[0].Key == factorKeyTOTP {

@@ -26,7 +26,7 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 		finish(w, r, target(r))
 		return
 	}
-	d := pageData{Redirect: target(r)}
+	d := pageData{Redirect: target(r), Passwordless: p.passwordless()}
 	if r.URL.Query().Get("signed_out") == "1" {
 		d.Notice = "You are signed out."
 	}
@@ -79,7 +79,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Limiter.Release(r.Context(), res)
-	factors := p.factors(u)
+	factors := p.registeredFactors(r.Context(), u)
 	if len(factors) == 0 {
 		p.Env.Logger.Warn("portal sign-in refused: user has no usable second factor", zap.String("user", u.ID))
 		p.fail(w, r, http.StatusForbidden, "Your account has no second factor set up. Please contact your administrator.")

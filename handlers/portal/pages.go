@@ -20,7 +20,7 @@ var embedded embed.FS
 
 // pageNames are the pages; each is parsed with layout.html, which
 // defines the frame and calls the page's "content" template.
-var pageNames = []string{"login", "otp", "logout", "sessions", "error"}
+var pageNames = []string{"login", "otp", "logout", "sessions", "error", "account"}
 
 // Pages holds the parsed page templates.
 type Pages struct {
@@ -71,6 +71,11 @@ func LoadPages(dir string) (*Pages, error) {
 }
 
 var pageFuncs = template.FuncMap{
+	// stepup passes the page's data and a field id to the account page's
+	// "stepup" template.
+	"stepup": func(d pageData, field string) map[string]any {
+		return map[string]any{"Account": d.Account, "Field": field}
+	},
 	"when": func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -104,6 +109,14 @@ type pageData struct {
 	// TrustedDevices the user's trusted browsers (sessions page).
 	TrustDays      int
 	TrustedDevices int
+	// Providers are the sign-in page's "Sign in with" buttons;
+	// NoPasswords hides its password form.
+	Providers   []providerButton
+	NoPasswords bool
+	// Passwordless offers the passkey sign-in on the login page.
+	Passwordless bool
+	// Account is the account page's content.
+	Account *accountData
 }
 
 type factorChoice struct {
@@ -126,6 +139,9 @@ type sessionRow struct {
 // template error answers a clean 500.
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page string, d pageData) {
 	d.Title, d.Logo, d.Prefix, d.Page = p.Title, p.Logo, p.Prefix, page
+	if page == "login" && len(p.OIDC) > 0 {
+		d.Providers, d.NoPasswords = p.oidcButtons(d.Redirect), p.NoPasswords
+	}
 	if d.CSRF == "" {
 		d.CSRF = p.csrfToken(w, r)
 	}

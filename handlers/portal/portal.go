@@ -29,6 +29,9 @@ import (
 //	GET  /logout         a sign-out button; POST /logout signs out
 //	GET  /sessions       the user's sessions; POST /sessions/revoke signs
 //	                     out one (by its index) or all
+//	GET  /account        the account security page: passkeys, recovery
+//	                     codes, trusted browsers (see account.go and
+//	                     passwordless.go)
 //
 // Every form carries a CSRF token (see csrf.go); failures count per client
 // IP and per login (Limiter) and answer 429 with Retry-After once the limit
@@ -59,12 +62,19 @@ type Portal struct {
 	// Title and Logo (an image URL) appear on every page.
 	Title string
 	Logo  string
+	// Passkeys, when set, lets users register passkeys on the account
+	// page and use them as their second factor.
+	Passkeys *handlers.Passkeys
 	// Limiter counts failures per IP and per login. Default: a
 	// FailureLimiter in memory with its defaults.
 	Limiter FailureCounter
 	// ClientIP returns the client's address; default: the host of
 	// RemoteAddr.
 	ClientIP func(*http.Request) string
+	// OIDC are the OpenID Providers users can sign in through (see
+	// oidc.go); NoPasswords hides the password form when there are some.
+	OIDC        []*OIDCProvider
+	NoPasswords bool
 
 	mux *http.ServeMux
 }
@@ -141,6 +151,10 @@ func (p *Portal) Init() error {
 	m.HandleFunc("POST "+p.Prefix+"/logout", p.form(p.logout))
 	m.HandleFunc("GET "+p.Prefix+"/sessions", p.sessionsPage)
 	m.HandleFunc("POST "+p.Prefix+"/sessions/revoke", p.form(p.revoke))
+	if err := p.initOIDC(m); err != nil {
+		return err
+	}
+	p.registerAccount(m)
 	m.HandleFunc("GET "+p.Prefix+"/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 	})
@@ -164,7 +178,7 @@ func (p *Portal) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Content-Security-Policy",
-		"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		"default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if r.URL.Path == p.Prefix {
 		http.Redirect(w, r, p.Prefix+"/login", http.StatusFound)
 		return

@@ -19,6 +19,7 @@ func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
 	d := pageData{}
 	if s, err := p.current(ctx, r); err == nil && s != nil {
 		d.Login = handlers.FieldValue(s, "login")
+		p.allowEndSession(w, r, s)
 	}
 	p.render(w, r, http.StatusOK, "logout", d)
 }
@@ -27,13 +28,17 @@ func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
 func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
+	next := p.Prefix + "/login?signed_out=1"
 	if c, err := r.Cookie(p.Cookie.Name); err == nil && state.ValidateID(c.Value) == nil {
 		if s, err := p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), state.KeyOf(c.Value)); err == nil {
 			p.Env.Logger.Info("portal sign-out", zap.String("session", s.Key.Short()))
+			if u := p.endSessionURL(r, s); u != "" {
+				next = u
+			}
 		}
 	}
 	p.clearSession(w, r)
-	http.Redirect(w, r, p.Prefix+"/login?signed_out=1", http.StatusSeeOther)
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
 // signedIn returns the browser's authenticated session, or sends the

@@ -27,8 +27,12 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	now := p.Env.Time()
 	ip := p.clientIP(r)
 	factor := r.PostFormValue("factor")
-	if !hasFactor(p.factors(u), factor) {
+	if !hasFactor(p.registeredFactors(ctx, u), factor) {
 		p.renderFactor(w, r, http.StatusBadRequest, s, u, "", "Choose how to confirm your sign-in.")
+		return
+	}
+	if factor == factorKeyPasskey || factor == factorKeyRecovery {
+		p.verifyRegistered(w, r, ctx, s, u, factor)
 		return
 	}
 	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
