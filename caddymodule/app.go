@@ -115,6 +115,10 @@ type App struct {
 	OIDCProviders []OIDCProvider `json:"oidc_providers,omitempty"`
 	// WebAuthn turns passkeys on (see WebAuthnConfig). Default: off.
 	WebAuthn *WebAuthnConfig `json:"webauthn,omitempty"`
+	// StatsInterval is how often the store is sampled for the metrics
+	// (store_up, live sessions by status) and for expired sessions (the
+	// session_expired event). Default: 30s.
+	StatsInterval caddy.Duration `json:"stats_interval,omitempty"`
 
 	otp      *otpRuntime
 	authn    *authnRuntime
@@ -126,6 +130,9 @@ type App struct {
 	logger   *zap.Logger
 	metrics  *metrics
 	passkeys *handlers.Passkeys
+	ops      *opsRuntime
+	// storeName is the store module's name (memory, file, redis).
+	storeName string
 }
 
 // spec is the cookie configuration as the portal takes it.
@@ -221,6 +228,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if !ok {
 		return fmt.Errorf("store module %T is not a StoreProvider", mod)
 	}
+	a.storeName = mod.(caddy.Module).CaddyModule().ID.Name()
 	a.storeKey = provider.StoreKey()
 	val, _, err := stores.LoadOrNew(a.storeKey, func() (caddy.Destructor, error) {
 		st, err := provider.OpenStore(time.Now)
@@ -254,6 +262,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			MaxSearchResults:    a.MaxSearchResults,
 		},
 	}
+	a.provisionOps(ctx)
 	return nil
 }
 
@@ -298,8 +307,8 @@ func (a *App) Validate() error {
 	if a.SessionLifetime < 0 {
 		return errors.New("session_lifetime must be positive")
 	}
-	if a.TouchInterval < 0 || a.BlockDuration < 0 || a.StoreTimeout < 0 {
-		return errors.New("touch_interval, block_duration and store_timeout must not be negative")
+	if a.TouchInterval < 0 || a.BlockDuration < 0 || a.StoreTimeout < 0 || a.StatsInterval < 0 {
+		return errors.New("touch_interval, block_duration, store_timeout and stats_interval must not be negative")
 	}
 	if a.MaxSessionsPerUser < 0 || a.MaxSearchResults < 0 {
 		return errors.New("max_sessions_per_user and max_search_results must not be negative")
@@ -313,11 +322,12 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start implements caddy.App. The store was opened in Provision.
-func (a *App) Start() error { return nil }
+// Start implements caddy.App. The store was opened in Provision; Start
+// makes the app the one the admin API serves and starts the store sampler.
+func (a *App) Start() error { a.ops.start(); return nil }
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error { a.ops.stop(); return nil }
 
 // Cleanup releases this config's use of the pooled store; the store closes
 // when no config uses it any more.

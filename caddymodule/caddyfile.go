@@ -64,6 +64,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //	    [authn { ... }]                        # see parseAuthn
 //	    [oidc <name> { ... }]                  # repeatable; see parseOIDC
 //	    [webauthn { ... }]                     # see parseWebAuthn
+//	    [stats_interval <duration>]
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -139,6 +140,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = a.parseWebAuthn(d)
 		case "directory":
 			err = a.parseDirectory(d)
+		case "stats_interval":
+			err = parseDurationInto(d, &a.StatsInterval)
 		default:
 			return d.Errf("unrecognized authsession option %q", opt)
 		}
@@ -451,7 +454,7 @@ func (a *App) parseRiskAnalyzer(d *caddyfile.Dispenser) error {
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next() // directive name
 	if !h.NextArg() {
-		return nil, h.Errf("authsession needs a kind: api, gate or portal")
+		return nil, h.Errf("authsession needs a kind: api, gate, portal or health")
 	}
 	var m interface {
 		caddyhttp.MiddlewareHandler
@@ -464,8 +467,10 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 		m = new(Gate)
 	case "portal":
 		m = new(Portal)
+	case "health":
+		m = new(Health)
 	default:
-		return nil, h.Errf("unknown authsession kind %q: want api, gate or portal", h.Val())
+		return nil, h.Errf("unknown authsession kind %q: want api, gate, portal or health", h.Val())
 	}
 	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err

@@ -295,7 +295,7 @@ func TestAPIOpenAPIOption(t *testing.T) {
 
 func TestHandlerDirectiveRejections(t *testing.T) {
 	tests := []rejection{
-		{"no kind", "authsession", "needs a kind: api, gate or portal"},
+		{"no kind", "authsession", "needs a kind: api, gate, portal or health"},
 		{"unknown kind", "authsession pretzel", `"pretzel"`},
 		{"unknown family", "authsession api pace", `"pace"`},
 		{"family twice", "authsession api oam oam", `"oam" listed twice`},

@@ -19,8 +19,8 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "authsession",
-		Usage: "user <add|passwd|totp> --file <users.json> ...",
-		Short: "Maintains the authsession users file",
+		Usage: "user <add|passwd|totp> ... | sessions <list|revoke> ... | counters reset ... | stats",
+		Short: "Maintains the authsession users file; lists and revokes sessions",
 		Long: `Maintains the users file named by the authsession app's users_file option.
 
   caddy authsession user add --file users.json --login alice [--id ID] [--group G]
@@ -37,9 +37,21 @@ the secret and its otpauth:// URI, optionally writing a QR code PNG. The file
 is written atomically with mode 0600; run "caddy reload" to apply it.
 With --config, the user is looked up in the config's directories and the
 secret is kept in its file or Redis store (a file store only while Caddy
-is stopped; the memory store cannot be reached), in effect at once.`,
+is stopped; the memory store cannot be reached), in effect at once.
+
+  caddy authsession sessions list [--user U] [--status S] [--limit N] [--json]
+  caddy authsession sessions revoke <hash> | --user U [--json]
+  caddy authsession counters reset --user U [--json]
+  caddy authsession stats [--json]
+
+These talk to the running instance's admin endpoint (the admin API's
+/authsession/ routes), found as "caddy reload" finds it: --address, else the
+admin address of --config, else localhost:2019. A session is named by its
+hash, a prefix of the hex SHA-256 of its id (at least 16 digits to revoke);
+with the Redis store a revocation holds on every instance.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.AddCommand(userCommand())
+			cmd.AddCommand(adminCommands()...)
 		},
 	})
 }

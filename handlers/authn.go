@@ -123,6 +123,7 @@ func (a *Authn) fail(w http.ResponseWriter, asXML bool, status int, code, msg st
 // authorize checks Basic auth and answers 401 itself.
 func (a *Authn) authorize(w http.ResponseWriter, r *http.Request, asXML bool) bool {
 	_, res, until := a.Auth.Authenticate(r)
+	a.Env.apiCredentialsFailed(r, "authn", a.Auth, res)
 	switch res {
 	case AuthOK:
 		return true

@@ -127,17 +127,17 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 	var s *state.Session
 	var err error
 	if named {
-		s, err = a.Env.Store.Update(ctx, key, apply)
+		s, err = a.Env.UpdateSession(ctx, "authn", "", key, apply)
 	} else {
 		err = state.ErrNotFound
 	}
 	if errors.Is(err, state.ErrNotFound) {
 		s = a.Env.NewSession(id, now)
 		if err = apply(s); err == nil {
-			err = a.Env.CreateSession(ctx, s)
+			err = a.Env.CreateSessionIn(ctx, "authn", s)
 		}
 		if errors.Is(err, state.ErrExists) && named {
-			s, err = a.Env.Store.Update(ctx, key, apply)
+			s, err = a.Env.UpdateSession(ctx, "authn", "", key, apply)
 		}
 	}
 	switch {

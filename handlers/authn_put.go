@@ -175,7 +175,7 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var out putOutcome
-	s, err := a.Env.Store.Update(ctx, key, func(s *state.Session) error {
+	s, err := a.Env.UpdateSession(ctx, "authn", "", key, func(s *state.Session) error {
 		out = putOutcome{}
 		if !userBlock.IsZero() {
 			BlockSession(s, now, userBlock)

@@ -79,6 +79,7 @@ func (e *Env) CreateSession(ctx context.Context, s *state.Session) error {
 	if err := e.Store.Create(ctx, s); err != nil {
 		return err
 	}
+	e.emitCreated(ctx, s)
 	limit := e.Policy.MaxSessionsPerUser
 	if limit <= 0 || s.UserID == "" {
 		return nil
@@ -97,12 +98,16 @@ func (e *Env) CreateSession(ctx context.Context, s *state.Session) error {
 	// Oldest first; the store's order breaks ties.
 	slices.SortStableFunc(others, func(a, b *state.Session) int { return a.CreateTime.Compare(b.CreateTime) })
 	for _, o := range others[:max(len(others)-(limit-1), 0)] {
-		if _, err := e.Store.Delete(ctx, o.Key); err != nil && !errors.Is(err, state.ErrNotFound) {
+		_, err := e.Store.Delete(ctx, o.Key)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
 			e.Logger.Warn("cannot apply max_sessions_per_user", zap.String("session", o.Key.Short()), zap.Error(err))
 			continue
 		}
 		e.Logger.Info("oldest session of the user deleted (max_sessions_per_user)",
 			zap.String("session", o.Key.Short()), zap.Int("max", limit))
+		if err == nil { // not already gone (another creator's trim)
+			e.emitTrimmed(ctx, o)
+		}
 	}
 	return nil
 }

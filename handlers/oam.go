@@ -45,6 +45,7 @@ func allowed(p string) string {
 func (o *OAM) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, res, until := o.Auth.Authenticate(r)
+		o.Env.apiCredentialsFailed(r, "oam", o.Auth, res)
 		if res == AuthThrottled {
 			w.Header().Set("Retry-After", RetryAfter(until, o.Env.Time()))
 			oamFail(w, http.StatusTooManyRequests, "too many wrong credentials; try again later", "")
@@ -190,7 +191,7 @@ func (o *OAM) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := o.Env.StoreContext(r)
 	defer cancel()
-	if err := o.Env.CreateSession(ctx, s); err != nil {
+	if err := o.Env.CreateSessionIn(ctx, "oam", s); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			oamFail(w, http.StatusBadRequest, "a session with this sessionId exists already", "sessionId")
 			return
@@ -249,7 +250,7 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 			oamFail(w, http.StatusNotFound, "session not found", "sessionId")
 			return
 		}
-		s, err := o.Env.Store.Delete(ctx, state.KeyOf(id))
+		s, err := o.Env.DeleteSession(ctx, "oam", RevokedAPI, RemoteIP(r), state.KeyOf(id))
 		if err != nil {
 			if errors.Is(err, state.ErrNotFound) {
 				oamFail(w, http.StatusNotFound, "session not found or expired", "sessionId")
@@ -279,7 +280,7 @@ func (o *OAM) delete(w http.ResponseWriter, r *http.Request) {
 			if idStore != "" && s.IDStoreName != idStore {
 				continue
 			}
-			gone, err := o.Env.Store.Delete(ctx, s.Key)
+			gone, err := o.Env.DeleteSession(ctx, "oam", RevokedAPI, RemoteIP(r), s.Key)
 			if errors.Is(err, state.ErrNotFound) {
 				continue // expired or deleted meanwhile
 			}

@@ -63,6 +63,9 @@ var otpMedia = []string{mediaJSON}
 func (o *OTPSessions) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !o.Auth.Check(r) {
+			if r.Header.Get("Authorization") != "" {
+				o.Env.EmitLoginFailed(r.Context(), "otp", FactorAPICredentials, "wrong_credentials", "", "", RemoteIP(r))
+			}
 			jsonAPIFail(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required", "")
 			return
 		}
@@ -146,7 +149,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 			o.storeFail(w, "issue", err)
 			return
 		}
-		switch err := o.Env.CreateSession(ctx, s); {
+		switch err := o.Env.CreateSessionIn(ctx, "otp", s); {
 		case err == nil:
 			o.Env.Logger.Info("otp session created", zap.String("session", key.Short()))
 			o.deliverAndAnswer(w, r, s, code, exp, http.StatusOK, o.ExposeOTP)
@@ -176,7 +179,7 @@ func (o *OTPSessions) putSession(w http.ResponseWriter, r *http.Request) {
 	var code string
 	var exp time.Time
 	issued := false
-	s, err := o.Env.Store.Update(ctx, key, func(s *state.Session) error {
+	s, err := o.Env.UpdateSession(ctx, "otp", "", key, func(s *state.Session) error {
 		code, issued = "", false
 		if s.UserID != userID {
 			return state.ErrNotFound

@@ -74,6 +74,10 @@ func (o *OTPSessions) enrollTOTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.Env.Logger.Info("totp enrolled", zap.String("login", u.Login))
+	o.Env.Emit(r.Context(), Event{
+		Name: EventFactorEnrolled, UserKey: u.ID, Login: u.Login, Family: "otp",
+		Factor: state.FactorTOTP, ClientIP: RemoteIP(r),
+	})
 	WriteJSON(w, http.StatusCreated, "", totpEnrollAnswer{
 		Secret: e.Secret, URI: e.URI,
 		QRPNG: base64.StdEncoding.EncodeToString(e.PNG),

@@ -169,7 +169,7 @@ func (o *OTPSessions) verify(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var res state.OTPResult
-	_, err := o.Env.Store.Update(ctx, key, func(s *state.Session) error {
+	_, err := o.Env.UpdateSession(ctx, "otp", "", key, func(s *state.Session) error {
 		switch {
 		case !userBlock.IsZero():
 			BlockSession(s, now, userBlock)
@@ -292,7 +292,7 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 	}
 	var code string
 	var exp time.Time
-	s, err := o.Env.Store.Update(ctx, key, func(s *state.Session) error {
+	s, err := o.Env.UpdateSession(ctx, "otp", "", key, func(s *state.Session) error {
 		var err error
 		code, exp, err = o.OTP.Issue(s, o.Key, now)
 		return err

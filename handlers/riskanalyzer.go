@@ -138,6 +138,7 @@ var (
 func (ra *RiskAnalyzer) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, res, until := ra.Auth.Authenticate(r)
+		ra.Env.apiCredentialsFailed(r, "risk-analyzer", ra.Auth, res)
 		if res == AuthThrottled {
 			w.Header().Set("Retry-After", RetryAfter(until, ra.Env.Time()))
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -362,7 +363,7 @@ func (ra *RiskAnalyzer) update(w http.ResponseWriter, r *http.Request) {
 	now := ra.Env.Time()
 	ctx, cancel := ra.Env.StoreContext(r)
 	defer cancel()
-	s, err := ra.Env.Store.Update(ctx, state.KeyOf(q.requestID), func(s *state.Session) error {
+	s, err := ra.Env.UpdateSession(ctx, "risk-analyzer", "", state.KeyOf(q.requestID), func(s *state.Session) error {
 		return ra.apply(s, q, now)
 	})
 	var blocked *state.BlockedError
@@ -421,6 +422,12 @@ func (ra *RiskAnalyzer) recordUser(ctx context.Context, s *state.Session, q *raR
 		}
 		return nil
 	})
+	if err == nil && register {
+		ra.Env.Emit(ctx, Event{
+			Name: EventDeviceTrusted, UserKey: s.UserID, Login: s.LoginName, Session: s.Key,
+			Family: "risk-analyzer", ClientIP: s.ClientIP,
+		})
+	}
 	return err
 }
 

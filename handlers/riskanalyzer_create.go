@@ -168,7 +168,7 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := ra.Env.StoreContext(r)
 	defer cancel()
-	if err := ra.Env.CreateSession(ctx, s); err != nil {
+	if err := ra.Env.CreateSessionIn(ctx, "risk-analyzer", s); err != nil {
 		if errors.Is(err, state.ErrExists) {
 			ra.fail(w, r, raInvalid, "requestId: a session with this id exists already", "")
 			return

@@ -617,7 +617,7 @@ func (p *Portal) verifyRegistered(w http.ResponseWriter, r *http.Request, ctx co
 	p.Limiter.Reset(r.Context(), userKey(r.Context(), p.Users, u.Login))
 	p.setSession(w, r, id)
 	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
-		p.trustDevice(ctx, w, u, now)
+		p.trustDevice(ctx, w, u, p.clientIP(r), now)
 	}
 	log.Info("portal sign-in complete", zap.String("new_session", state.KeyOf(id).Short()))
 	finish(w, r, target(r))

@@ -145,7 +145,7 @@ func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key,
 	var code string
 	var exp time.Time
 	if err == nil {
-		_, err = p.Env.Store.Update(ctx, key, func(s *state.Session) error {
+		_, err = p.Env.UpdateSession(ctx, "portal", p.clientIP(r), key, func(s *state.Session) error {
 			var err error
 			code, exp, err = p.OTP.Issue(s, p.Key, now)
 			if err == nil {

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/authsession/caddy-authsession/handlers"
 	"github.com/authsession/caddy-authsession/handlers/delivery"
 	"github.com/authsession/caddy-authsession/state"
 )
@@ -70,6 +71,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		// The reservation stays: it is the failure.
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
+		p.loginFailed(r, login, ip)
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
 			Redirect: t, Login: login,
 			Error: "Wrong login or password.",
@@ -104,7 +106,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.storeFailed(w, r, "login", err)
 		return
 	}
-	if err := p.Env.CreateSession(ctx, s); err != nil {
+	if err := p.Env.CreateSessionIn(ctx, "portal", s); err != nil {
 		p.storeFailed(w, r, "create", err)
 		return
 	}
@@ -126,6 +128,17 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, withTarget(p.Prefix+"/otp", t), http.StatusSeeOther)
 }
 
+// loginFailed emits login_failed for a wrong password. A login that names
+// no user is left out of the event (it may be a password typed in the wrong
+// field): the reason says unknown_user.
+func (p *Portal) loginFailed(r *http.Request, login, ip string) {
+	if u, known, err := p.Users.Lookup(r.Context(), login); err == nil && known {
+		p.Env.EmitLoginFailed(r.Context(), "portal", "password", "wrong_password", u.ID, u.Login, ip)
+		return
+	}
+	p.Env.EmitLoginFailed(r.Context(), "portal", "password", "unknown_user", "", "", ip)
+}
+
 // dropCurrent deletes the browser's current session, if any: a new sign-in
 // never reuses an id the browser had before.
 func (p *Portal) dropCurrent(ctx context.Context, r *http.Request) {
@@ -133,7 +146,7 @@ func (p *Portal) dropCurrent(ctx context.Context, r *http.Request) {
 	if err != nil || state.ValidateID(c.Value) != nil {
 		return
 	}
-	_, _ = p.Env.Store.Delete(ctx, state.KeyOf(c.Value))
+	_, _ = p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), state.KeyOf(c.Value))
 }
 
 const (

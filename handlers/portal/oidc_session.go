@@ -75,14 +75,14 @@ func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *
 		p.storeFailed(w, r, "oidc session", err)
 		return
 	}
-	if err := p.Env.CreateSession(ctx, s); err != nil {
+	if err := p.Env.CreateSessionIn(ctx, "oidc", s); err != nil {
 		p.storeFailed(w, r, "create", err)
 		return
 	}
 	p.setSession(w, r, id)
 	if done {
 		p.Env.Logger.Info("oidc sign-in complete", zap.String("provider", o.Name), zap.String("session", s.Key.Short()), zap.String("user", u.ID))
-		p.Env.Emit(ctx, handlers.Event{Name: handlers.EventSessionAuthenticated, UserKey: u.ID, Login: u.Login, Session: s.Key, Family: "oidc", Factor: factor, ClientIP: ip})
+		// CreateSessionIn emitted session_created and session_authenticated.
 		finish(w, r, t)
 		return
 	}

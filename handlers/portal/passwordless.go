@@ -58,7 +58,7 @@ func (p *Portal) passwordlessOptions(w http.ResponseWriter, r *http.Request) {
 	c.Started, c.Expires = now, now.Add(state.CeremonyTTL)
 	kept, _ := json.Marshal(c)
 	s.UserAttributes = map[string]string{ceremonyAttr: base64.RawURLEncoding.EncodeToString(kept)}
-	if err := p.Env.CreateSession(ctx, s); err != nil {
+	if err := p.Env.CreateSessionIn(ctx, "portal", s); err != nil {
 		p.Env.Logger.Error("portal passkey sign-in could not start", zap.Error(err))
 		writeJSON(w, http.StatusServiceUnavailable, ceremonyAnswer{Error: "unavailable"})
 		return

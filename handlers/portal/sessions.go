@@ -30,7 +30,7 @@ func (p *Portal) logout(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	next := p.Prefix + "/login?signed_out=1"
 	if c, err := r.Cookie(p.Cookie.Name); err == nil && state.ValidateID(c.Value) == nil {
-		if s, err := p.Env.Store.Delete(ctx, state.KeyOf(c.Value)); err == nil {
+		if s, err := p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), state.KeyOf(c.Value)); err == nil {
 			p.Env.Logger.Info("portal sign-out", zap.String("session", s.Key.Short()))
 			if u := p.endSessionURL(r, s); u != "" {
 				next = u
@@ -119,7 +119,7 @@ func (p *Portal) revoke(w http.ResponseWriter, r *http.Request) {
 		if !everyone && (index == "" || o.Index != index) {
 			continue
 		}
-		if _, err := p.Env.Store.Delete(ctx, o.Key); err == nil {
+		if _, err := p.Env.DeleteSession(ctx, "portal", handlers.RevokedLogout, p.clientIP(r), o.Key); err == nil {
 			n++
 			self = self || o.Key == s.Key
 		}

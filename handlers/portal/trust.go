@@ -48,7 +48,7 @@ func trustedDeviceID(token string, u state.User) string {
 
 // trustDevice registers the browser as trusted for u and sets its cookie.
 // A failure is logged: the sign-in has succeeded anyway.
-func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state.User, now time.Time) {
+func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state.User, ip string, now time.Time) {
 	token := state.NewID()
 	id := trustedDeviceID(token, u)
 	_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
@@ -59,6 +59,7 @@ func (p *Portal) trustDevice(ctx context.Context, w http.ResponseWriter, u state
 		p.Env.Logger.Warn("portal could not trust the device", zap.String("user", u.ID), zap.Error(err))
 		return
 	}
+	p.Env.Emit(ctx, handlers.Event{Name: handlers.EventDeviceTrusted, UserKey: u.ID, Login: u.Login, Family: "portal", ClientIP: ip})
 	http.SetCookie(w, p.cookie(p.deviceCookie(), token, p.Prefix, int(p.TrustFor/time.Second)))
 }
 

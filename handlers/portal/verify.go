@@ -86,7 +86,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	}
 	var res state.OTPResult
 	var authed *state.Session
-	_, err = p.Env.Store.Update(ctx, s.Key, func(cur *state.Session) error {
+	_, err = p.Env.UpdateSession(ctx, "portal", p.clientIP(r), s.Key, func(cur *state.Session) error {
 		authed = nil
 		c := cur.Clone()
 		switch {
@@ -133,6 +133,10 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	case state.OTPOK:
 	case state.OTPBlocked:
 		checked = true // the reservation is the failure
+		if !userBlock.IsZero() {
+			// The factor was blocked already: this code was refused unchecked.
+			p.Env.EmitLoginFailed(ctx, "portal", challengeFactor(factor), "blocked", ukey, u.Login, ip)
+		}
 		until := now.Add(p.OTP.BlockFor)
 		if !userBlock.IsZero() {
 			until = userBlock
@@ -148,6 +152,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 			msg = "That code has expired or was already used. Send a new one."
 		default: // wrong
 		}
+		p.Env.EmitLoginFailed(ctx, "portal", challengeFactor(factor), "wrong_code", ukey, u.Login, ip)
 		p.renderFactor(w, r, http.StatusUnauthorized, s, u, factor, msg)
 		return
 	}
@@ -164,7 +169,7 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 	p.Limiter.Reset(r.Context(), userKey(r.Context(), p.Users, u.Login))
 	p.setSession(w, r, id)
 	if p.TrustFor > 0 && r.PostFormValue("trust") != "" {
-		p.trustDevice(ctx, w, u, now)
+		p.trustDevice(ctx, w, u, ip, now)
 	}
 	p.Env.Logger.Info("portal sign-in complete", zap.String("session", state.KeyOf(id).Short()), zap.String("user", u.ID))
 	finish(w, r, target(r))
@@ -184,7 +189,7 @@ func (p *Portal) rotate(ctx context.Context, old state.Key, authed *state.Sessio
 	ns.Challenge = nil
 	ns.Version = 0
 	ns.LastAccessTime, ns.UpdateTime = now, now
-	if err := p.Env.CreateSession(ctx, ns); err != nil {
+	if err := p.Env.CreateSessionIn(handlers.WithRotation(ctx), "portal", ns); err != nil {
 		return "", err
 	}
 	if _, err := p.Env.Store.Delete(ctx, old); err != nil && !errors.Is(err, state.ErrNotFound) {
