@@ -23,7 +23,7 @@ import (
 // the others never wait for it.
 type table struct {
 	shards    [tableShards]tableShard
-	onEvicted func(k Key, s *Session)
+	onEvicted func(k Key, userID []byte)
 }
 
 const (
@@ -61,8 +61,22 @@ func newTable() *table {
 }
 
 // OnEvicted sets the function called (outside any lock) for each session
-// removed by Delete or DeleteExpired.
-func (t *table) OnEvicted(fn func(Key, *Session)) { t.onEvicted = fn }
+// removed by Delete or DeleteExpired, with its UserID read from the
+// encoding in place: dropping a session decodes nothing and allocates
+// nothing, so a sweep of many expired sessions makes no garbage.
+func (t *table) OnEvicted(fn func(k Key, userID []byte)) { t.onEvicted = fn }
+
+// evict calls onEvicted for the slot sl dropped from under k.
+func (t *table) evict(k Key, sl slot) {
+	if t.onEvicted == nil {
+		return
+	}
+	uid, ok := encodedUserID(sl.enc)
+	if !ok {
+		panic("state: memory table holds a bad encoding") // written by this package only
+	}
+	t.onEvicted(k, uid)
+}
 
 func (t *table) shard(k Key) *tableShard { return &t.shards[k[0]] }
 
@@ -118,12 +132,31 @@ func (t *table) Get(k Key) (*Session, bool) {
 // Set stores s under k for ttl (real clock). s becomes the cached snapshot:
 // the caller must not change it after.
 func (t *table) Set(k Key, s *Session, ttl time.Duration) {
-	sl := slot{expires: time.Now().Add(ttl).UnixNano(), enc: AppendSession(nil, s)}
+	sl := slot{expires: time.Now().Add(ttl).UnixNano(), enc: encodeExact(s)}
 	sh := t.shard(k)
 	sh.mu.Lock()
 	sh.slots[k] = sl
 	sh.remember(k, &snap{enc: &sl.enc[0], s: s})
 	sh.mu.Unlock()
+}
+
+// encBufs are scratch buffers for encodeExact.
+var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// encodeExact returns the encoding of s in a slice of its own length.
+// Appending to nil would grow the slice by doubling and leave it up to
+// twice as large as needed (a typical session's 250 bytes in 448), and
+// the table keeps each encoding as long as the session lives.
+func encodeExact(s *Session) []byte {
+	bp := encBufs.Get().(*[]byte)
+	buf := AppendSession((*bp)[:0], s)
+	enc := make([]byte, len(buf))
+	copy(enc, buf)
+	if cap(buf) <= 64<<10 { // keep no buffer a huge session grew
+		*bp = buf[:0]
+		encBufs.Put(bp)
+	}
+	return enc
 }
 
 // Delete removes the session under k, if any.
@@ -133,8 +166,8 @@ func (t *table) Delete(k Key) {
 	sl, ok := sh.slots[k]
 	delete(sh.slots, k)
 	sh.mu.Unlock()
-	if ok && t.onEvicted != nil {
-		t.onEvicted(k, sh.cached(k, sl))
+	if ok {
+		t.evict(k, sl)
 	}
 }
 
@@ -158,10 +191,8 @@ func (t *table) DeleteExpired() {
 			}
 		}
 		sh.mu.Unlock()
-		if t.onEvicted != nil {
-			for _, g := range out {
-				t.onEvicted(g.k, sh.cached(g.k, g.sl))
-			}
+		for _, g := range out {
+			t.evict(g.k, g.sl)
 		}
 	}
 }
