@@ -24,7 +24,7 @@
 # shorter run), BENCH_PARTS (abcde: the parts to run; c comes with b, d needs b),
 # BENCH_DURATION (5s per wrk run), BENCH_ROUNDS (5), BENCH_CONNS (32),
 # BENCH_PRELOAD_CONNS (32; BENCH_FILE_PRELOAD_CONNS, 256, for the file
-# store, whose commits are shared by concurrent writers), BENCH_PRELOAD_DEADLINE (300s: a preload stops
+# store, whose commits are shared by concurrent writers), BENCH_PRELOAD_DEADLINE (600s: a preload stops
 # there and the report says how many sessions it reached),
 # BENCH_SWEEP_SPAN (60: seconds over which part (d)'s sessions are created,
 # and so expire), BENCH_RESTARTS (3), BENCH_SEED_DIR (/dev/shm: where part
@@ -46,7 +46,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-32}
 PRELOAD_CONNS=${BENCH_PRELOAD_CONNS:-32}
 FILE_PRELOAD_CONNS=${BENCH_FILE_PRELOAD_CONNS:-256}
-PRELOAD_DEADLINE=${BENCH_PRELOAD_DEADLINE:-300s}
+PRELOAD_DEADLINE=${BENCH_PRELOAD_DEADLINE:-600s}
 SWEEP_SPAN=${BENCH_SWEEP_SPAN:-60}
 RESTARTS=${BENCH_RESTARTS:-3}
 SEED_DIR=${BENCH_SEED_DIR:-/dev/shm}
@@ -215,10 +215,16 @@ wait_up() { # wait_up URL NAME
 url() { echo "http://127.0.0.1:${PORT[$1.$2]}/"; }
 api() { echo "http://127.0.0.1:${PORT[$1.api]}"; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-preload() { # preload PROC N [FLAGS...]: sessions 0..N-1, from the load CPU
-	local proc=$1 n=$2
+# preload PROC N [FLAGS...]: sessions 0..N-1 through PROC's OAM API. The
+# process may use every CPU meanwhile (all its threads), then goes back to
+# its own; nothing is measured during a preload.
+preload() {
+	local proc=$1 n=$2 pid=PID_$1 rc=0
 	shift 2
-	taskset -c "$LOAD_CPU" "$BT" preload -url "$(api "$proc")" -n "$n" -c "$PRELOAD_CONNS" -deadline "$PRELOAD_DEADLINE" "$@"
+	taskset -a -p -c "0-$(($(nproc) - 1))" "${!pid}" >/dev/null
+	"$BT" preload -url "$(api "$proc")" -n "$n" -c "$PRELOAD_CONNS" -deadline "$PRELOAD_DEADLINE" "$@" || rc=$?
+	[ "$proc" = file ] || taskset -a -p -c "$CADDY_CPU" "${!pid}" >/dev/null
+	return $rc
 }
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
 expect() { # expect NAME URL STATUS [HEADER]
@@ -459,7 +465,7 @@ if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no -- state ha
 	echo "- Machine: \`nproc\` $(nproc), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
 	echo "- Load average (1/5/15 min) at the start: $(sed -n 's/^load_ab_before\t//p' "$WORK/facts.tsv"); each part gives its own. Other jobs share this machine when the load is above ~2: the figures are noisy, compare rows of one run."
 	echo "- Versions: $(go version | cut -d' ' -f3-), Caddy $("$CADDY" version | cut -d' ' -f1) with caddy-authsession $COMMIT, wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
-	echo "- Caddy pinned to CPU $CADDY_CPU (\`taskset -c $CADDY_CPU\`), wrk and the preloading client to CPU $LOAD_CPU; \`wrk -t1 -c$CONNS -d$DURATION --latency\`, $ROUNDS rounds interleaved, medians; admin off and logs at WARN to a file$([ "$PROFILE" = 1 ] && echo ' (admin on a loopback port in (a)/(b) for the profiles)')"
+	echo "- Caddy pinned to CPU $CADDY_CPU (\`taskset -c $CADDY_CPU\`; every CPU while sessions are preloaded, nothing being measured then), wrk to CPU $LOAD_CPU; \`wrk -t1 -c$CONNS -d$DURATION --latency\`, $ROUNDS rounds interleaved, medians; admin off and logs at WARN to a file$([ "$PROFILE" = 1 ] && echo ' (admin on a loopback port in (a)/(b) for the profiles)')"
 	echo
 	"$BT" report -dir "$WORK"
 	for proc in small large; do
