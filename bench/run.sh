@@ -27,7 +27,7 @@
 # store, whose commits are shared by concurrent writers), BENCH_PRELOAD_DEADLINE (600s: a preload stops
 # there and the report says how many sessions it reached),
 # BENCH_SWEEP_SPAN (60: seconds over which part (d)'s sessions are created,
-# and so expire), BENCH_RESTARTS (3), BENCH_SEED_DIR (/dev/shm: where part
+# and so expire; at least 1.3 × the time the preload of (b) took), BENCH_RESTARTS (3), BENCH_SEED_DIR (/dev/shm: where part
 # (e) creates its file before copying it to disk), BENCH_CADDY_CPU (0), BENCH_LOAD_CPU (1),
 # BENCH_PROFILE (1: also take a 10 s CPU profile of the gate + respond site
 # of both processes of (b), through an admin endpoint on a loopback port,
@@ -357,6 +357,12 @@ if part d; then
 		echo "part d compares with the large process of part b: BENCH_PARTS must include b" >&2
 		exit 1
 	fi
+	# Pace the creations over at least as long as the preload of (b) took
+	# (×1.3), so that none expires before the last is made and the rounds
+	# begin with all of them.
+	took=$(sed -n 's/.*preload_large\t.*seconds=\([0-9.]*\).*/\1/p' "$WORK/facts.tsv")
+	SWEEP_SPAN=$(awk -v s="$SWEEP_SPAN" -v t="${took:-0}" -v n="$N" -v l="$(sed -n 's/^sessions_large\t//p' "$WORK/facts.tsv" | tail -1)" 'BEGIN {x = t * 1.3 * n / l; printf "%d", (x > s ? x : s)}')
+	SWEEP_IDLE=$((SWEEP_SPAN + 20))
 	caddyfile sweep "memory {
 			cleanup_interval 1s
 		}" "idle_timeout ${SWEEP_IDLE}s" "touch_interval 1s" >"$WORK/sweep.caddyfile"

@@ -22,7 +22,7 @@ type MemoryOptions struct {
 // Nothing survives the process.
 type Memory struct {
 	now   Clock
-	cache *table
+	cache *table[struct{}]
 
 	// locks serialise writers of one key (striped by the key's first byte),
 	// so Update is atomic without a global write lock.
@@ -54,7 +54,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now: opts.Now,
 		// The store runs its own sweeper, stopped by Close.
-		cache:      newTable(),
+		cache:      newTable[struct{}](),
 		byUser:     make(map[userHash]Key),
 		byUserMore: make(map[userHash]map[Key]struct{}),
 		users:      make(map[string]userEntry),

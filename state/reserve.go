@@ -18,13 +18,13 @@ func (m *Memory) Reserve(n int) {
 
 // reserve sizes the empty shards for n sessions in all (plus an eighth: the
 // keys are SHA-256 digests, so shards fill evenly but not exactly).
-func (t *table) reserve(n int) {
+func (t *table[A]) reserve(n int) {
 	per := n/tableShards + n/tableShards/8 + 1
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		if len(sh.slots) == 0 {
-			sh.slots = make(map[Key]slot, per)
+			sh.slots = make(map[Key]slot[A], per)
 		}
 		sh.mu.Unlock()
 	}
