@@ -1,7 +1,9 @@
 # Benchmarks (the README, "Performance"). Included from the Makefile.
 #
-#   make bench      the load benchmark: bin/caddy + wrk on 127.0.0.1, ~6-7 min,
-#                   writes bench/results/<date>.md (tunables: bench/run.sh)
+#   make bench      the load benchmark: bin/caddy pinned to one CPU, wrk to
+#                   another, on 127.0.0.1; 15-30 min with 1M sessions
+#                   (BENCH_SESSIONS=100000 for a shorter run); writes
+#                   bench/results/<date>.md (tunables: bench/run.sh)
 #   make bench-go   the in-process Go benchmarks of the gate, session
 #                   creation and memory per session
 

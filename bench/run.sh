@@ -1,34 +1,63 @@
 #!/usr/bin/env bash
-# bench/run.sh — the load benchmark behind `make bench` (see the README, "Performance").
+# bench/run.sh — the load benchmark behind `make bench` (docs/performance.md).
 #
-# Starts, on 127.0.0.1 only: a tiny upstream app, a minimal forward_auth
-# service, and two Caddy processes built from this repository (bin/caddy)
-# with a generated Caddyfile — one holding BENCH_SESSIONS_SMALL live
-# sessions, one holding BENCH_SESSIONS_LARGE — preloaded through the OAM API.
-# Then measures every configuration with wrk, interleaved round by round
-# (A B C … A B C …), and writes bench/results/<date>.md.
+# Measures what users pay, with Caddy built from this repository (bin/caddy)
+# pinned to one CPU (taskset -c BENCH_CADDY_CPU) and wrk pinned to another
+# (BENCH_LOAD_CPU), everything on 127.0.0.1, and writes
+# bench/results/<date>.md:
 #
-# Tunables (environment): BENCH_DURATION (5s), BENCH_ROUNDS (5),
-# BENCH_CONNS (32), BENCH_THREADS (2), BENCH_SESSIONS_SMALL (1000),
-# BENCH_SESSIONS_LARGE (1000000), BENCH_PRELOAD_CONNS (32),
-# BENCH_PRELOAD_DEADLINE (240s: the large preload stops there and the
-# report says how many sessions it reached), CADDY (bin/caddy).
+#  (a) one Caddy process serving `respond`, gate + `respond`, `basic_auth` +
+#      `respond`, `forward_auth` + `respond` and the gate's miss path, each
+#      on its own site address;
+#  (b) the same configuration in two processes, one holding 1 session and
+#      one holding BENCH_SESSIONS, created through the OAM API; the process
+#      not being measured is stopped with SIGSTOP (SIGCONT after), so the two
+#      never compete. (a) and (b) run interleaved, round by round; the report
+#      gives the medians;
+#  (c) RSS per live session: VmRSS of the two processes of (b), subtracted;
+#  (d) the gate's p50/p99 in a third process whose sessions expire while it
+#      is measured (cleanup_interval 1s), against the large process of (b);
+#  (e) the file store's restart time with BENCH_SESSIONS sessions: stop,
+#      start, time until the gate answers and until every session is loaded.
+#
+# Tunables (environment): BENCH_SESSIONS (1000000; e.g. 100000 for a
+# shorter run), BENCH_PARTS (abcde: the parts to run; c comes with b, d needs b),
+# BENCH_DURATION (5s per wrk run), BENCH_ROUNDS (5), BENCH_CONNS (32),
+# BENCH_PRELOAD_CONNS (32; BENCH_FILE_PRELOAD_CONNS, 256, for the file
+# store, whose commits are shared by concurrent writers), BENCH_PRELOAD_DEADLINE (600s: a preload stops
+# there and the report says how many sessions it reached),
+# BENCH_SWEEP_SPAN (60: seconds over which part (d)'s sessions are created,
+# and so expire; at least 1.3 × the time the preload of (b) took), BENCH_RESTARTS (3), BENCH_SEED_DIR (/dev/shm: where part
+# (e) creates its file before copying it to disk), BENCH_CADDY_CPU (0), BENCH_LOAD_CPU (1),
+# BENCH_PROFILE (1: also take a 10 s CPU profile of the gate + respond site
+# of both processes of (b), through an admin endpoint on a loopback port,
+# and put `go tool pprof -top` in the report), CADDY (bin/caddy).
+#
+# It is never part of `make test`: it takes ~15 minutes at 1M sessions and
+# needs ~8 GB of RAM.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CADDY=${CADDY:-$ROOT/bin/caddy}
+N=${BENCH_SESSIONS:-1000000}
+PARTS=${BENCH_PARTS:-abcde}
 DURATION=${BENCH_DURATION:-5s}
 ROUNDS=${BENCH_ROUNDS:-5}
 CONNS=${BENCH_CONNS:-32}
-THREADS=${BENCH_THREADS:-2}
-SMALL=${BENCH_SESSIONS_SMALL:-1000}
-LARGE=${BENCH_SESSIONS_LARGE:-1000000}
 PRELOAD_CONNS=${BENCH_PRELOAD_CONNS:-32}
-PRELOAD_DEADLINE=${BENCH_PRELOAD_DEADLINE:-240s}
-HIT=$((SMALL / 2)) # the session wrk presents: live in both processes
+FILE_PRELOAD_CONNS=${BENCH_FILE_PRELOAD_CONNS:-256}
+PRELOAD_DEADLINE=${BENCH_PRELOAD_DEADLINE:-600s}
+SWEEP_SPAN=${BENCH_SWEEP_SPAN:-60}
+RESTARTS=${BENCH_RESTARTS:-3}
+SEED_DIR=${BENCH_SEED_DIR:-/dev/shm}
+CADDY_CPU=${BENCH_CADDY_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+PROFILE=${BENCH_PROFILE:-0}
+HIT=0 # wrk's session: the first one, live in every process
 
 START=$(date +%s)
-log() { printf '[bench %3ds] %s\n' $(($(date +%s) - START)) "$*" >&2; }
+log() { printf '[bench %4ds] %s\n' $(($(date +%s) - START)) "$*" >&2; }
+part() { [[ $PARTS == *"$1"* ]]; }
 
 if ! command -v wrk >/dev/null; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -39,18 +68,23 @@ if ! command -v wrk >/dev/null; then
 		exit 1
 	fi
 fi
+command -v taskset >/dev/null || { echo "taskset is missing (util-linux)" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs: Caddy on one, wrk on another" >&2; exit 1; }
 [ -x "$CADDY" ] || { echo "no $CADDY: run make build" >&2; exit 1; }
+[ "$N" -ge 2 ] || { echo "BENCH_SESSIONS must be at least 2" >&2; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/authsession-bench.XXXXXX")
 PIDS=()
 cleanup() {
 	local rc=$?
+	for p in "${PIDS[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
+	[ -z "${SEED:-}" ] || [ "$SEED" = "$WORK/file" ] || rm -rf "$SEED"
 	if [ "$rc" = 0 ]; then
 		rm -rf "$WORK"
 	else
@@ -63,13 +97,26 @@ trap 'exit 130' INT TERM
 log "building the helper (bench/cmd/benchtool)"
 (cd "$ROOT" && go build -o "$WORK/benchtool" ./bench/cmd/benchtool)
 BT=$WORK/benchtool
+fact() { printf '%s\t%s\n' "$1" "$2" >>"$WORK/facts.tsv"; }
+: >"$WORK/facts.tsv"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-mapfile -t PORTS < <("$BT" freeports 15)
-P_UP=${PORTS[0]} P_AUTH=${PORTS[1]}
-P_PROXY=${PORTS[2]} P_RESPOND=${PORTS[3]} P_GATE_PROXY=${PORTS[4]} P_GATE_RESPOND=${PORTS[5]}
-P_API=${PORTS[6]} P_FWD_PROXY=${PORTS[7]} P_FWD_RESPOND=${PORTS[8]}
-P_BASIC_PROXY=${PORTS[9]} P_BASIC_RESPOND=${PORTS[10]}
-P_L_PROXY=${PORTS[11]} P_L_GATE_PROXY=${PORTS[12]} P_L_GATE_RESPOND=${PORTS[13]} P_L_API=${PORTS[14]}
+mapfile -t PORTS < <("$BT" freeports 17)
+P_AUTH=${PORTS[0]}
+declare -A PORT
+i=1
+for proc in small large; do
+	for site in respond gate basic fwd api admin; do
+		PORT[$proc.$site]=${PORTS[i]}
+		i=$((i + 1))
+	done
+done
+for proc in sweep file; do
+	for site in gate api; do
+		PORT[$proc.$site]=${PORTS[i]}
+		i=$((i + 1))
+	done
+done
 
 # Credentials of this run only. The API user is the demo admin /
 # admin-password (bcrypt cost 10, as in Caddyfile.example); basic_auth gets a
@@ -79,18 +126,28 @@ BASIC_HASH=$("$CADDY" hash-password --plaintext bench-password)
 BASIC_HEADER="Authorization: Basic $(printf 'bench:bench-password' | base64)"
 SEAL_KEY=$(head -c 32 /dev/urandom | base64)
 COOKIE_HEADER="Cookie: authsession=$("$BT" sessionid "$HIT")"
+SWEEP_IDLE=$((SWEEP_SPAN + 20))
 
-global_options() { # $1: log file
+# caddyfile NAME STORE [OPTION...]: the Caddyfile of process NAME, with the
+# sites it has ports for. Every process gets the same configuration but
+# for the store and the options given.
+caddyfile() {
+	local name=$1 store=$2 admin="admin off"
+	shift 2
+	[ "$PROFILE" = 1 ] && [ -n "${PORT[$name.admin]:-}" ] && admin="admin 127.0.0.1:${PORT[$name.admin]}"
 	cat <<EOF
 {
-	admin off
+	$admin
 	auto_https off
 	log default {
-		output file $1
+		output file $WORK/caddy-$name.log
 		level WARN
 	}
 	authsession {
-		store memory
+		store $store
+EOF
+	for o in "$@"; do printf '\t\t%s\n' "$o"; done
+	cat <<EOF
 		cookie {
 			name authsession
 			insecure
@@ -100,170 +157,335 @@ global_options() { # $1: log file
 	}
 }
 EOF
-}
-site() { # $1: port, rest: directives
-	local port=$1
-	shift
-	printf 'http://:%s {\n\tbind 127.0.0.1\n' "$port"
-	printf '\t%s\n' "$@"
-	printf '}\n'
-}
-GATE='authsession gate {
+	site() { # site KIND DIRECTIVE...
+		local p=${PORT[$name.$1]:-}
+		shift
+		[ -n "$p" ] || return 0
+		printf 'http://:%s {\n\tbind 127.0.0.1\n' "$p"
+		printf '\t%s\n' "$@"
+		printf '}\n'
+	}
+	local respond='respond "ok" 200'
+	site respond "$respond"
+	site gate 'authsession gate {
 		upstream_header X-Auth-User login
-	}'
-PROXY="reverse_proxy 127.0.0.1:$P_UP"
-RESPOND='respond "ok" 200'
-FWD="forward_auth 127.0.0.1:$P_AUTH {
+	}' "$respond"
+	site basic "basic_auth {
+		bench $BASIC_HASH
+	}" "$respond"
+	site fwd "forward_auth 127.0.0.1:$P_AUTH {
 		uri /check
 		copy_headers X-Auth-User
-	}"
-BASIC="basic_auth {
-		bench $BASIC_HASH
-	}"
-
-{
-	global_options "$WORK/caddy-small.log"
-	site "$P_PROXY" "$PROXY"
-	site "$P_RESPOND" "$RESPOND"
-	site "$P_GATE_PROXY" "$GATE" "$PROXY"
-	site "$P_GATE_RESPOND" "$GATE" "$RESPOND"
-	site "$P_API" "authsession api"
-	site "$P_FWD_PROXY" "$FWD" "$PROXY"
-	site "$P_FWD_RESPOND" "$FWD" "$RESPOND"
-	site "$P_BASIC_PROXY" "$BASIC" "$PROXY"
-	site "$P_BASIC_RESPOND" "$BASIC" "$RESPOND"
-} >"$WORK/small.caddyfile"
-{
-	global_options "$WORK/caddy-large.log"
-	site "$P_L_PROXY" "$PROXY"
-	site "$P_L_GATE_PROXY" "$GATE" "$PROXY"
-	site "$P_L_GATE_RESPOND" "$GATE" "$RESPOND"
-	site "$P_L_API" "authsession api"
-} >"$WORK/large.caddyfile"
-
-start() { # $1: name, rest: command
-	local name=$1
-	shift
-	"$@" >"$WORK/$name.out" 2>&1 &
-	PIDS+=($!)
-	eval "PID_${name//-/_}=$!"
+	}" "$respond"
+	site api "authsession api"
 }
-export XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config
-start upstream "$BT" upstream -addr "127.0.0.1:$P_UP"
-start authsvc "$BT" authsvc -addr "127.0.0.1:$P_AUTH" -n "$LARGE"
-start caddy-small "$CADDY" run --config "$WORK/small.caddyfile" --adapter caddyfile
-start caddy-large "$CADDY" run --config "$WORK/large.caddyfile" --adapter caddyfile
 
-status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
-wait_up() { # $1: url, $2: name
-	for _ in $(seq 300); do
+# start NAME CPU COMMAND...: run COMMAND in the background (pinned to CPU
+# unless it is "-"), remember its pid as PID_NAME.
+start() {
+	local name=$1 cpu=$2
+	shift 2
+	if [ "$cpu" = - ]; then
+		"$@" >>"$WORK/$name.out" 2>&1 &
+	else
+		taskset -c "$cpu" "$@" >>"$WORK/$name.out" 2>&1 &
+	fi
+	PIDS+=($!)
+	printf -v "PID_$name" %s $!
+}
+forget() { # forget PID: it has exited
+	local keep=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+stop_proc() { # stop_proc PID: SIGTERM, wait until gone
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	forget "$1"
+}
+status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time "${2:-5}" "${@:3}" "$1" || true; }
+wait_up() { # wait_up URL NAME
+	for _ in $(seq 600); do
 		[ "$(status_of "$1")" != 000 ] && return 0
 		sleep 0.1
 	done
 	echo "$2 did not come up at $1; see $WORK/$2.out" >&2
 	exit 1
 }
-wait_up "http://127.0.0.1:$P_UP/" upstream
-wait_up "http://127.0.0.1:$P_RESPOND/" caddy-small
-wait_up "http://127.0.0.1:$P_L_PROXY/" caddy-large
-wait_up "http://127.0.0.1:$P_AUTH/check" authsvc
-rss() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
-RSS_SMALL_0=$(rss "$PID_caddy_small")
-RSS_LARGE_0=$(rss "$PID_caddy_large")
-
-log "preloading $SMALL sessions into the small process"
-PRE_SMALL=$("$BT" preload -url "http://127.0.0.1:$P_API" -n "$SMALL" -c "$PRELOAD_CONNS")
-log "$PRE_SMALL"
-log "preloading $LARGE sessions into the large process (deadline $PRELOAD_DEADLINE)"
-PRE_LARGE=$("$BT" preload -url "http://127.0.0.1:$P_L_API" -n "$LARGE" -c "$PRELOAD_CONNS" -deadline "$PRELOAD_DEADLINE")
-log "$PRE_LARGE"
+url() { echo "http://127.0.0.1:${PORT[$1.$2]}/"; }
+api() { echo "http://127.0.0.1:${PORT[$1.api]}"; }
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# preload PROC N [FLAGS...]: sessions 0..N-1 through PROC's OAM API. The
+# process may use every CPU meanwhile (all its threads), then goes back to
+# its own; nothing is measured during a preload.
+preload() {
+	local proc=$1 n=$2 pid=PID_$1 rc=0
+	shift 2
+	taskset -a -p -c "0-$(($(nproc) - 1))" "${!pid}" >/dev/null
+	"$BT" preload -url "$(api "$proc")" -n "$n" -c "$PRELOAD_CONNS" -deadline "$PRELOAD_DEADLINE" "$@" || rc=$?
+	[ "$proc" = file ] || taskset -a -p -c "$CADDY_CPU" "${!pid}" >/dev/null
+	return $rc
+}
 field() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-LARGE_DONE=$(field created "$PRE_LARGE")
-[ "$LARGE_DONE" -gt "$HIT" ] || { echo "large preload created only $LARGE_DONE sessions" >&2; exit 1; }
-RSS_SMALL_1=$(rss "$PID_caddy_small")
-RSS_LARGE_1=$(rss "$PID_caddy_large")
-human() { if [ "$1" -ge 1000000 ] && [ $(($1 % 1000000)) = 0 ]; then echo "$(($1 / 1000000))M"; elif [ "$1" -ge 1000 ] && [ $(($1 % 1000)) = 0 ]; then echo "$(($1 / 1000))k"; else echo "$1"; fi; }
-NS=$(human "$SMALL")
-NL=$(human "$LARGE_DONE")
+expect() { # expect NAME URL STATUS [HEADER]
+	local got
+	if [ -n "${4:-}" ]; then got=$(status_of "$2" 20 -H "$4"); else got=$(status_of "$2" 20); fi
+	[ "$got" = "$3" ] || { echo "check failed: $1 answered $got, want $3" >&2; exit 1; }
+}
+TICK=$(getconf CLK_TCK)
+cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measure OUT URL HEADER [PID]: one wrk run on the load CPU; with PID, the
+# CPU time that process used meanwhile (user + system, seconds) in OUT.cpu.
+measure() {
+	local args=(-t1 -c"$CONNS" -d"${DURATION_NOW:-$DURATION}" --latency) c0
+	[ -n "${3:-}" ] && args+=(-H "$3")
+	[ -z "${4:-}" ] || c0=$(cputicks "$4")
+	taskset -c "$LOAD_CPU" wrk "${args[@]}" "$2" >"$1"
+	[ -z "${4:-}" ] || awk -v a="$c0" -v b="$(cputicks "$4")" -v t="$TICK" 'BEGIN {printf "%.3f\n", (b - a) / t}' >"$1.cpu"
+}
+# alone PID...: SIGSTOP these processes until `together`.
+STOPPED=()
+alone() { STOPPED=("$@"); kill -STOP "$@"; }
+together() { [ ${#STOPPED[@]} = 0 ] || kill -CONT "${STOPPED[@]}"; STOPPED=(); }
 
-# id | label | own baseline | expected status | url | header ("" for none)
-CONFIGS=(
-	"proxy|\`reverse_proxy\` (baseline)|proxy|200|http://127.0.0.1:$P_PROXY/|"
-	"respond|\`respond\` (ceiling)|respond|200|http://127.0.0.1:$P_RESPOND/|"
-	"gate_small_proxy|gate hit, $NS sessions + \`reverse_proxy\`|proxy|200|http://127.0.0.1:$P_GATE_PROXY/|$COOKIE_HEADER"
-	"gate_small_respond|gate hit, $NS sessions + \`respond\`|respond|200|http://127.0.0.1:$P_GATE_RESPOND/|$COOKIE_HEADER"
-	"gate_large_proxy|gate hit, $NL sessions + \`reverse_proxy\`|proxy|200|http://127.0.0.1:$P_L_GATE_PROXY/|$COOKIE_HEADER"
-	"gate_large_respond|gate hit, $NL sessions + \`respond\`|respond|200|http://127.0.0.1:$P_L_GATE_RESPOND/|$COOKIE_HEADER"
-	"proxy_large|\`reverse_proxy\` in the $NL-session process (control)|proxy|200|http://127.0.0.1:$P_L_PROXY/|"
-	"gate_miss|gate miss (no cookie → 401)|none|401|http://127.0.0.1:$P_GATE_RESPOND/|"
-	"fwd_proxy|\`forward_auth\` + \`reverse_proxy\`|proxy|200|http://127.0.0.1:$P_FWD_PROXY/|$COOKIE_HEADER"
-	"fwd_respond|\`forward_auth\` + \`respond\`|respond|200|http://127.0.0.1:$P_FWD_RESPOND/|$COOKIE_HEADER"
-	"basic_proxy|\`basic_auth\` (bcrypt cost 14, cached) + \`reverse_proxy\`|proxy|200|http://127.0.0.1:$P_BASIC_PROXY/|$BASIC_HEADER"
-	"basic_respond|\`basic_auth\` (bcrypt cost 14, cached) + \`respond\`|respond|200|http://127.0.0.1:$P_BASIC_RESPOND/|$BASIC_HEADER"
-)
+fact sessions_small 1
+fact sessions_large "$N"
 
-# Check every configuration answers as expected before measuring: the right
-# status, and through the proxy the user passed on by the gate.
-: >"$WORK/configs.tsv"
-for c in "${CONFIGS[@]}"; do
-	IFS='|' read -r id label terminal expect url header <<<"$c"
-	printf '%s\t%s\t%s\t%s\n' "$id" "$label" "$terminal" "$expect" >>"$WORK/configs.tsv"
-	args=(-s -D - -o /dev/null --max-time 20 "$url")
-	[ -n "$header" ] && args+=(-H "$header")
-	head=$(curl "${args[@]}" | tr -d '\r')
-	got=$(awk 'NR==1 {print $2}' <<<"$head")
-	if [ "$got" != "$expect" ]; then
-		echo "check failed: $id answered $got, want $expect" >&2
+# ---- (a), (b), (c) ---------------------------------------------------------
+if part a || part b; then
+	caddyfile small memory >"$WORK/small.caddyfile"
+	caddyfile large memory >"$WORK/large.caddyfile"
+	start authsvc "$LOAD_CPU" "$BT" authsvc -addr "127.0.0.1:$P_AUTH" -n 1
+	start small "$CADDY_CPU" "$CADDY" run --config "$WORK/small.caddyfile" --adapter caddyfile
+	wait_up "$(url small respond)" small
+	wait_up "http://127.0.0.1:$P_AUTH/check" authsvc
+	if part b; then
+		start large "$CADDY_CPU" "$CADDY" run --config "$WORK/large.caddyfile" --adapter caddyfile
+		wait_up "$(url large respond)" large
+		fact rss_large_start "$(rss "$PID_large")"
+	fi
+	fact rss_small_start "$(rss "$PID_small")"
+
+	log "preloading 1 session into the small process"
+	fact preload_small "small: $(preload small 1)"
+	if part b; then
+		log "preloading $N sessions into the large process (deadline $PRELOAD_DEADLINE)"
+		pre=$(preload large "$N")
+		log "$pre"
+		fact preload_large "large: $pre"
+		done_n=$(field created "$pre")
+		[ "$done_n" -ge 2 ] || { echo "large preload created only $done_n sessions" >&2; exit 1; }
+		fact sessions_large "$done_n"
+		fact rss_large_preloaded "$(rss "$PID_large")"
+	fi
+	fact rss_small_preloaded "$(rss "$PID_small")"
+
+	# id | process | site | expected status | header
+	CONFIGS=()
+	if part a; then
+		CONFIGS+=(
+			"a_respond|small|respond|200|"
+			"a_gate|small|gate|200|$COOKIE_HEADER"
+			"a_basic|small|basic|200|$BASIC_HEADER"
+			"a_fwd|small|fwd|200|$COOKIE_HEADER"
+			"a_miss|small|gate|401|"
+		)
+	fi
+	if part b; then
+		CONFIGS+=(
+			"b_small_respond|small|respond|200|"
+			"b_small_gate|small|gate|200|$COOKIE_HEADER"
+			"b_large_respond|large|respond|200|"
+			"b_large_gate|large|gate|200|$COOKIE_HEADER"
+		)
+	fi
+	for c in "${CONFIGS[@]}"; do
+		IFS='|' read -r id proc site want header <<<"$c"
+		expect "$id" "$(url "$proc" "$site")" "$want" "$header"
+	done
+	log "all ${#CONFIGS[@]} configurations answer as expected"
+
+	# run_configs DIR: every configuration once, the other process stopped.
+	run_configs() {
+		local dir=$1 c id proc site want header other pid
+		mkdir -p "$dir"
+		for c in "${CONFIGS[@]}"; do
+			IFS='|' read -r id proc site want header <<<"$c"
+			other=
+			if part b; then
+				if [ "$proc" = small ]; then other=$PID_large; else other="$PID_small $PID_authsvc"; fi
+			fi
+			# shellcheck disable=SC2086
+			[ -z "$other" ] || alone $other
+			pid=PID_$proc
+			measure "$dir/$id.txt" "$(url "$proc" "$site")" "$header" "${!pid}"
+			together
+		done
+	}
+	log "warm-up: 1 s per configuration"
+	DURATION_NOW=1s run_configs "$WORK/warmup"
+	fact load_ab_before "$(loadavg)"
+	for r in $(seq "$ROUNDS"); do
+		log "round $r of $ROUNDS (${#CONFIGS[@]} × $DURATION)"
+		run_configs "$WORK/wrk/$r"
+	done
+	fact load_ab "$(loadavg) after, $(sed -n 's/^load_ab_before\t//p' "$WORK/facts.tsv") before"
+	fact rss_small_after "$(rss "$PID_small")"
+	part b && fact rss_large_after "$(rss "$PID_large")"
+
+	if [ "$PROFILE" = 1 ] && part b; then
+		for proc in small large; do
+			other=$PID_large
+			[ "$proc" = large ] && other="$PID_small $PID_authsvc"
+			log "CPU profile of gate + respond in the $proc process (10 s)"
+			# shellcheck disable=SC2086
+			alone $other
+			DURATION_NOW=12s measure "$WORK/profile-$proc.wrk" "$(url "$proc" gate)" "$COOKIE_HEADER" &
+			wrkpid=$!
+			sleep 1
+			curl -s --max-time 30 -o "$WORK/profile-$proc.pprof" "http://127.0.0.1:${PORT[$proc.admin]}/debug/pprof/profile?seconds=10"
+			wait "$wrkpid"
+			together
+			go tool pprof -top -nodecount=35 "$CADDY" "$WORK/profile-$proc.pprof" >"$WORK/profile-$proc.txt" 2>/dev/null || true
+		done
+	fi
+fi
+
+# ---- (d) --------------------------------------------------------------------
+if part d; then
+	if ! part b; then
+		echo "part d compares with the large process of part b: BENCH_PARTS must include b" >&2
 		exit 1
 	fi
-	case $id in gate_*_proxy | fwd_proxy)
-		grep -qi "^X-Seen-User: user$HIT\$" <<<"$head" || { echo "check failed: $id did not pass X-Auth-User upstream" >&2; exit 1; }
-	esac
-done
-log "all ${#CONFIGS[@]} configurations answer as expected"
-
-measure() { # $1: output file, $2: duration, $3: url, $4: header
-	local args=(-t"$THREADS" -c"$CONNS" -d"$2" --latency)
-	[ -n "$4" ] && args+=(-H "$4")
-	wrk "${args[@]}" "$3" >"$1"
-}
-log "warm-up: 1s per configuration"
-for c in "${CONFIGS[@]}"; do
-	IFS='|' read -r id label terminal expect url header <<<"$c"
-	measure /dev/null 1s "$url" "$header"
-done
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-for r in $(seq "$ROUNDS"); do
-	mkdir -p "$WORK/wrk/$r"
-	log "round $r of $ROUNDS (${#CONFIGS[@]} × $DURATION)"
-	for c in "${CONFIGS[@]}"; do
-		IFS='|' read -r id label terminal expect url header <<<"$c"
-		measure "$WORK/wrk/$r/$id.txt" "$DURATION" "$url" "$header"
+	# Pace the creations over at least as long as the preload of (b) took
+	# (×1.3), so that none expires before the last is made and the rounds
+	# begin with all of them.
+	took=$(sed -n 's/.*preload_large\t.*seconds=\([0-9.]*\).*/\1/p' "$WORK/facts.tsv")
+	SWEEP_SPAN=$(awk -v s="$SWEEP_SPAN" -v t="${took:-0}" -v n="$N" -v l="$(sed -n 's/^sessions_large\t//p' "$WORK/facts.tsv" | tail -1)" 'BEGIN {x = t * 1.3 * n / l; printf "%d", (x > s ? x : s)}')
+	SWEEP_IDLE=$((SWEEP_SPAN + 20))
+	caddyfile sweep "memory {
+			cleanup_interval 1s
+		}" "idle_timeout ${SWEEP_IDLE}s" "touch_interval 1s" >"$WORK/sweep.caddyfile"
+	start sweep "$CADDY_CPU" "$CADDY" run --config "$WORK/sweep.caddyfile" --adapter caddyfile
+	wait_up "$(url sweep gate)" sweep
+	# Keep wrk's session live while the others are created (the gate
+	# touches it at most once a second).
+	(while :; do status_of "$(url sweep gate)" 2 -H "$COOKIE_HEADER" >/dev/null; sleep 1; done) &
+	toucher=$!
+	PIDS+=("$toucher")
+	log "preloading $N sessions into the sweep process, over at least ${SWEEP_SPAN}s (idle_timeout ${SWEEP_IDLE}s)"
+	t0=$(date +%s.%N)
+	pre=$(preload sweep "$N" -span "${SWEEP_SPAN}s")
+	t1=$(date +%s.%N)
+	log "$pre"
+	swept_n=$(field created "$pre")
+	fact preload_sweep "$pre"
+	fact sweep_sessions "$swept_n"
+	fact sweep_span "$SWEEP_SPAN"
+	fact sweep_idle "${SWEEP_IDLE}s"
+	fact sweep_per_second "$(awk -v n="$swept_n" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f", n / (b - a)}')"
+	# The sessions expire from t0+idle to t1+idle: measure in that window.
+	from=$(awk -v a="$t0" -v i="$SWEEP_IDLE" 'BEGIN {printf "%.0f", a + i + 1}')
+	until=$(awk -v b="$t1" -v i="$SWEEP_IDLE" 'BEGIN {printf "%.0f", b + i}')
+	while [ "$(date +%s)" -lt "$from" ]; do sleep 0.5; done
+	expect d_sweep "$(url sweep gate)" 200 "$COOKIE_HEADER"
+	kill "$toucher" 2>/dev/null || true
+	wait "$toucher" 2>/dev/null || true
+	forget "$toucher"
+	secs=${DURATION%s}
+	fact load_d_before "$(loadavg)"
+	for r in $(seq "$ROUNDS"); do
+		if [ $(($(date +%s) + 2 * secs + 2)) -gt "$until" ]; then
+			log "the expiry window closes: $((r - 1)) rounds"
+			break
+		fi
+		log "sweep round $r of $ROUNDS"
+		mkdir -p "$WORK/sweep/$r"
+		alone "$PID_large" "$PID_small" "$PID_authsvc"
+		measure "$WORK/sweep/$r/d_sweep.txt" "$(url sweep gate)" "$COOKIE_HEADER" "$PID_sweep"
+		together
+		alone "$PID_sweep" "$PID_small" "$PID_authsvc"
+		measure "$WORK/sweep/$r/d_nosweep.txt" "$(url large gate)" "$COOKIE_HEADER" "$PID_large"
+		together
 	done
+	fact load_d "$(loadavg) after, $(sed -n 's/^load_d_before\t//p' "$WORK/facts.tsv") before"
+	stop_proc "$PID_sweep"
+fi
+for p in small large authsvc; do
+	v=PID_$p
+	[ -z "${!v:-}" ] || stop_proc "${!v}"
 done
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
-RSS_SMALL_2=$(rss "$PID_caddy_small")
-RSS_LARGE_2=$(rss "$PID_caddy_large")
 
+# ---- (e) --------------------------------------------------------------------
+if part e; then
+	# The sessions are created through the API into a file on tmpfs (where
+	# fsync is free: on this disk each commit's fsync would make 1M
+	# creations take ~10 minutes), then the file is copied to disk, and
+	# the restarts read it there.
+	mkdir -p "$WORK/file"
+	SEED=$WORK/file
+	if [ -d "$SEED_DIR" ] && [ -w "$SEED_DIR" ]; then SEED=$(mktemp -d "$SEED_DIR/authsession-bench-seed.XXXXXX"); fi
+	caddyfile file "file $SEED/sessions.db" >"$WORK/seed.caddyfile"
+	caddyfile file "file $WORK/file/sessions.db" >"$WORK/file.caddyfile"
+	start file - "$CADDY" run --config "$WORK/seed.caddyfile" --adapter caddyfile
+	wait_up "$(url file gate)" file
+	log "preloading $N sessions into the file-store process (file in $SEED)"
+	pre=$(PRELOAD_CONNS=$FILE_PRELOAD_CONNS preload file "$N")
+	log "$pre"
+	fact preload_file "$pre"
+	fact file_sessions "$(field created "$pre")"
+	last=$(($(field created "$pre") - 1))
+	stop_proc "$PID_file"
+	if [ "$SEED" != "$WORK/file" ]; then
+		cp "$SEED/sessions.db" "$WORK/file/sessions.db"
+		rm -rf "$SEED"
+		sync
+	fi
+	fact file_size "$(du -h "$WORK/file/sessions.db" | cut -f1)"
+	fact load_e_before "$(loadavg)"
+	: >"$WORK/restart.tsv"
+	for r in $(seq "$RESTARTS"); do
+		t0=$(date +%s.%N)
+		start file - "$CADDY" run --config "$WORK/file.caddyfile" --adapter caddyfile
+		while [ "$(status_of "$(url file gate)" 5 -H "$COOKIE_HEADER")" != 200 ]; do sleep 0.05; done
+		t1=$(date +%s.%N)
+		while [ "$(status_of "$(api file)/oam/services/rest/access/api/v1/sessions?userId=user$last" 120 -X POST -u admin:admin-password)" != 200 ]; do sleep 0.05; done
+		t2=$(date +%s.%N)
+		s0=$(date +%s.%N)
+		stop_proc "$PID_file"
+		s1=$(date +%s.%N)
+		awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$s0" -v e="$s1" 'BEGIN {printf "%.3f %.3f %.3f\n", e - d, b - a, c - a}' >>"$WORK/restart.tsv"
+		log "restart $r: $(tail -1 "$WORK/restart.tsv") (stop, serving, loaded; s)"
+	done
+	fact load_e "$(loadavg) after, $(sed -n 's/^load_e_before\t//p' "$WORK/facts.tsv") before"
+fi
+
+# ---- report -----------------------------------------------------------------
 mkdir -p "$ROOT/bench/results"
 OUT=$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%MZ).md
 COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no -- state handlers caddymodule go.mod 2>/dev/null)" ]; then COMMIT="$COMMIT (plus uncommitted changes)"; fi
-per_session=$(((RSS_LARGE_1 - RSS_LARGE_0 - (RSS_SMALL_1 - RSS_SMALL_0)) * 1048576 / (LARGE_DONE - SMALL)))
 {
 	echo "# Benchmark run $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
-	echo "- Machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
-	echo "- Load average (1/5/15 min) before the rounds: $LOAD_START; after: $LOAD_END. wrk, Caddy, the upstream and the auth service share these CPUs (and so do other jobs if the load is above ~2): compare rows of one run, not absolute numbers across runs."
+	echo "- Machine: \`nproc\` $(nproc), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(uname -sr)"
+	echo "- Load average (1/5/15 min) at the start: $(sed -n 's/^load_ab_before\t//p' "$WORK/facts.tsv"); each part gives its own. Other jobs share this machine when the load is above ~2: the figures are noisy, compare rows of one run."
 	echo "- Versions: $(go version | cut -d' ' -f3-), Caddy $("$CADDY" version | cut -d' ' -f1) with caddy-authsession $COMMIT, wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
-	echo "- wrk -t$THREADS -c$CONNS -d$DURATION --latency on 127.0.0.1, $ROUNDS rounds interleaved (every configuration once per round, in the order below), after a 1 s warm-up of each"
-	echo "- Sessions: the small Caddy process holds $SMALL, the large one $LARGE_DONE (target $LARGE), all authenticated, one per user, preloaded through the OAM create API over $PRELOAD_CONNS connections: small \`$PRE_SMALL\`, large \`$PRE_LARGE\`"
-	echo "- Caddy RSS (MiB) at start / after preload / after the rounds: small $RSS_SMALL_0 / $RSS_SMALL_1 / $RSS_SMALL_2, large $RSS_LARGE_0 / $RSS_LARGE_1 / $RSS_LARGE_2; growth per extra session after preload ≈ $per_session bytes (RSS, so including GC headroom)"
-	echo "- Upstream: a Go net/http server answering \"ok\" (bench/cmd/benchtool upstream); forward_auth service: Go net/http looking the cookie up in a map of the same $LARGE sessions (benchtool authsvc)"
+	echo "- Caddy pinned to CPU $CADDY_CPU (\`taskset -c $CADDY_CPU\`; every CPU while sessions are preloaded, nothing being measured then), wrk to CPU $LOAD_CPU; \`wrk -t1 -c$CONNS -d$DURATION --latency\`, $ROUNDS rounds interleaved, medians; admin off and logs at WARN to a file$([ "$PROFILE" = 1 ] && echo ' (admin on a loopback port in (a)/(b) for the profiles)')"
 	echo
 	"$BT" report -dir "$WORK"
-	echo
-	echo "Total run time: $(($(date +%s) - START)) s. Reproduce: \`make bench\` (see the README, "Performance")."
+	for proc in small large; do
+		[ -s "$WORK/profile-$proc.txt" ] || continue
+		echo "## CPU profile: gate + \`respond\`, the process holding $(sed -n "s/^sessions_$proc\t//p" "$WORK/facts.tsv" | tail -1) session(s)"
+		echo
+		echo "\`go tool pprof -top\` of 10 s under wrk ($(awk '/^Requests\/sec/ {print $2}' "$WORK/profile-$proc.wrk") req/s):"
+		echo
+		echo '```'
+		cat "$WORK/profile-$proc.txt"
+		echo '```'
+		echo
+	done
+	echo "Total run time: $(($(date +%s) - START)) s. Reproduce: \`make bench\` (BENCH_SESSIONS=$N BENCH_PARTS=$PARTS)."
 } >"$OUT"
 log "wrote $OUT"
 cat "$OUT"

@@ -33,7 +33,7 @@ type pooledStore struct{ state.Store }
 // Destruct implements caddy.Destructor.
 func (p pooledStore) Destruct() error { return p.Close() }
 
-// MemoryStore keeps sessions in memory only (github.com/patrickmn/go-cache):
+// MemoryStore keeps sessions in memory only (state.Memory, a sharded table):
 // the fastest store, lost when the process exits, kept across reloads.
 type MemoryStore struct {
 	// CleanupInterval is how often expired sessions are swept from

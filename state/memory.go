@@ -22,14 +22,17 @@ type MemoryOptions struct {
 // Nothing survives the process.
 type Memory struct {
 	now   Clock
-	cache *table
+	cache *table[struct{}]
 
 	// locks serialise writers of one key (striped by the key's first byte),
 	// so Update is atomic without a global write lock.
 	locks [256]sync.Mutex
 
-	imu    sync.Mutex
-	byUser map[string]userKeys
+	// The per-user index (userindex.go): each user's first session key,
+	// in a map without pointers, and the others of users with several.
+	imu        sync.Mutex
+	byUser     map[userHash]Key
+	byUserMore map[userHash]map[Key]struct{}
 
 	umu   sync.Mutex
 	users map[string]userEntry
@@ -51,11 +54,12 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now: opts.Now,
 		// The store runs its own sweeper, stopped by Close.
-		cache:  newTable(),
-		byUser: make(map[string]userKeys),
-		users:  make(map[string]userEntry),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		cache:      newTable[struct{}](),
+		byUser:     make(map[userHash]Key),
+		byUserMore: make(map[userHash]map[Key]struct{}),
+		users:      make(map[string]userEntry),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	m.cache.OnEvicted(m.evicted)
 	go m.sweep(opts.CleanupInterval)
@@ -162,12 +166,7 @@ func (m *Memory) Delete(_ context.Context, key Key) (*Session, error) {
 
 // ByUser implements Store.
 func (m *Memory) ByUser(_ context.Context, userID string) ([]*Session, error) {
-	m.imu.Lock()
-	var keys []Key
-	if uk, ok := m.byUser[userID]; ok {
-		keys = uk.list()
-	}
-	m.imu.Unlock()
+	keys, _ := m.userKeys(userID)
 	out := make([]*Session, 0, len(keys))
 	for _, k := range keys {
 		if s, ok := m.lookup(k); ok && s.UserID == userID {
@@ -247,72 +246,16 @@ func (m *Memory) Close() error {
 	return nil
 }
 
-func (m *Memory) index(userID string, key Key) {
-	if userID == "" {
-		return
-	}
-	m.imu.Lock()
-	if uk, ok := m.byUser[userID]; !ok {
-		m.byUser[userID] = userKeys{first: key}
-	} else if uk.first != key {
-		if uk.more == nil {
-			uk.more = make(map[Key]struct{})
-			m.byUser[userID] = uk
-		}
-		uk.more[key] = struct{}{}
-	}
-	m.imu.Unlock()
-}
-
-func (m *Memory) unindex(userID string, key Key) {
-	if userID == "" {
-		return
-	}
-	m.imu.Lock()
-	if uk, ok := m.byUser[userID]; ok {
-		switch {
-		case uk.first != key:
-			delete(uk.more, key)
-		case len(uk.more) == 0:
-			delete(m.byUser, userID)
-		default:
-			for k := range uk.more { // promote any other key
-				uk.first = k
-				delete(uk.more, k)
-				break
-			}
-			m.byUser[userID] = uk
-		}
-	}
-	m.imu.Unlock()
-}
-
-// userKeys are the keys of one user's sessions. Most users have one
-// session, held in first without a map of its own (a map costs ~300 bytes
-// even for one key); more holds the others.
-type userKeys struct {
-	first Key
-	more  map[Key]struct{}
-}
-
-// list returns the keys, first included.
-func (uk userKeys) list() []Key {
-	keys := make([]Key, 0, 1+len(uk.more))
-	keys = append(keys, uk.first)
-	for k := range uk.more {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
 // evicted runs when the table drops an item (Delete or the sweeper). The
 // sweeper does not hold the key's lock, so it can race a re-creation under
 // the same key. Writers store the record before indexing it, and evicted
 // unindexes before looking at the cache again, so whatever the interleaving
 // a record in the cache ends up indexed. An entry left behind for a record
 // deleted meanwhile is harmless: ByUser checks every entry against the cache.
-func (m *Memory) evicted(k Key, s *Session) {
-	m.unindex(s.UserID, s.Key)
+func (m *Memory) evicted(k Key, userID []byte) {
+	if len(userID) > 0 {
+		m.unindexHash(hashUserBytes(userID), k)
+	}
 	if c, ok := m.cache.Get(k); ok {
 		m.index(c.UserID, c.Key)
 	}

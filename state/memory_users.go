@@ -31,7 +31,7 @@ func (m *Memory) sweepUsers() {
 			continue
 		}
 		m.imu.Lock()
-		_, indexed := m.byUser[id]
+		_, indexed := m.byUser[hashUser(id)]
 		m.imu.Unlock()
 		if !indexed {
 			delete(m.users, id)

@@ -21,9 +21,9 @@ import (
 // The table is split in shards by the key's first byte, each with its own
 // lock, so a sweep (DeleteExpired) holds one shard at a time and readers of
 // the others never wait for it.
-type table struct {
-	shards    [tableShards]tableShard
-	onEvicted func(k Key, s *Session)
+type table[A any] struct {
+	shards    [tableShards]tableShard[A]
+	onEvicted func(k Key, userID []byte)
 }
 
 const (
@@ -33,16 +33,17 @@ const (
 	snapWays = 64
 )
 
-type tableShard struct {
+type tableShard[A any] struct {
 	mu    sync.RWMutex
-	slots map[Key]slot
+	slots map[Key]slot[A]
 	snaps [snapWays]atomic.Pointer[snap]
 }
 
 // slot is one session: the real-clock instant (Unix nanoseconds) after
 // which the sweeper may drop it, and its encoding.
-type slot struct {
+type slot[A any] struct {
 	expires int64
+	aux     A
 	enc     []byte
 }
 
@@ -52,25 +53,39 @@ type snap struct {
 	s   *Session
 }
 
-func newTable() *table {
-	t := &table{}
+func newTable[A any]() *table[A] {
+	t := &table[A]{}
 	for i := range t.shards {
-		t.shards[i].slots = make(map[Key]slot)
+		t.shards[i].slots = make(map[Key]slot[A])
 	}
 	return t
 }
 
 // OnEvicted sets the function called (outside any lock) for each session
-// removed by Delete or DeleteExpired.
-func (t *table) OnEvicted(fn func(Key, *Session)) { t.onEvicted = fn }
+// removed by Delete or DeleteExpired, with its UserID read from the
+// encoding in place: dropping a session decodes nothing and allocates
+// nothing, so a sweep of many expired sessions makes no garbage.
+func (t *table[A]) OnEvicted(fn func(k Key, userID []byte)) { t.onEvicted = fn }
 
-func (t *table) shard(k Key) *tableShard { return &t.shards[k[0]] }
+// evict calls onEvicted for the slot sl dropped from under k.
+func (t *table[A]) evict(k Key, sl slot[A]) {
+	if t.onEvicted == nil {
+		return
+	}
+	uid, ok := encodedUserID(sl.enc)
+	if !ok {
+		panic("state: memory table holds a bad encoding") // written by this package only
+	}
+	t.onEvicted(k, uid)
+}
+
+func (t *table[A]) shard(k Key) *tableShard[A] { return &t.shards[k[0]] }
 
 func snapIndex(k Key) int { return int(k[1]) % snapWays &^ 1 }
 
 // cached returns the decoded snapshot of sl, decoding it if the cache does
 // not hold it.
-func (sh *tableShard) cached(k Key, sl slot) *Session {
+func (sh *tableShard[A]) cached(k Key, sl slot[A]) *Session {
 	i := snapIndex(k)
 	a, b := &sh.snaps[i], &sh.snaps[i+1]
 	p := &sl.enc[0]
@@ -90,7 +105,7 @@ func (sh *tableShard) cached(k Key, sl slot) *Session {
 
 // remember puts c in the cache set of k: over an older snapshot of the same
 // session, else in the second way, the previous second moving to the first.
-func (sh *tableShard) remember(k Key, c *snap) {
+func (sh *tableShard[A]) remember(k Key, c *snap) {
 	i := snapIndex(k)
 	a, b := &sh.snaps[i], &sh.snaps[i+1]
 	if q := a.Load(); q == nil || q.s.Key == k {
@@ -104,7 +119,7 @@ func (sh *tableShard) remember(k Key, c *snap) {
 }
 
 // Get returns the session under k, expired or not.
-func (t *table) Get(k Key) (*Session, bool) {
+func (t *table[A]) Get(k Key) (*Session, bool) {
 	sh := t.shard(k)
 	sh.mu.RLock()
 	sl, ok := sh.slots[k]
@@ -115,10 +130,28 @@ func (t *table) Get(k Key) (*Session, bool) {
 	return sh.cached(k, sl), true
 }
 
+// getSlot returns the session under k with its slot, expired or not.
+func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
+	sh := t.shard(k)
+	sh.mu.RLock()
+	sl, ok := sh.slots[k]
+	sh.mu.RUnlock()
+	if !ok {
+		return nil, sl, false
+	}
+	return sh.cached(k, sl), sl, true
+}
+
 // Set stores s under k for ttl (real clock). s becomes the cached snapshot:
 // the caller must not change it after.
-func (t *table) Set(k Key, s *Session, ttl time.Duration) {
-	sl := slot{expires: time.Now().Add(ttl).UnixNano(), enc: AppendSession(nil, s)}
+func (t *table[A]) Set(k Key, s *Session, ttl time.Duration) {
+	var zero A
+	t.SetAux(k, s, ttl, zero)
+}
+
+// SetAux is Set with a value of the caller's kept beside the session.
+func (t *table[A]) SetAux(k Key, s *Session, ttl time.Duration, aux A) {
+	sl := slot[A]{expires: time.Now().Add(ttl).UnixNano(), aux: aux, enc: encodeExact(s)}
 	sh := t.shard(k)
 	sh.mu.Lock()
 	sh.slots[k] = sl
@@ -126,24 +159,43 @@ func (t *table) Set(k Key, s *Session, ttl time.Duration) {
 	sh.mu.Unlock()
 }
 
+// encBufs are scratch buffers for encodeExact.
+var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// encodeExact returns the encoding of s in a slice of its own length.
+// Appending to nil would grow the slice by doubling and leave it up to
+// twice as large as needed (a typical session's 250 bytes in 448), and
+// the table keeps each encoding as long as the session lives.
+func encodeExact(s *Session) []byte {
+	bp := encBufs.Get().(*[]byte)
+	buf := AppendSession((*bp)[:0], s)
+	enc := make([]byte, len(buf))
+	copy(enc, buf)
+	if cap(buf) <= 64<<10 { // keep no buffer a huge session grew
+		*bp = buf[:0]
+		encBufs.Put(bp)
+	}
+	return enc
+}
+
 // Delete removes the session under k, if any.
-func (t *table) Delete(k Key) {
+func (t *table[A]) Delete(k Key) {
 	sh := t.shard(k)
 	sh.mu.Lock()
 	sl, ok := sh.slots[k]
 	delete(sh.slots, k)
 	sh.mu.Unlock()
-	if ok && t.onEvicted != nil {
-		t.onEvicted(k, sh.cached(k, sl))
+	if ok {
+		t.evict(k, sl)
 	}
 }
 
 // DeleteExpired removes the sessions whose real-clock expiry has passed,
 // one shard at a time.
-func (t *table) DeleteExpired() {
+func (t *table[A]) DeleteExpired() {
 	type gone struct {
 		k  Key
-		sl slot
+		sl slot[A]
 	}
 	var out []gone
 	for i := range t.shards {
@@ -158,19 +210,17 @@ func (t *table) DeleteExpired() {
 			}
 		}
 		sh.mu.Unlock()
-		if t.onEvicted != nil {
-			for _, g := range out {
-				t.onEvicted(g.k, sh.cached(g.k, g.sl))
-			}
+		for _, g := range out {
+			t.evict(g.k, g.sl)
 		}
 	}
 }
 
 // Range calls fn for every session held, expired or not, until fn returns
 // false. It holds no lock while fn runs.
-func (t *table) Range(fn func(*Session) bool) {
+func (t *table[A]) Range(fn func(*Session) bool) {
 	var ks []Key
-	var sls []slot
+	var sls []slot[A]
 	for i := range t.shards {
 		sh := &t.shards[i]
 		ks, sls = ks[:0], sls[:0]
@@ -189,7 +239,7 @@ func (t *table) Range(fn func(*Session) bool) {
 }
 
 // ItemCount returns the number of sessions held.
-func (t *table) ItemCount() int {
+func (t *table[A]) ItemCount() int {
 	n := 0
 	for i := range t.shards {
 		sh := &t.shards[i]
@@ -201,11 +251,11 @@ func (t *table) ItemCount() int {
 }
 
 // Flush drops every session without calling OnEvicted.
-func (t *table) Flush() {
+func (t *table[A]) Flush() {
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		sh.slots = make(map[Key]slot)
+		sh.slots = make(map[Key]slot[A])
 		for j := range sh.snaps {
 			sh.snaps[j].Store(nil)
 		}

@@ -61,6 +61,7 @@ func (f *Store) open(backgroundAbove int, beforeLoad func()) (err error) {
 	if err != nil {
 		return err
 	}
+	f.mem.Reserve(live)
 	if live <= backgroundAbove {
 		return f.loadSessions(now, true)
 	}

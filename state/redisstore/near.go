@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/patrickmn/go-cache"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authsession/caddy-authsession/state"
@@ -20,9 +19,11 @@ import (
 // an invalidation (local write, remote write announced on the channel, or a
 // flush) that happened in between makes the token stale and the fill is
 // dropped, so a slow read cannot re-insert a record that was just replaced.
+// The sessions are held as the memory store holds them (state.SessionTable:
+// binary encodings the garbage collector need not walk).
 type nearCache struct {
 	ttl   time.Duration
-	c     *cache.Cache
+	c     *state.SessionTable
 	mu    [64]sync.Mutex
 	seq   [64]uint64 // guarded by mu[i]
 	epoch atomic.Uint64
@@ -39,20 +40,31 @@ type nearEntry struct {
 type fillToken struct{ seq, epoch uint64 }
 
 func newNearCache(ttl time.Duration) *nearCache {
-	return &nearCache{ttl: ttl, c: cache.New(ttl, ttl)}
+	return &nearCache{ttl: ttl, c: state.NewSessionTable()}
+}
+
+// sweep removes expired entries every ttl until ctx ends.
+func (n *nearCache) sweep(ctx context.Context) {
+	t := time.NewTicker(n.ttl)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.c.DeleteExpired()
+		}
+	}
 }
 
 func stripe(k state.Key) int { return int(k[0] & 63) }
 
-// ck is the cache key of k.
-func ck(k state.Key) string { return string(k[:]) }
-
 func (n *nearCache) get(k state.Key) (nearEntry, bool) {
-	v, ok := n.c.Get(ck(k))
+	s, at, _, ok := n.c.Get(k)
 	if !ok {
 		return nearEntry{}, false
 	}
-	return v.(nearEntry), true
+	return nearEntry{s: s, at: at}, true
 }
 
 // token returns the fill token for k as of now.
@@ -70,7 +82,7 @@ func (n *nearCache) invalidate(k state.Key) fillToken {
 	n.mu[i].Lock()
 	defer n.mu[i].Unlock()
 	n.seq[i]++
-	n.c.Delete(ck(k))
+	n.c.Delete(k)
 	return fillToken{seq: n.seq[i], epoch: n.epoch.Load()}
 }
 
@@ -87,7 +99,7 @@ func (n *nearCache) fill(s *state.Session, tok fillToken, at time.Time, life tim
 	if n.seq[i] != tok.seq || n.epoch.Load() != tok.epoch {
 		return
 	}
-	n.c.Set(ck(s.Key), nearEntry{s: s, at: at}, life)
+	n.c.Set(s.Key, s, at, life)
 }
 
 // touch moves the cached LastAccessTime of k forward, keeping the entry's
@@ -96,21 +108,20 @@ func (n *nearCache) touch(k state.Key, at time.Time) {
 	i := stripe(k)
 	n.mu[i].Lock()
 	defer n.mu[i].Unlock()
-	v, exp, ok := n.c.GetWithExpiration(ck(k))
+	s, filled, exp, ok := n.c.Get(k)
 	if !ok {
 		return
 	}
-	e := v.(nearEntry)
-	if !at.After(e.s.LastAccessTime) {
+	if !at.After(s.LastAccessTime) {
 		return
 	}
-	c := e.s.Clone()
+	c := s.Clone()
 	c.LastAccessTime = at
 	life := time.Until(exp)
 	if life <= 0 {
 		return
 	}
-	n.c.Set(ck(k), nearEntry{s: c, at: e.at}, life)
+	n.c.Set(k, c, filled, life)
 }
 
 // flush drops everything and makes every outstanding token stale.

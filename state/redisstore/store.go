@@ -207,9 +207,10 @@ func New(opts Options) (*Store, error) {
 		cancel:    cancel,
 	}
 	r.health.init(opts.Now, opts.OnHealth)
-	r.wg.Add(2)
+	r.wg.Add(3)
 	go r.subscribeLoop(ctx)
 	go r.touchLoop(ctx)
+	go func() { defer r.wg.Done(); r.near.sweep(ctx) }()
 	return r, nil
 }
 

@@ -1,11 +1,10 @@
 // Command benchtool is the helper program of bench/run.sh (`make bench`):
 //
-//	benchtool upstream -addr 127.0.0.1:P         the app behind reverse_proxy
 //	benchtool authsvc -addr 127.0.0.1:P -n N     a forward_auth service
-//	benchtool preload -url http://127.0.0.1:P -n N -c C -deadline D
+//	benchtool preload -url http://127.0.0.1:P -n N -c C -deadline D [-span S]
 //	benchtool freeports N                        N free loopback ports
 //	benchtool sessionid I                        the I-th benchmark session id
-//	benchtool report -dir D -out FILE            the Markdown results table
+//	benchtool report -dir D                      the report's Markdown sections
 //
 // Every server it starts listens on loopback only.
 package main
@@ -26,8 +25,6 @@ func main() {
 	var err error
 	args := os.Args[2:]
 	switch os.Args[1] {
-	case "upstream":
-		err = runUpstream(args)
 	case "authsvc":
 		err = runAuthSvc(args)
 	case "preload":
@@ -54,7 +51,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool upstream|authsvc|preload|freeports|sessionid|report [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchtool authsvc|preload|freeports|sessionid|report [flags]")
 	os.Exit(2)
 }
 

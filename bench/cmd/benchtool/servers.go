@@ -8,27 +8,6 @@ import (
 	"github.com/authsession/caddy-authsession/bench"
 )
 
-// runUpstream serves the protected app: a tiny "ok" for every request. It
-// echoes the X-Auth-User header it received as X-Seen-User, so the harness
-// can check that a gate passed the user on before measuring.
-func runUpstream(args []string) error {
-	fs := flag.NewFlagSet("upstream", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:0", "loopback address to listen on")
-	_ = fs.Parse(args)
-	if err := loopbackOnly(*addr); err != nil {
-		return err
-	}
-	body := []byte("ok\n")
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u := r.Header.Get("X-Auth-User"); u != "" {
-			w.Header().Set("X-Seen-User", u)
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write(body)
-	})
-	return serve(*addr, h)
-}
-
 // runAuthSvc serves a minimal external auth service for Caddy's
 // forward_auth, as Authelia- or oauth2-proxy-style gates work: it looks the
 // session cookie up in an in-memory map of the same n benchmark sessions
