@@ -133,6 +133,9 @@ type App struct {
 	ops      *opsRuntime
 	// storeName is the store module's name (memory, file, redis).
 	storeName string
+	// offline is set by CLI commands that provision the app outside a
+	// running Caddy (no configuration in the context, no events app).
+	offline bool
 }
 
 // spec is the cookie configuration as the portal takes it.

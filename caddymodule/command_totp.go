@@ -59,6 +59,7 @@ func runStoredTOTP(f userFlags, out io.Writer) error {
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
+	a.offline = true
 	if err := a.Provision(ctx); err != nil {
 		return err
 	}

@@ -61,6 +61,7 @@ func TestUserTOTPForDirectoryUsers(t *testing.T) {
 		}
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		defer cancel()
+		a.offline = true // as the CLI provisions it
 		if err := a.Provision(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -44,9 +44,15 @@ type emitter struct {
 	revoked func(state.Key)
 }
 
-// newEmitter builds the emitter of the app provisioned in ctx.
-func newEmitter(ctx caddy.Context, m *opsMetrics, logger *zap.Logger) *emitter {
+// newEmitter builds the emitter of the app provisioned in ctx. An app
+// provisioned offline (by a CLI command, in a context that holds no
+// configuration) has no events app to reach: its events go to the audit
+// log only.
+func newEmitter(ctx caddy.Context, m *opsMetrics, logger *zap.Logger, offline bool) *emitter {
 	e := &emitter{ctx: ctx, audit: ctx.Logger(auditLog{}), metrics: m}
+	if offline {
+		return e
+	}
 	app, err := ctx.App("events")
 	if err != nil {
 		logger.Warn("no events app: authsession events go to the audit log only", zap.Error(err))

@@ -134,7 +134,7 @@ func (a *App) provisionOps(ctx caddy.Context) {
 	if o.interval <= 0 {
 		o.interval = DefaultStatsInterval
 	}
-	o.emitter = newEmitter(ctx, o.metrics, a.logger)
+	o.emitter = newEmitter(ctx, o.metrics, a.logger, a.offline)
 	o.emitter.revoked = o.noteRevoked
 	a.ops = o
 	a.env.Events = o.emitter
