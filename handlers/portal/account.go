@@ -331,6 +331,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal passkey added", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, state.FactorFIDO2)
+	p.notify(r, u, noticePasskeyAdded)
 	http.Redirect(w, r, p.Prefix+"/account?done=passkey-added", http.StatusSeeOther)
 }
 
@@ -366,6 +367,7 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal passkey removed", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorRemoved, s, u, state.FactorFIDO2)
+	p.notify(r, u, noticePasskeyRemoved)
 	http.Redirect(w, r, p.Prefix+"/account?done=passkey-removed", http.StatusSeeOther)
 }
 
@@ -392,6 +394,7 @@ func (p *Portal) recoveryGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal recovery codes made", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, FactorRecovery)
+	p.notify(r, u, noticeRecoveryCodes)
 	p.renderAccount(w, r, ctx, http.StatusOK, s, u, "Your new recovery codes are below. Keep them somewhere safe: they are shown only this once, and the old ones no longer work.", "", codes)
 }
 
@@ -407,13 +410,16 @@ func (p *Portal) devicesForget(w http.ResponseWriter, r *http.Request) {
 	all := r.PostFormValue("all") == "1"
 	index, _ := strconv.Atoi(r.PostFormValue("index"))
 	now := p.Env.Now()
+	forgotten := 0
 	_, err := p.Env.Store.UpdateUser(ctx, handlers.UserKey(ctx, p.Users, u.ID), func(us *state.UserState) error {
 		kept := us.Devices[:0:0]
 		i := 0
+		forgotten = 0
 		for _, dv := range us.Devices {
 			if strings.HasPrefix(dv.ID, devicePrefix) && now.Before(dv.Until) {
 				i++
 				if all || i == index {
+					forgotten++
 					continue
 				}
 			}
@@ -427,6 +433,12 @@ func (p *Portal) devicesForget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Env.Logger.Info("portal trusted browsers forgotten", zap.String("session", s.Key.Short()))
+	switch {
+	case forgotten > 1:
+		p.notify(r, u, noticeBrowsersForgotten)
+	case forgotten == 1:
+		p.notify(r, u, noticeBrowserForgotten)
+	}
 	http.Redirect(w, r, p.Prefix+"/account?done=devices-forgotten", http.StatusSeeOther)
 }
 

@@ -228,10 +228,11 @@ func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	replaced := u.TOTPSecret != ""
 	p.Env.Logger.Info("portal totp enrolled", zap.String("session", s.Key.Short()), zap.Bool("replaced", replaced))
 	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, state.FactorTOTP)
-	done := "totp-enrolled"
+	done, change := "totp-enrolled", noticeTOTPEnrolled
 	if replaced {
-		done = "totp-replaced"
+		done, change = "totp-replaced", noticeTOTPReplaced
 	}
+	p.notify(r, u, change)
 	http.Redirect(w, r, p.Prefix+"/account?done="+done, http.StatusSeeOther)
 }
 
@@ -299,6 +300,7 @@ func (p *Portal) totpRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal totp removed", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorRemoved, s, u, state.FactorTOTP)
+	p.notify(r, u, noticeTOTPRemoved)
 	http.Redirect(w, r, p.Prefix+"/account?done=totp-removed", http.StatusSeeOther)
 }
 
