@@ -3,6 +3,7 @@ package portal
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -264,5 +265,38 @@ func TestAccountTOTPProviderUser(t *testing.T) {
 	wantStatus(t, c.post("/auth/account/totp/remove"), http.StatusSeeOther, c.page)
 	if us, _ := f.store.GetUser(t.Context(), "corp:alice-sub-1"); us.TOTPSecret != "" {
 		t.Fatal("the stored secret is still there")
+	}
+}
+
+// TestAccountTOTPParallelWrongCodes: 40 wrong confirmation codes at once
+// check at most max_failures codes; the rest, and then the right code,
+// are refused with 429, and the secret is unchanged.
+func TestAccountTOTPParallelWrongCodes(t *testing.T) {
+	f := newPortalFixture(t, "")
+	b := f.browser(t)
+	b.signedIn()
+	cer, secret := b.newTOTP()
+	token := b.csrf()
+	wrong := wrongCode(t, f.portal, secret, f.clk.Now())
+	codes, _ := parallel(t, 40, func(int) (int, string, error) {
+		return b.postForm("/auth/account/totp", url.Values{"csrf": {token}, "ceremony": {cer}, "code": {wrong}})
+	})
+	checked := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d", c)
+		}
+	}
+	if checked > DefaultFailureMax {
+		t.Fatalf("%d codes checked, want at most %d", checked, DefaultFailureMax)
+	}
+	right, _ := f.portal.TOTP.Code(secret, f.clk.Now())
+	wantStatus(t, b.post("/auth/account/totp", "csrf", token, "ceremony", cer, "code", right), http.StatusTooManyRequests, b.page)
+	if f.fileTOTP(t, "demo-id") != demoSecret {
+		t.Fatal("the secret changed")
 	}
 }
