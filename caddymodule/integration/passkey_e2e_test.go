@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,11 +22,26 @@ import (
 // sign in with the password and the passkey, then with the passkey alone
 // (passwordless on), remove the passkey, and see it offered no more.
 func TestPortalE2EPasskey(t *testing.T) {
+	var usersCopy string
 	d := startE2EDemoWith(t, "passkey", func(cfg, base string) string {
 		block := fmt.Sprintf("\t\twebauthn {\n\t\t\trp_id localhost\n\t\t\trp_name \"caddy-authsession demo\"\n\t\t\torigins %s\n\t\t\tuser_verification required\n\t\t\tpasswordless on\n\t\t}\n\t\tauthn {", base)
 		if !strings.Contains(cfg, "\t\tauthn {") {
 			t.Fatal("Caddyfile.example no longer has an authn block to put the webauthn block before")
 		}
+		// The account page writes the users file: a copy of the example.
+		old := regexp.MustCompile(`users_file (\S+)`).FindStringSubmatch(cfg)
+		if old == nil {
+			t.Fatal("the configuration has no users_file")
+		}
+		b, err := os.ReadFile(old[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		usersCopy = filepath.Join(t.TempDir(), "users.json")
+		if err := os.WriteFile(usersCopy, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg = strings.ReplaceAll(cfg, old[0], "users_file "+usersCopy)
 		return strings.Replace(cfg, "\t\tauthn {", block, 1)
 	})
 	if _, err := chromedp.Call(d.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
@@ -77,6 +93,31 @@ func TestPortalE2EPasskey(t *testing.T) {
 	// Recovery codes, shown once.
 	d.submit("making recovery codes", chromedp.Click(chromedp.CSS("#make-recovery")))
 	d.page("recovery-codes", "/auth/account/recovery", "Your new recovery codes")
+	// Replace the authenticator app: a new secret as a QR code and as
+	// text, confirmed with its code. The code of the next time step (within
+	// the allowed skew): the current one may be the step just used to sign
+	// in, which the replay guard refuses.
+	d.run("opening the account page", chromedp.Navigate(d.base+"/auth/account"))
+	d.submit("asking for a new authenticator app", chromedp.Click(chromedp.CSS("#new-totp")))
+	d.page("totp-new", "/auth/account/totp/new", "Scan this code")
+	secret := get(d, "reading the new key", chromedp.Text(chromedp.CSS("#totp-secret")))
+	if secret == "" || secret == "JBSWY3DPEHPK3PXP" {
+		t.Fatalf("new key %q", secret)
+	}
+	// The QR code is a data: image the page's CSP lets the browser draw.
+	if !get(d, "checking the QR code", chromedp.Evaluate[bool](
+		`(() => { const i = document.querySelector("#totp-qr"); return i.complete && i.naturalWidth === 256 && i.src.startsWith("data:image/png;base64,") })()`)) {
+		t.Fatal("the QR code is not drawn")
+	}
+	newCode, err := state.TOTPPolicy{}.Defaults().Code(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.submit("confirming the new app", chromedp.SendKeys(chromedp.CSS("#totp-code"), newCode), chromedp.Click(chromedp.CSS("#confirm-totp-button")))
+	d.page("totp-replaced", "/auth/account?done=totp-replaced", "Your authenticator app was replaced")
+	if b, err := os.ReadFile(usersCopy); err != nil || !strings.Contains(string(b), secret) || strings.Contains(string(b), "JBSWY3DPEHPK3PXP") {
+		t.Fatalf("the users file after the replacement (%v):\n%s", err, b)
+	}
 	// The screenshot of the docs: the account page with the passkey.
 	d.run("opening the account page", chromedp.Navigate(d.base+"/auth/account"))
 	d.page("account-with-passkey", "/auth/account", "Test laptop")

@@ -18,8 +18,15 @@ const (
 	ChannelSMS   = "sms"
 )
 
-// Message is a one-time code on its way to a user.
+// Message is a one-time code (or, with Kind KindNotice, a security
+// notice; see notice.go) on its way to a user.
 type Message struct {
+	// Kind is KindCode (the zero value) or KindNotice.
+	Kind string
+	// Subject and Text are a notice's own subject and body (KindNotice
+	// only; a code mail is composed from the deliverer's templates).
+	Subject string
+	Text    string
 	// Channel is ChannelEmail or ChannelSMS.
 	Channel string
 	// To is the destination: a mail address or a phone number.
@@ -139,6 +146,11 @@ type LogDeliverer struct{ Logger *zap.Logger }
 
 // Deliver implements Deliverer.
 func (l LogDeliverer) Deliver(_ context.Context, m Message) error {
+	if m.Kind == KindNotice {
+		l.Logger.Info("notice delivered to the log (development delivery)",
+			zap.String("channel", m.Channel), zap.String("login", m.Login), zap.String("subject", m.Subject))
+		return nil
+	}
 	l.Logger.Warn("otp delivered to the log (development delivery, unsafe)",
 		zap.Bool("unsafe", true),
 		zap.String("channel", m.Channel),

@@ -143,11 +143,7 @@ func (d *SMTPDeliverer) Deliver(ctx context.Context, m Message) error {
 	if _, err := mail.ParseAddress(m.To); err != nil {
 		return Permanent(fmt.Errorf("smtp: destination is not a mail address"))
 	}
-	subject, err := render(d.subject, m)
-	if err != nil {
-		return err
-	}
-	body, err := render(d.body, m)
+	subject, body, err := d.compose(m)
 	if err != nil {
 		return err
 	}
@@ -226,3 +222,21 @@ func (cs *connSet) release() {
 }
 
 var _ Deliverer = (*SMTPDeliverer)(nil)
+
+// compose returns the subject and body of m: a notice's own, or the code
+// templates rendered for a code.
+func (d *SMTPDeliverer) compose(m Message) (subject, body string, err error) {
+	if m.Kind == KindNotice {
+		if err := m.checkNotice(); err != nil {
+			return "", "", err
+		}
+		return m.Subject, m.Text, nil
+	}
+	if subject, err = render(d.subject, m); err != nil {
+		return "", "", err
+	}
+	if body, err = render(d.body, m); err != nil {
+		return "", "", err
+	}
+	return subject, body, nil
+}

@@ -33,6 +33,11 @@ type WebhookConfig struct {
 
 // WebhookPayload is the JSON body POSTed to the webhook.
 type WebhookPayload struct {
+	// Kind is "notice" for a security notice (OTP empty, Subject and
+	// Text set); absent for a code.
+	Kind      string    `json:"kind,omitempty"`
+	Subject   string    `json:"subject,omitempty"`
+	Text      string    `json:"text,omitempty"`
 	Channel   string    `json:"channel"`
 	To        string    `json:"to"`
 	Login     string    `json:"login,omitempty"`
@@ -80,10 +85,17 @@ func Sign(secret, body []byte) string {
 // Deliver implements Deliverer. A 2xx answer is success; 4xx other than 408
 // and 429 is permanent; anything else may be retried.
 func (w *WebhookDeliverer) Deliver(ctx context.Context, m Message) error {
-	body, err := json.Marshal(WebhookPayload{
+	p := WebhookPayload{
 		Channel: m.Channel, To: m.To, Login: m.Login, OTP: m.Code,
 		ExpiresAt: m.ExpiresAt.UTC(), SentAt: w.now().UTC(),
-	})
+	}
+	if m.Kind == KindNotice {
+		if err := m.checkNotice(); err != nil {
+			return err
+		}
+		p.Kind, p.Subject, p.Text, p.OTP = KindNotice, m.Subject, m.Text, ""
+	}
+	body, err := json.Marshal(p)
 	if err != nil {
 		return Permanent(fmt.Errorf("webhook: encoding payload: %w", err))
 	}

@@ -58,6 +58,7 @@ func (p *Portal) registerAccount(m *http.ServeMux) {
 	m.HandleFunc("POST "+p.Prefix+"/otp/passkey/options", p.form(p.passkeyLoginOptions))
 	m.HandleFunc("POST "+p.Prefix+"/login/passkey/options", p.form(p.passwordlessOptions))
 	m.HandleFunc("POST "+p.Prefix+"/login/passkey", p.form(p.passwordlessSignIn))
+	p.registerAccountTOTP(m)
 	m.HandleFunc("GET "+p.Prefix+"/passkey.js", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		_, _ = w.Write(passkeyJS)
@@ -85,6 +86,10 @@ type accountData struct {
 	RecoveryAt    time.Time
 	RecoveryCodes []string
 	Devices       []deviceRow
+	// TOTP: the user has an authenticator app; TOTPPending a new secret
+	// waiting for its confirmation.
+	TOTP        bool
+	TOTPPending *totpPending
 	// StepUp is set when a change needs the password (no factor passed
 	// in the last StepUpWindow).
 	StepUp bool
@@ -102,7 +107,7 @@ func (p *Portal) accountUser(w http.ResponseWriter, r *http.Request, ctx context
 		http.Redirect(w, r, handlers.LoginRedirect(p.Prefix+"/login", p.Prefix+"/account"), http.StatusSeeOther)
 		return nil, state.User{}, false
 	}
-	u, ok, err := p.Users.Lookup(ctx, s.UserID)
+	u, ok, err := p.sessionUser(ctx, s)
 	if err != nil {
 		p.storeFailed(w, r, "lookup", err)
 		return nil, state.User{}, false
@@ -133,6 +138,8 @@ func (p *Portal) accountPage(w http.ResponseWriter, r *http.Request) {
 	notice := map[string]string{
 		"passkey-added": "The passkey was added.", "passkey-removed": "The passkey was removed.",
 		"devices-forgotten": "Those browsers are no longer trusted.",
+		"totp-enrolled":     "Your authenticator app is set up.", "totp-replaced": "Your authenticator app was replaced: the old one no longer works.",
+		"totp-removed": "Your authenticator app was removed.",
 	}[r.URL.Query().Get("done")]
 	p.renderAccount(w, r, ctx, http.StatusOK, s, u, notice, "", nil)
 }
@@ -140,6 +147,11 @@ func (p *Portal) accountPage(w http.ResponseWriter, r *http.Request) {
 // renderAccount renders the account page; codes are recovery codes just
 // made (shown this once).
 func (p *Portal) renderAccount(w http.ResponseWriter, r *http.Request, ctx context.Context, status int, s *state.Session, u state.User, notice, msg string, codes []string) {
+	p.renderAccountWith(w, r, ctx, status, s, u, notice, msg, codes, nil)
+}
+
+// renderAccountWith is renderAccount with more set by more (if not nil).
+func (p *Portal) renderAccountWith(w http.ResponseWriter, r *http.Request, ctx context.Context, status int, s *state.Session, u state.User, notice, msg string, codes []string, more func(*accountData)) {
 	us, err := p.userState(ctx, u)
 	if err != nil {
 		p.storeFailed(w, r, "get user", err)
@@ -149,6 +161,10 @@ func (p *Portal) renderAccount(w http.ResponseWriter, r *http.Request, ctx conte
 	a := &accountData{
 		PasskeysOn: p.Passkeys != nil, RecoveryLeft: len(us.Recovery), RecoveryAt: us.RecoveryAt,
 		RecoveryCodes: codes, StepUp: !p.recentFactor(s, now),
+		TOTP: u.HasFactor(state.FactorTOTP) && u.TOTPSecret != "",
+	}
+	if more != nil {
+		more(a)
 	}
 	for _, pk := range us.Passkeys {
 		a.Passkeys = append(a.Passkeys, passkeyRow{
@@ -315,6 +331,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal passkey added", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, state.FactorFIDO2)
+	p.notify(r, u, noticePasskeyAdded)
 	http.Redirect(w, r, p.Prefix+"/account?done=passkey-added", http.StatusSeeOther)
 }
 
@@ -350,6 +367,7 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal passkey removed", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorRemoved, s, u, state.FactorFIDO2)
+	p.notify(r, u, noticePasskeyRemoved)
 	http.Redirect(w, r, p.Prefix+"/account?done=passkey-removed", http.StatusSeeOther)
 }
 
@@ -376,6 +394,7 @@ func (p *Portal) recoveryGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Env.Logger.Info("portal recovery codes made", zap.String("session", s.Key.Short()))
 	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, FactorRecovery)
+	p.notify(r, u, noticeRecoveryCodes)
 	p.renderAccount(w, r, ctx, http.StatusOK, s, u, "Your new recovery codes are below. Keep them somewhere safe: they are shown only this once, and the old ones no longer work.", "", codes)
 }
 
@@ -391,13 +410,16 @@ func (p *Portal) devicesForget(w http.ResponseWriter, r *http.Request) {
 	all := r.PostFormValue("all") == "1"
 	index, _ := strconv.Atoi(r.PostFormValue("index"))
 	now := p.Env.Now()
+	forgotten := 0
 	_, err := p.Env.Store.UpdateUser(ctx, handlers.UserKey(ctx, p.Users, u.ID), func(us *state.UserState) error {
 		kept := us.Devices[:0:0]
 		i := 0
+		forgotten = 0
 		for _, dv := range us.Devices {
 			if strings.HasPrefix(dv.ID, devicePrefix) && now.Before(dv.Until) {
 				i++
 				if all || i == index {
+					forgotten++
 					continue
 				}
 			}
@@ -411,6 +433,12 @@ func (p *Portal) devicesForget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Env.Logger.Info("portal trusted browsers forgotten", zap.String("session", s.Key.Short()))
+	switch {
+	case forgotten > 1:
+		p.notify(r, u, noticeBrowsersForgotten)
+	case forgotten == 1:
+		p.notify(r, u, noticeBrowserForgotten)
+	}
 	http.Redirect(w, r, p.Prefix+"/account?done=devices-forgotten", http.StatusSeeOther)
 }
 
