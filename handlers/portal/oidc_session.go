@@ -56,6 +56,7 @@ func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *
 	if linked {
 		s.UserAttributes[attrOIDCLinked] = "1"
 	}
+	s.SetDisplayName(u.Name)
 	if ou.mail != "" && state.ValidateUserName(ou.mail) == nil {
 		s.UserAttributes[attrMail] = ou.mail
 	}
