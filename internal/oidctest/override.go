@@ -113,3 +113,11 @@ func (p *Provider) rewriteTokenResponse(body []byte, o *IDTokenOverride) ([]byte
 	}
 	return json.Marshal(resp)
 }
+
+// AddUser adds a user to a running provider (or replaces the one with the
+// same username).
+func (p *Provider) AddUser(u User) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.users[u.Username] = u
+}
