@@ -19,7 +19,7 @@ type entry struct {
 // no base64.
 func splitGroups(ldif string) (offline string, groups []entry) {
 	var keep []string
-	for _, rec := range strings.Split(strings.ReplaceAll(ldif, "\r\n", "\n"), "\n\n") {
+	for rec := range strings.SplitSeq(strings.ReplaceAll(ldif, "\r\n", "\n"), "\n\n") {
 		if strings.TrimSpace(rec) == "" {
 			continue
 		}

@@ -3,6 +3,7 @@ package oidctest
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -53,9 +54,7 @@ func (p *Provider) withOverride(next http.Handler) http.Handler {
 				rec.Code, body = http.StatusInternalServerError, []byte("oidctest: override: "+err.Error())
 			}
 		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
+		maps.Copy(w.Header(), rec.Header())
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(body)
@@ -74,7 +73,7 @@ func (p *Provider) rewriteTokenResponse(body []byte, o *IDTokenOverride) ([]byte
 	if raw == "" {
 		return body, nil
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, err
 	}
