@@ -41,7 +41,7 @@ type DirectoryConfig struct {
 	// UserFilter finds a user by what they typed, {login} standing for
 	// it (escaped). Default: (uid={login}).
 	UserFilter string `json:"user_filter,omitempty"`
-	// Attributes map a user's fields (id, login, mail, phone, group) to
+	// Attributes map a user's fields (id, login, mail, phone, group, name) to
 	// directory attributes. Default: id uid, login as id, mail mail,
 	// phone mobile, no group attribute.
 	Attributes map[string]string `json:"attributes,omitempty"`
@@ -74,7 +74,7 @@ type DirectoryTLS struct {
 }
 
 // directoryAttributes are the keys of DirectoryConfig.Attributes.
-var directoryAttributes = []string{"id", "login", "mail", "phone", "group"}
+var directoryAttributes = []string{"id", "login", "mail", "phone", "group", "name"}
 
 // provisionDirectories opens the configured directories (they connect on
 // first use) and returns them in lookup order.
@@ -141,6 +141,8 @@ func (dc *DirectoryConfig) open(repl *caddy.Replacer) (*ldapdir.Directory, error
 			cfg.Attributes.Phone = v
 		case "group":
 			cfg.Attributes.Group = v
+		case "name":
+			cfg.Attributes.Name = v
 		default:
 			return nil, fmt.Errorf("unknown attribute %q (known: %s)", k, strings.Join(directoryAttributes, ", "))
 		}
@@ -178,7 +180,7 @@ func (rt *otpRuntime) cleanupDirectories() {
 //	    base_dn <dn>
 //	    user_filter <filter with {login}>
 //	    attributes {
-//	        id <attr>  login <attr>  mail <attr>  phone <attr>  group <attr>
+//	        id <attr>  login <attr>  mail <attr>  phone <attr>  group <attr>  name <attr>
 //	    }
 //	    group_filter <filter with {dn}, {id} or {login}>
 //	    group_base_dn <dn>

@@ -29,7 +29,7 @@ func TestParseDirectoryBlock(t *testing.T) {
 			bind_password {env.LDAP_PASSWORD}
 			base_dn ou=people,dc=example,dc=com
 			user_filter "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"
-			attributes { id uid  login uid  mail mail  phone mobile  group memberOf }
+			attributes { id uid  login uid  mail mail  phone mobile  group memberOf  name cn }
 			group_filter (member={dn})
 			group_base_dn ou=groups,dc=example,dc=com
 			group_attribute cn
@@ -59,7 +59,7 @@ func TestParseDirectoryBlock(t *testing.T) {
 		URLs:   []string{"ldaps://ldap1.example.com", "ldaps://ldap2.example.com", "ldap://ldap3.example.com:389"},
 		BindDN: "cn=authsession,ou=svc,dc=example,dc=com", BindPassword: "{env.LDAP_PASSWORD}",
 		BaseDN: "ou=people,dc=example,dc=com", UserFilter: "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))",
-		Attributes:  map[string]string{"id": "uid", "login": "uid", "mail": "mail", "phone": "mobile", "group": "memberOf"},
+		Attributes:  map[string]string{"id": "uid", "login": "uid", "mail": "mail", "phone": "mobile", "group": "memberOf", "name": "cn"},
 		GroupFilter: "(member={dn})", GroupBaseDN: "ou=groups,dc=example,dc=com", GroupAttribute: "cn",
 		TLS:     &DirectoryTLS{CAFile: "/etc/ssl/ldap-ca.pem", ServerName: "ldap.example.com"},
 		Timeout: caddy.Duration(3 * time.Second), Cache: caddy.Duration(5 * time.Minute),
@@ -85,7 +85,7 @@ func TestParseDirectoryRejections(t *testing.T) {
 		{"directory corp ldap {\nurl\n}", "wrong argument count"},
 		{"directory corp ldap {\nbase_dn a b\n}", "wrong argument count"},
 		{"directory corp ldap {\nbase_dn a\nbase_dn b\n}", "given twice"},
-		{"directory corp ldap {\nattributes {\nname cn\n}\n}", "unknown directory attribute"},
+		{"directory corp ldap {\nattributes {\ntitle cn\n}\n}", "unknown directory attribute"},
 		{"directory corp ldap {\nattributes {\nid uid id cn\n}\n}", "given twice"},
 		{"directory corp ldap {\nattributes {\nid\n}\n}", "wrong argument count"},
 		{"directory corp ldap {\ntls {\nverify off\n}\n}", "unrecognized directory tls option"},
@@ -126,7 +126,7 @@ func TestProvisionDirectories(t *testing.T) {
 		"not pem":       {func(c *DirectoryConfig) { c.TLS.CAFile = notPEM }, "no PEM certificate"},
 		"no {login}":    {func(c *DirectoryConfig) { c.UserFilter = "(uid=alice)" }, "lacks {login}"},
 		"unset env":     {func(c *DirectoryConfig) { c.BindPassword = "{env.AUTHSESSION_TEST_UNSET}" }, "environment variable"},
-		"bad attribute": {func(c *DirectoryConfig) { c.Attributes = map[string]string{"name": "cn"} }, "unknown attribute"},
+		"bad attribute": {func(c *DirectoryConfig) { c.Attributes = map[string]string{"title": "cn"} }, "unknown attribute"},
 		"kind":          {func(c *DirectoryConfig) { c.Kind = "ad" }, "unknown kind"},
 		"name taken":    {func(c *DirectoryConfig) { c.Name = "UserIdentityStore1" }, "name is taken"},
 		"no name":       {func(c *DirectoryConfig) { c.Name = "" }, "name"},

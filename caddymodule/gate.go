@@ -39,6 +39,7 @@ func init() {
 //	{http.auth.user.id}          the session's userId
 //	{http.auth.user.login}       its login name
 //	{http.auth.user.group}       its group
+//	{http.auth.user.name}        its display name (else its login name)
 //	{http.auth.user.<attr>}      each user attribute of the session
 //	{http.authsession.status}    its status ("authenticated")
 //	{http.authsession.session}   an 8-character hash prefix of the session key (never the id)
@@ -58,7 +59,7 @@ type Gate struct {
 	SessionScheme string `json:"session_scheme,omitempty"`
 
 	// UpstreamHeaders maps request header names to session fields
-	// (user_id, login, group, status, id_store, auth_time, factors,
+	// (user_id, login, name, group, status, id_store, auth_time, factors,
 	// session_index, attr.<name>) set for the next handler. Default: none.
 	UpstreamHeaders map[string]string `json:"upstream_headers,omitempty"`
 
@@ -196,6 +197,8 @@ func placeholder(s *state.Session, key string) (any, bool) {
 			return handlers.FieldValue(s, "login"), true
 		case "group":
 			return s.GroupName, true
+		case "name":
+			return handlers.FieldValue(s, "name"), true
 		}
 		v, ok := s.UserAttributes[name]
 		return v, ok

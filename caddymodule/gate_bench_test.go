@@ -33,6 +33,9 @@ func hitGate(tb testing.TB, n int) (*Gate, []string) {
 		s.LoginName = s.UserID
 		s.GroupName = "staff"
 		s.UserAttributes = map[string]string{"mail": s.UserID + "@example.com"}
+		if i%2 == 0 {
+			s.SetDisplayName("User " + strconv.Itoa(i)) // the others have none
+		}
 		if err := s.SetStatus(state.StatusAuthenticated, now, "", 0); err != nil {
 			tb.Fatal(err)
 		}
@@ -140,9 +143,15 @@ func TestGateServeHTTPNoAlloc(t *testing.T) {
 	for k, want := range map[string]string{
 		"http.auth.user.id": "user3", "http.auth.user.login": "user3", "http.auth.user.group": "staff",
 		"http.auth.user.mail": "user3@example.com", "http.authsession.status": "authenticated",
+		// user3 has no display name: the login stands for it.
+		"http.auth.user.name": "user3",
 	} {
 		if v, ok := repl.GetString(k); !ok || v != want {
 			t.Errorf("{%s} = %q, %v; want %q", k, v, ok, want)
 		}
+	}
+	repl = rs[2].Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if v, ok := repl.GetString("http.auth.user.name"); !ok || v != "User 2" {
+		t.Errorf("{http.auth.user.name} of user2 = %q, %v; want her display name", v, ok)
 	}
 }

@@ -180,8 +180,10 @@ func (a *Authn) readRequest(w http.ResponseWriter, r *http.Request, root string,
 // authnUser is what the flow needs to know about a user.
 type authnUser struct {
 	id, login, group string
-	mail, phone      string
-	totpSecret       string
+	// name is the display name the identity store gives.
+	name        string
+	mail, phone string
+	totpSecret  string
 	// passkeys is how many passkeys the user has registered here (only
 	// counted when Passkeys is set).
 	passkeys int
@@ -216,6 +218,7 @@ func (a *Authn) resolveUser(ctx context.Context, userID, group string) (authnUse
 		if ok {
 			known = true
 			u.id, u.login, u.mail, u.phone, u.totpSecret = f.ID, f.Login, f.Mail, f.Phone, f.TOTPSecret
+			u.name = f.Name
 			u.store = f.Store
 			if f.Group != "" {
 				u.group = f.Group

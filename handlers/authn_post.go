@@ -104,6 +104,7 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 				s.IDStoreName = user.store
 			}
 			s.LoginName, s.GroupName = user.login, user.group
+			s.SetDisplayName(user.name)
 			st = state.StatusMissingRegistration
 			if len(user.factors) > 0 {
 				st = state.StatusPendingVerification

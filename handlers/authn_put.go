@@ -387,6 +387,7 @@ func (a *Authn) apply(ctx context.Context, s *state.Session, in *updateAuthnRequ
 				return
 			}
 			s.UserID, s.LoginName, s.GroupName = u.id, u.login, u.group
+			s.SetDisplayName(u.name)
 			if u.store != "" {
 				s.IDStoreName = u.store
 			}

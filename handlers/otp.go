@@ -233,6 +233,7 @@ func (o *OTPSessions) bindUser(ctx context.Context, s *state.Session) error {
 	}
 	if ok && u.ID == s.UserID {
 		s.LoginName, s.GroupName = u.Login, u.Group
+		s.SetDisplayName(u.Name)
 		if u.Store != "" {
 			s.IDStoreName = u.Store
 		}

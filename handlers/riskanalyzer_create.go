@@ -143,7 +143,9 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 		ra.fail(w, r, raInvalid, "user.loginName, user.groupName: "+state.ErrBadUserID.Error(), "")
 		return
 	}
-	if c.user, err = keyOrFault(r.Context(), ra.Env.Users, c.user); IsDirectoryFault(err) {
+	var known state.User
+	var isKnown bool
+	if c.user, known, isKnown, err = raUser(r.Context(), ra.Env.Users, c.user); IsDirectoryFault(err) {
 		ra.storeFail(w, r, "user", err)
 		return
 	} else if err != nil {
@@ -155,6 +157,13 @@ func (ra *RiskAnalyzer) create(w http.ResponseWriter, r *http.Request) {
 	now := ra.Env.Time()
 	s := ra.Env.NewSession(id, now)
 	s.UserID, s.LoginName, s.GroupName, s.ClientIP = c.user, c.login, c.group, c.ip
+	if isKnown {
+		s.LoginName, s.GroupName = known.Login, known.Group
+		s.SetDisplayName(known.Name)
+		if known.Store != "" {
+			s.IDStoreName = known.Store
+		}
+	}
 	s.Fingerprints = c.fingerprints
 	if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 		ra.fail(w, r, raInvalid, err.Error(), "")

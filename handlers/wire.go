@@ -290,6 +290,8 @@ func FieldValue(s *state.Session, f string) string {
 			return s.LoginName
 		}
 		return s.UserID
+	case "name":
+		return s.DisplayName()
 	case "group":
 		return s.GroupName
 	case "status":
@@ -312,7 +314,7 @@ func FieldValue(s *state.Session, f string) string {
 // ValidField reports whether f is a name FieldValue knows.
 func ValidField(f string) bool {
 	switch f {
-	case "user_id", "login", "group", "status", "id_store", "auth_time", "factors", "session_index":
+	case "user_id", "login", "name", "group", "status", "id_store", "auth_time", "factors", "session_index":
 		return true
 	}
 	name, ok := strings.CutPrefix(f, "attr.")

@@ -31,6 +31,10 @@ var Factors = []string{FactorEmail, FactorSMS, FactorTOTP, FactorYOTP, FactorFID
 type User struct {
 	ID    string `json:"id"`
 	Login string `json:"login"`
+	// Name is the user's display name (a directory's cn, displayName...):
+	// what the portal greets them with and the gate's
+	// {http.auth.user.name}. Empty: the login stands for it.
+	Name  string `json:"name,omitempty"`
 	Group string `json:"group,omitempty"`
 	Mail  string `json:"mail,omitempty"`
 	Phone string `json:"phone,omitempty"`

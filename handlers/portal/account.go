@@ -178,7 +178,7 @@ func (p *Portal) renderAccountWith(w http.ResponseWriter, r *http.Request, ctx c
 			a.Devices = append(a.Devices, deviceRow{Index: i, Added: dv.Added, Until: dv.Until})
 		}
 	}
-	p.render(w, r, status, "account", pageData{Login: u.Login, Notice: notice, Error: msg, Account: a})
+	p.render(w, r, status, "account", pageData{Login: u.Login, Name: u.Name, Notice: notice, Error: msg, Account: a})
 }
 
 // recentFactor reports whether s passed a second factor within

@@ -92,6 +92,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	id := state.NewID()
 	s := p.Env.NewSession(id, now)
 	s.UserID, s.LoginName, s.GroupName, s.ClientIP = u.ID, u.Login, u.Group, ip
+	s.SetDisplayName(u.Name)
 	if u.Store != "" {
 		s.IDStoreName = u.Store
 	}

@@ -55,7 +55,11 @@ func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *
 	}
 	if linked {
 		s.UserAttributes[attrOIDCLinked] = "1"
+		if u.Store != "" {
+			s.IDStoreName = u.Store
+		}
 	}
+	s.SetDisplayName(u.Name)
 	if ou.mail != "" && state.ValidateUserName(ou.mail) == nil {
 		s.UserAttributes[attrMail] = ou.mail
 	}
@@ -109,14 +113,15 @@ func firstGroup(groups, allowed []string) string {
 }
 
 // oidcAccount returns the user a provider's account signs in as: with
-// LinkByEmail and a verified email that is the mail of exactly one
-// users-file user, that user (linked); otherwise the provider's user
+// LinkByEmail and a verified email, the identity stores' user whose mail
+// it is (linked, see linkedAccount); otherwise the provider's user
 // "<name>:<id>", whose second factor, if any, is the TOTP secret kept in
-// its per-user state.
+// its per-user state. A store that cannot answer is an error.
 func (p *Portal) oidcAccount(ctx context.Context, o *OIDCProvider, ou oidcUser) (state.User, bool, error) {
 	if o.LinkByEmail && ou.mailVerified && ou.mail != "" {
-		if u, ok := linkedUser(p.Users, ou.mail); ok {
-			return u, true, nil
+		u, ok, err := p.linkedAccount(ctx, ou.mail)
+		if err != nil || ok {
+			return u, ok, err
 		}
 	}
 	key, err := state.UserKey(nil, o.Name+":"+ou.id)
@@ -140,24 +145,6 @@ func (p *Portal) providerUser(ctx context.Context, key, login, mail string) (sta
 		u.Factors = []string{state.FactorTOTP}
 	}
 	return u, false, nil
-}
-
-// linkedUser returns the one users-file user whose mail is mail (case
-// does not matter); none when no user or several have it.
-func linkedUser(d state.Directory, mail string) (state.User, bool) {
-	us := state.UsersFileOf(d)
-	if us == nil {
-		return state.User{}, false
-	}
-	var found state.User
-	n := 0
-	for _, u := range us.All() {
-		if u.Mail != "" && strings.EqualFold(u.Mail, mail) {
-			found = u
-			n++
-		}
-	}
-	return found, n == 1
 }
 
 // sessionUser returns the user of a session waiting for its second

@@ -99,6 +99,9 @@ type pageData struct {
 	Notice   string
 	// Login is the login typed on the sign-in page, or the signed-in user.
 	Login string
+	// Name is the signed-in user's display name when the identity store
+	// gives one (shown before the login).
+	Name string
 	// Factors are the second factors to choose from; Factor the one shown.
 	Factors []factorChoice
 	Factor  string

@@ -190,6 +190,7 @@ func (p *Portal) passwordlessSignIn(w http.ResponseWriter, r *http.Request) {
 	authed := s.Clone()
 	authed.UserID, authed.LoginName, authed.GroupName = u.ID, u.Login, u.Group
 	authed.UserAttributes = nil
+	authed.SetDisplayName(u.Name)
 	if err := p.OTP.Pass(authed, state.FactorFIDO2, now); err != nil {
 		p.storeFailed(w, r, "pass", err)
 		return

@@ -19,6 +19,7 @@ func (p *Portal) logoutPage(w http.ResponseWriter, r *http.Request) {
 	d := pageData{}
 	if s, err := p.current(ctx, r); err == nil && s != nil {
 		d.Login = handlers.FieldValue(s, "login")
+		d.Name = s.UserAttributes[state.NameAttribute]
 		p.allowEndSession(w, r, s)
 	}
 	p.render(w, r, http.StatusOK, "logout", d)
@@ -81,7 +82,7 @@ func (p *Portal) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d := pageData{Login: handlers.FieldValue(s, "login")}
+	d := pageData{Login: handlers.FieldValue(s, "login"), Name: s.UserAttributes[state.NameAttribute]}
 	for _, o := range all {
 		d.Sessions = append(d.Sessions, sessionRow{
 			Index: o.Index, Current: o.Key == s.Key, Created: o.CreateTime, LastAccess: o.LastAccessTime,

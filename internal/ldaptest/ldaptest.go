@@ -1,6 +1,9 @@
 // Package ldaptest starts a throwaway OpenLDAP slapd for tests: a config of
 // its own (never the system's), an mdb database loaded offline with
-// slapadd from a small LDIF, a test CA and a server certificate for
+// slapadd from a small LDIF (its groups, groupOfNames entries, are added
+// once the server runs, through LDAP as the rootdn, so that the memberof
+// overlay fills their members' memberOf as a production server's does), a
+// test CA and a server certificate for
 // StartTLS, on a free loopback port in a directory under t.TempDir(). The
 // server is killed when the test ends; Stop and Restart let fault tests
 // take it away and bring it back on the same port.
@@ -40,11 +43,15 @@ const startTimeout = 30 * time.Second
 // The directory every server holds: its suffix and the service account the
 // code under test binds as.
 const (
-	Suffix         = "dc=example,dc=com"
-	PeopleDN       = "ou=people," + Suffix
-	GroupsDN       = "ou=groups," + Suffix
-	ServiceDN      = "cn=authsession,ou=svc," + Suffix
-	ServicePass    = "svc-secret-4711"
+	Suffix      = "dc=example,dc=com"
+	PeopleDN    = "ou=people," + Suffix
+	GroupsDN    = "ou=groups," + Suffix
+	ServiceDN   = "cn=authsession,ou=svc," + Suffix
+	ServicePass = "svc-secret-4711"
+	// RootDN and RootPass are the database's administrator, who adds the
+	// groups after start.
+	RootDN         = "cn=admin," + Suffix
+	RootPass       = "root-secret-0815"
 	AlicePassword  = "alice-pass-1"
 	BobPassword    = "bob-pass-2"
 	CarolPassword  = "carol-pass-3"
@@ -76,8 +83,9 @@ ou: groups
 )
 
 // People is the default LDIF's users (below PeopleDN) and groups (below
-// GroupsDN): alice has mail and mobile and is in group ops; bob has mail
-// only; carol has neither. Their passwords are the *Password constants.
+// GroupsDN): alice has mail and mobile and is in group ops (so her entry's
+// memberOf is cn=ops,ou=groups,dc=example,dc=com); bob has mail only;
+// carol has neither. Their passwords are the *Password constants.
 const People = `dn: uid=alice,ou=people,dc=example,dc=com
 objectClass: inetOrgPerson
 uid: alice
@@ -138,7 +146,8 @@ func Start(t testing.TB, ldif string) *Server {
 	if err := os.MkdirAll(filepath.Join(s.dir, "db"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	data := fmt.Sprintf(defaultLDIFFmt, Suffix, ServiceDN, ServicePass) + ldif
+	offline, groups := splitGroups(ldif)
+	data := fmt.Sprintf(defaultLDIFFmt, Suffix, ServiceDN, ServicePass) + offline
 	if err := os.WriteFile(filepath.Join(s.dir, "data.ldif"), []byte(data), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +157,9 @@ func Start(t testing.TB, ldif string) *Server {
 	}
 	s.run()
 	t.Cleanup(s.Stop)
+	if len(groups) > 0 {
+		s.addLive(groups)
+	}
 	return s
 }
 
@@ -195,6 +207,7 @@ func (s *Server) config() string {
 argsfile %[1]s/slapd.args
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 TLSCACertificateFile %[1]s/ca.pem
 TLSCertificateFile %[1]s/server.pem
 TLSCertificateKeyFile %[1]s/server.key
@@ -202,8 +215,13 @@ security tls=1
 database mdb
 maxsize 16777216
 suffix "%[2]s"
-rootdn "cn=admin,%[2]s"
+rootdn "%[4]s"
+rootpw "%[5]s"
 directory %[1]s/db
+overlay memberof
+memberof-group-oc groupOfNames
+memberof-member-ad member
+memberof-memberof-ad memberOf
 access to attrs=userPassword
   by anonymous auth
   by * none
@@ -211,7 +229,7 @@ access to *
   by dn.exact="%[3]s" read
   by self read
   by * none
-`, d, Suffix, ServiceDN)
+`, d, Suffix, ServiceDN, RootDN, RootPass)
 	return b.String()
 }
 

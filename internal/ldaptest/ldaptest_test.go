@@ -1,6 +1,7 @@
 package ldaptest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -47,4 +48,42 @@ func TestServerAnswersOverStartTLS(t *testing.T) {
 	}
 	s.Restart()
 	check()
+}
+
+// TestMemberOfIsFilledByTheOverlay checks that the groups added after
+// start fill their members' memberOf (the memberof overlay runs), and that
+// a member added later by a modify gets it too.
+func TestMemberOfIsFilledByTheOverlay(t *testing.T) {
+	s := Start(t, "")
+	memberOf := func(uid string) []string {
+		t.Helper()
+		c, err := ldap.DialURL(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.StartTLS(s.TLSConfig()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Bind(ServiceDN, ServicePass); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Search(ldap.NewSearchRequest(PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 5, false,
+			"(uid="+ldap.EscapeFilter(uid)+")", []string{"memberOf"}, nil))
+		if err != nil || len(res.Entries) != 1 {
+			t.Fatalf("search for %s: %v, %+v", uid, err, res)
+		}
+		return res.Entries[0].GetAttributeValues("memberOf")
+	}
+	ops := "cn=ops," + GroupsDN
+	if got := memberOf("alice"); len(got) != 1 || !strings.EqualFold(got[0], ops) {
+		t.Fatalf("alice's memberOf = %q; want [%s]", got, ops)
+	}
+	if got := memberOf("bob"); len(got) != 0 {
+		t.Fatalf("bob's memberOf before the modify = %q; want none", got)
+	}
+	s.AddMember(ops, "uid=bob,"+PeopleDN)
+	if got := memberOf("bob"); len(got) != 1 || !strings.EqualFold(got[0], ops) {
+		t.Fatalf("bob's memberOf after the modify = %q; want [%s]", got, ops)
+	}
 }

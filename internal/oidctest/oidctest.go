@@ -8,7 +8,8 @@
 // PKCE, the code, the token endpoint, ID token signing, JWKS) is the
 // library's; this package only stores what it asks to store and knobs the
 // tests turn: expired ID tokens, tokens signed by a key the provider does
-// not publish, a key rotation.
+// not publish, a key rotation, ID tokens with a changed aud, azp or nonce
+// (OverrideIDTokens).
 package oidctest
 
 import (
@@ -56,6 +57,7 @@ type Provider struct {
 	postLogoutURIs  []string
 	keys            []*key // published; the last one signs
 	rogue           *key   // when set, signs instead and is not published
+	override        *IDTokenOverride
 	idTokenLifetime time.Duration
 	requests        map[string]*authRequest
 	codes           map[string]string // code -> request id
@@ -102,7 +104,7 @@ func Start(t testing.TB, users ...User) *Provider {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/login", p.login)
 	mux.HandleFunc("/logged-out", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("signed out")) })
-	mux.Handle("/", prov)
+	mux.Handle("/", p.withOverride(prov))
 	p.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = p.srv.Serve(l) }()
 	t.Cleanup(func() {

@@ -47,6 +47,9 @@ type Attributes struct {
 	// DN's first value is taken, cn=ops,ou=groups,... gives ops). Empty:
 	// no group attribute (see Config.GroupFilter).
 	Group string
+	// Name is the user's display name (e.g. cn or displayName). Empty:
+	// none (the login stands for it).
+	Name string
 }
 
 // Config configures a Directory.
@@ -206,6 +209,9 @@ func New(cfg Config) (*Directory, error) {
 	d.attrs = []string{a.ID, a.Login, a.Mail, a.Phone}
 	if a.Group != "" && cfg.GroupFilter == "" {
 		d.attrs = append(d.attrs, a.Group)
+	}
+	if a.Name != "" {
+		d.attrs = append(d.attrs, a.Name)
 	}
 	d.sem = make(chan struct{}, cfg.PoolSize)
 	d.idle = make(chan *ldap.Conn, cfg.PoolSize)
@@ -395,6 +401,12 @@ func (d *Directory) searchOn(conn *ldap.Conn, name string) (cached, bool, error)
 		ID: e.GetAttributeValue(a.ID), Login: e.GetAttributeValue(a.Login),
 		Mail: e.GetAttributeValue(a.Mail), Phone: e.GetAttributeValue(a.Phone),
 		Store: d.cfg.Name,
+	}
+	if a.Name != "" {
+		u.Name = e.GetAttributeValue(a.Name)
+		if state.ValidateUserName(u.Name) != nil {
+			u.Name = ""
+		}
 	}
 	if u.ID == "" || state.ValidateUserName(u.ID) != nil {
 		return cached{}, false, nil
