@@ -226,6 +226,17 @@ func (p *Portal) stepUp(w http.ResponseWriter, r *http.Request, ctx context.Cont
 	return true
 }
 
+// factorChanged ends a change of the account page that enrolled or removed
+// factor: the event (name), the user's notice (change), and the account
+// page again with done as its confirmation.
+func (p *Portal) factorChanged(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User,
+	name, factor, change, done string,
+) {
+	p.emitFactor(ctx, r, name, s, u, factor)
+	p.notify(r, u, change)
+	http.Redirect(w, r, p.Prefix+"/account?done="+done, http.StatusSeeOther)
+}
+
 // emit sends a factor event for the signed-in user.
 func (p *Portal) emitFactor(ctx context.Context, r *http.Request, name string, s *state.Session, u state.User, factor string) {
 	p.Env.Emit(ctx, handlers.Event{
@@ -330,9 +341,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Env.Logger.Info("portal passkey added", zap.String("session", s.Key.Short()))
-	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, state.FactorFIDO2)
-	p.notify(r, u, noticePasskeyAdded)
-	http.Redirect(w, r, p.Prefix+"/account?done=passkey-added", http.StatusSeeOther)
+	p.factorChanged(w, r, ctx, s, u, handlers.EventFactorEnrolled, state.FactorFIDO2, noticePasskeyAdded, "passkey-added")
 }
 
 // passkeyRemove removes the passkey of form field id (base64url).
@@ -366,9 +375,7 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Env.Logger.Info("portal passkey removed", zap.String("session", s.Key.Short()))
-	p.emitFactor(ctx, r, handlers.EventFactorRemoved, s, u, state.FactorFIDO2)
-	p.notify(r, u, noticePasskeyRemoved)
-	http.Redirect(w, r, p.Prefix+"/account?done=passkey-removed", http.StatusSeeOther)
+	p.factorChanged(w, r, ctx, s, u, handlers.EventFactorRemoved, state.FactorFIDO2, noticePasskeyRemoved, "passkey-removed")
 }
 
 // recoveryGenerate makes a new set of recovery codes (revoking the old)

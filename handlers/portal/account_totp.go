@@ -227,13 +227,11 @@ func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	replaced := u.TOTPSecret != ""
 	p.Env.Logger.Info("portal totp enrolled", zap.String("session", s.Key.Short()), zap.Bool("replaced", replaced))
-	p.emitFactor(ctx, r, handlers.EventFactorEnrolled, s, u, state.FactorTOTP)
 	done, change := "totp-enrolled", noticeTOTPEnrolled
 	if replaced {
 		done, change = "totp-replaced", noticeTOTPReplaced
 	}
-	p.notify(r, u, change)
-	http.Redirect(w, r, p.Prefix+"/account?done="+done, http.StatusSeeOther)
+	p.factorChanged(w, r, ctx, s, u, handlers.EventFactorEnrolled, state.FactorTOTP, change, done)
 }
 
 // pendingOf shows the pending secret c again after a wrong code.
@@ -299,9 +297,7 @@ func (p *Portal) totpRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Env.Logger.Info("portal totp removed", zap.String("session", s.Key.Short()))
-	p.emitFactor(ctx, r, handlers.EventFactorRemoved, s, u, state.FactorTOTP)
-	p.notify(r, u, noticeTOTPRemoved)
-	http.Redirect(w, r, p.Prefix+"/account?done=totp-removed", http.StatusSeeOther)
+	p.factorChanged(w, r, ctx, s, u, handlers.EventFactorRemoved, state.FactorTOTP, noticeTOTPRemoved, "totp-removed")
 }
 
 // needsSecondFactor reports whether the user of s must keep a second
