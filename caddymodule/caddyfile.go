@@ -903,3 +903,39 @@ var (
 	_ caddyfile.Unmarshaler = (*API)(nil)
 	_ caddyfile.Unmarshaler = (*Gate)(nil)
 )
+
+// parsePairs reads a subdirective made of pairs of a name and a value,
+// given either as its arguments on one line ("claims id sub login
+// preferred_username") or in a block of one or more pairs a line. (The
+// Caddyfile grammar has no one-line block: "{ id sub }" on one line is
+// refused by Caddy's parser before any module sees it.) set takes each
+// pair in order; what names a name in errors.
+func parsePairs(d *caddyfile.Dispenser, what string, set func(name, value string) error) error {
+	pairs := func(args []string) error {
+		if len(args)%2 != 0 {
+			return d.Errf("%s %q has no value: give pairs of a name and a value", what, args[len(args)-1])
+		}
+		for i := 0; i < len(args); i += 2 {
+			if err := set(args[i], args[i+1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	args := d.RemainingArgs()
+	if err := pairs(args); err != nil {
+		return err
+	}
+	n := len(args) / 2
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		line := append([]string{d.Val()}, d.RemainingArgs()...)
+		if err := pairs(line); err != nil {
+			return err
+		}
+		n += len(line) / 2
+	}
+	if n == 0 {
+		return d.Errf("no %s pairs given", what)
+	}
+	return nil
+}

@@ -270,44 +270,20 @@ func (a *App) parseDirectory(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseAttributes reads "attributes { <field> <attr> ... }": pairs, one or
-// several to a line.
+// parseAttributes reads the attributes: pairs of a user field and an
+// LDAP attribute (see parsePairs).
 func (dc *DirectoryConfig) parseAttributes(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
 	dc.Attributes = map[string]string{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		k := d.Val()
+	return parsePairs(d, "directory attribute", func(k, v string) error {
 		if !slices.Contains(directoryAttributes, k) {
 			return d.Errf("unknown directory attribute %q (known: %s)", k, strings.Join(directoryAttributes, ", "))
 		}
 		if _, dup := dc.Attributes[k]; dup {
 			return d.Errf("directory attribute %q given twice", k)
 		}
-		if !d.NextArg() {
-			return d.ArgErr()
-		}
-		dc.Attributes[k] = d.Val()
-		for d.NextArg() {
-			k := d.Val()
-			if k == "}" { // the block closes on this line
-				d.Prev()
-				break
-			}
-			if !slices.Contains(directoryAttributes, k) {
-				return d.Errf("unknown directory attribute %q (known: %s)", k, strings.Join(directoryAttributes, ", "))
-			}
-			if _, dup := dc.Attributes[k]; dup {
-				return d.Errf("directory attribute %q given twice", k)
-			}
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dc.Attributes[k] = d.Val()
-		}
-	}
-	return nil
+		dc.Attributes[k] = v
+		return nil
+	})
 }
 
 // withStoredTOTP gives the LDAP directories' users the TOTP secrets the

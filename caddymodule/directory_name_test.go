@@ -2,21 +2,33 @@ package caddymodule
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/authsession/caddy-authsession/internal/ldaptest"
 )
 
-// TestDirectoryIssueAttributesLine parses the attributes line of the
-// directories issue exactly as written, provisions it against a real slapd
-// (its memberof overlay filling memberOf) and finds alice with her group
-// from memberOf and her display name from cn.
+// TestDirectoryIssueAttributesLine parses the attributes of the
+// directories issue on one line, provisions them against a real slapd (its
+// memberof overlay filling memberOf) and finds alice with her group from
+// memberOf and her display name from cn. The issue wrote them as a block on
+// one line, "attributes { id uid ... }", which Caddy's Caddyfile parser
+// refuses before any module sees it; the one-line form is the same pairs as
+// arguments, and the test checks Caddy refuses the other, so the docs say
+// so.
 func TestDirectoryIssueAttributesLine(t *testing.T) {
+	oneLineBlock := "{\n\tauthsession {\n\t\tdirectory corp ldap {\n\t\t\turl ldap://127.0.0.1:1\n" +
+		"\t\t\tattributes { id uid  login uid  mail mail  phone mobile  group memberOf  name cn }\n\t\t}\n\t}\n}\n:80 {\n\trespond ok\n}\n"
+	if _, _, err := (caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}).Adapt([]byte(oneLineBlock), nil); err == nil ||
+		!strings.Contains(err.Error(), "after '{' on same line") {
+		t.Fatalf("Caddy's parser took a one-line block (the docs say it does not): %v", err)
+	}
 	srv := ldaptest.Start(t, "")
 	d := caddyfile.NewTestDispenser(`authsession {
 		directory corp ldap {
@@ -24,7 +36,7 @@ func TestDirectoryIssueAttributesLine(t *testing.T) {
 			bind_dn "` + ldaptest.ServiceDN + `"
 			bind_password ` + ldaptest.ServicePass + `
 			base_dn "` + ldaptest.PeopleDN + `"
-			attributes { id uid  login uid  mail mail  phone mobile  group memberOf  name cn }
+			attributes id uid  login uid  mail mail  phone mobile  group memberOf  name cn
 			tls {
 				ca_file ` + srv.CAFile() + `
 			}

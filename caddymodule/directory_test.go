@@ -29,7 +29,7 @@ func TestParseDirectoryBlock(t *testing.T) {
 			bind_password {env.LDAP_PASSWORD}
 			base_dn ou=people,dc=example,dc=com
 			user_filter "(&(objectClass=inetOrgPerson)(|(uid={login})(mail={login})))"
-			attributes { id uid  login uid  mail mail  phone mobile  group memberOf  name cn }
+			attributes id uid  login uid  mail mail  phone mobile  group memberOf  name cn
 			group_filter (member={dn})
 			group_base_dn ou=groups,dc=example,dc=com
 			group_attribute cn
@@ -87,7 +87,7 @@ func TestParseDirectoryRejections(t *testing.T) {
 		{"directory corp ldap {\nbase_dn a\nbase_dn b\n}", "given twice"},
 		{"directory corp ldap {\nattributes {\ntitle cn\n}\n}", "unknown directory attribute"},
 		{"directory corp ldap {\nattributes {\nid uid id cn\n}\n}", "given twice"},
-		{"directory corp ldap {\nattributes {\nid\n}\n}", "wrong argument count"},
+		{"directory corp ldap {\nattributes {\nid\n}\n}", "has no value"},
 		{"directory corp ldap {\ntls {\nverify off\n}\n}", "unrecognized directory tls option"},
 		{"directory corp ldap {\nfactors ChallengeOMATOTP\n}", "not one a directory gives"},
 		{"directory corp ldap {\ntimeout 0s\n}", "positive"},

@@ -204,24 +204,5 @@ func parseOIDCClaims(d *caddyfile.Dispenser) (*OIDCClaims, error) {
 		}
 		return nil
 	}
-	pairs := func(args []string) error {
-		if len(args) == 0 || len(args)%2 != 0 {
-			return d.Errf("claims take pairs of a field and a claim name")
-		}
-		for i := 0; i < len(args); i += 2 {
-			if err := set(args[i], args[i+1]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if args := d.RemainingArgs(); len(args) > 0 {
-		return c, pairs(args)
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if err := pairs(append([]string{d.Val()}, d.RemainingArgs()...)); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
+	return c, parsePairs(d, "claims field", set)
 }

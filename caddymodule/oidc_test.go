@@ -18,7 +18,7 @@ func TestParseOIDCRejections(t *testing.T) {
 		{"second_factor bad", "authsession {\noidc corp {\n" + ok + "second_factor maybe\n}\n}", "second_factor must be"},
 		{"flag with argument", "authsession {\noidc corp {\n" + ok + "backchannel_logout yes\n}\n}", "'yes'"},
 		{"scopes empty", "authsession {\noidc corp {\n" + ok + "scopes\n}\n}", "'scopes'"},
-		{"claims odd", "authsession {\noidc corp {\n" + ok + "claims id\n}\n}", "pairs of a field and a claim"},
+		{"claims odd", "authsession {\noidc corp {\n" + ok + "claims id\n}\n}", "pairs of a name and a value"},
 		{"claims field", "authsession {\noidc corp {\n" + ok + "claims {\nname x\n}\n}\n}", `unrecognized claims field "name"`},
 		{"timeout bad", "authsession {\noidc corp {\n" + ok + "timeout soon\n}\n}", `"soon"`},
 	}
