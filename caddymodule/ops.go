@@ -108,9 +108,14 @@ type opsRuntime struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// live are the sessions seen by the last sample, with when each
-	// would end unless used; a session gone by the next sample whose end
-	// has come, and which this instance did not revoke, has expired.
+	// live are the sessions the last sample saw ending within two
+	// intervals unless used, with when; one gone by the next sample whose
+	// end has come, and which this instance did not revoke, has expired.
+	// Only those are kept: a session further from its end is still live
+	// at the next sample, and holding every session here (strings for the
+	// collector to walk, for a million sessions) would undo the store's
+	// pointer-free table. A sample later than one interval (the process
+	// stopped, a scan slower than the interval) can miss an expiry.
 	live      map[state.Key]liveSession
 	revokedMu sync.Mutex
 	revoked   map[state.Key]struct{}
@@ -198,9 +203,12 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	now := o.app.env.Now()
 	counts := map[state.Status]int{}
 	live := make(map[state.Key]liveSession, len(o.live))
+	horizon := now.Add(2 * o.interval)
 	err := st.Scan(ctx, func(s *state.Session) bool {
 		counts[s.EffectiveStatus(now)]++
-		live[s.Key] = liveSession{user: s.UserID, login: s.LoginName, deadline: s.Deadline()}
+		if d := s.Deadline(); !d.After(horizon) {
+			live[s.Key] = liveSession{user: s.UserID, login: s.LoginName, deadline: d}
+		}
 		return true
 	})
 	if err != nil {

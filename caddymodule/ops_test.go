@@ -149,7 +149,7 @@ func TestSampleReportsExpiredSessions(t *testing.T) {
 	defer store.Close()
 	core, logs := observer.New(zap.InfoLevel)
 	app := &App{store: store, logger: zap.NewNop(), env: &handlers.Env{Now: clock}}
-	o := &opsRuntime{app: app, logger: zap.NewNop(), metrics: registerOpsMetrics(nil), interval: time.Second, revoked: map[state.Key]struct{}{}}
+	o := &opsRuntime{app: app, logger: zap.NewNop(), metrics: registerOpsMetrics(nil), interval: time.Minute, revoked: map[state.Key]struct{}{}}
 	o.emitter = &emitter{audit: zap.New(core), metrics: o.metrics}
 	mk := func(user string) state.Key {
 		s := state.NewSession(state.NewID(), nil, now, time.Minute, 0)
@@ -160,9 +160,18 @@ func TestSampleReportsExpiredSessions(t *testing.T) {
 		return s.Key
 	}
 	old, revoked := mk("old"), mk("gone")
+	lasting := state.NewSession(state.NewID(), nil, now, time.Hour, 0)
+	lasting.UserID = "lasting"
+	if err := store.Create(context.Background(), lasting); err != nil {
+		t.Fatal(err)
+	}
 	o.sample(context.Background())
 	if len(logs.All()) != 0 {
 		t.Fatal("a first sample reported something")
+	}
+	// Only the sessions that may end before the next sample are held.
+	if _, held := o.live[lasting.Key]; held || len(o.live) != 2 {
+		t.Fatalf("the sample holds %d sessions (the one ending in an hour: %v), want the 2 ending within two intervals", len(o.live), held)
 	}
 	if _, err := store.Delete(context.Background(), revoked); err != nil {
 		t.Fatal(err)
