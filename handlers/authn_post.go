@@ -118,7 +118,9 @@ func (a *Authn) post(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
-		s.Challenge = &state.Challenge{CorrelationID: cidHash, NonceHash: nh, Expiry: now.Add(ttl)}
+		// now is whole seconds (Env.Time): one more second makes the
+		// challenge last at least ttl from this request, at most ttl + 1 s.
+		s.Challenge = &state.Challenge{CorrelationID: cidHash, NonceHash: nh, Expiry: now.Add(ttl + time.Second)}
 		s.UpdateTime = now
 		return nil
 	}

@@ -318,13 +318,13 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 	})
 	t.Run("expired correlationId", func(t *testing.T) {
 		st, a := it.call("POST", `{"clientInfo":{"clientId":"`+itClient+`","clientSecret":"`+itClientSecret+
-			`"},"userInfo":{"userId":"alice"},"timeToLiveInSec":2}`)
+			`"},"userInfo":{"userId":"alice"},"timeToLiveInSec":1}`)
 		if st != 200 {
 			t.Fatalf("POST: %d %+v", st, a)
 		}
 		b := it.initOp(a, a.Nonce, "ChallengeOMATOTP")
-		// The challenge's times are whole seconds (the creation time is
-		// truncated), so a 2 s life leaves at least 1 s for the Init above.
+		// A challenge lasts at least timeToLiveInSec and at most one second
+		// more (times are whole seconds): 2.1 s after the POST it is over.
 		time.Sleep(2100 * time.Millisecond) // let it lapse
 		code, err := state.TOTPPolicy{}.Defaults().Code(itTOTPSecret, time.Now())
 		if err != nil {
