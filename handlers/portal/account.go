@@ -49,12 +49,12 @@ var passkeyJS []byte
 
 // registerAccount mounts the account page and the passkey endpoints.
 func (p *Portal) registerAccount(m *http.ServeMux) {
-	m.HandleFunc("GET "+p.Prefix+"/account", p.accountPage)
-	m.HandleFunc("POST "+p.Prefix+"/account/passkey/options", p.form(p.passkeyRegisterOptions))
-	m.HandleFunc("POST "+p.Prefix+"/account/passkey", p.form(p.passkeyRegister))
-	m.HandleFunc("POST "+p.Prefix+"/account/passkey/remove", p.form(p.passkeyRemove))
-	m.HandleFunc("POST "+p.Prefix+"/account/recovery", p.form(p.recoveryGenerate))
-	m.HandleFunc("POST "+p.Prefix+"/account/devices/forget", p.form(p.devicesForget))
+	m.HandleFunc("GET "+p.Prefix+"/account", p.account(p.accountPage))
+	m.HandleFunc("POST "+p.Prefix+"/account/passkey/options", p.form(p.account(p.passkeyRegisterOptions)))
+	m.HandleFunc("POST "+p.Prefix+"/account/passkey", p.form(p.account(p.passkeyRegister)))
+	m.HandleFunc("POST "+p.Prefix+"/account/passkey/remove", p.form(p.account(p.passkeyRemove)))
+	m.HandleFunc("POST "+p.Prefix+"/account/recovery", p.form(p.account(p.recoveryGenerate)))
+	m.HandleFunc("POST "+p.Prefix+"/account/devices/forget", p.form(p.account(p.devicesForget)))
 	m.HandleFunc("POST "+p.Prefix+"/otp/passkey/options", p.form(p.passkeyLoginOptions))
 	m.HandleFunc("POST "+p.Prefix+"/login/passkey/options", p.form(p.passwordlessOptions))
 	m.HandleFunc("POST "+p.Prefix+"/login/passkey", p.form(p.passwordlessSignIn))
@@ -95,6 +95,24 @@ type accountData struct {
 	StepUp bool
 }
 
+// accountHandler serves a request of the account page for the browser's
+// authenticated session s and its user u, with ctx bounded for the store.
+type accountHandler func(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User)
+
+// account adapts h to a handler: the store context, then the session and
+// its user (or the sign-in page, or a 503) before h runs.
+func (p *Portal) account(h accountHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := p.Env.StoreContext(r)
+		defer cancel()
+		s, u, ok := p.accountUser(w, r, ctx)
+		if !ok {
+			return
+		}
+		h(w, r, ctx, s, u)
+	}
+}
+
 // accountUser returns the browser's authenticated session and its user,
 // or has answered (sign-in, 503).
 func (p *Portal) accountUser(w http.ResponseWriter, r *http.Request, ctx context.Context) (*state.Session, state.User, bool) {
@@ -128,13 +146,7 @@ func (p *Portal) userState(ctx context.Context, u state.User) (*state.UserState,
 	return us, err
 }
 
-func (p *Portal) accountPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) accountPage(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	notice := map[string]string{
 		"passkey-added": "The passkey was added.", "passkey-removed": "The passkey was removed.",
 		"devices-forgotten": "Those browsers are no longer trusted.",
@@ -264,13 +276,7 @@ func sessionBinding(s *state.Session) string { return handlers.CeremonyBinding(s
 
 // passkeyRegisterOptions starts the registration of a passkey named by
 // the form field name.
-func (p *Portal) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	if p.Passkeys == nil {
 		writeJSON(w, http.StatusNotFound, ceremonyAnswer{Error: "passkeys are not enabled"})
 		return
@@ -309,13 +315,7 @@ func (p *Portal) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request) 
 
 // passkeyRegister finishes a registration: form fields ceremony and
 // credential (the PublicKeyCredential JSON).
-func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	if p.Passkeys == nil {
 		p.fail(w, r, http.StatusNotFound, "Passkeys are not enabled here.")
 		return
@@ -345,13 +345,7 @@ func (p *Portal) passkeyRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 // passkeyRemove removes the passkey of form field id (base64url).
-func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	id, err := base64.RawURLEncoding.DecodeString(r.PostFormValue("id"))
 	if err != nil || len(id) == 0 {
 		p.renderAccount(w, r, ctx, http.StatusBadRequest, s, u, "", "No such passkey.", nil)
@@ -380,13 +374,7 @@ func (p *Portal) passkeyRemove(w http.ResponseWriter, r *http.Request) {
 
 // recoveryGenerate makes a new set of recovery codes (revoking the old)
 // and shows them this once.
-func (p *Portal) recoveryGenerate(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) recoveryGenerate(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	if !p.stepUp(w, r, ctx, s, u) {
 		return
 	}
@@ -407,13 +395,7 @@ func (p *Portal) recoveryGenerate(w http.ResponseWriter, r *http.Request) {
 
 // devicesForget forgets one trusted browser (form field index, as listed)
 // or, with all=1, every one.
-func (p *Portal) devicesForget(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) devicesForget(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	all := r.PostFormValue("all") == "1"
 	index, _ := strconv.Atoi(r.PostFormValue("index"))
 	now := p.Env.Now()

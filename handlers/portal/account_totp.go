@@ -46,9 +46,9 @@ type totpPending struct {
 var errTOTPElsewhere = errors.New("your authenticator is managed by your directory")
 
 func (p *Portal) registerAccountTOTP(m *http.ServeMux) {
-	m.HandleFunc("POST "+p.Prefix+"/account/totp/new", p.form(p.totpNew))
-	m.HandleFunc("POST "+p.Prefix+"/account/totp", p.form(p.totpConfirm))
-	m.HandleFunc("POST "+p.Prefix+"/account/totp/remove", p.form(p.totpRemove))
+	m.HandleFunc("POST "+p.Prefix+"/account/totp/new", p.form(p.account(p.totpNew)))
+	m.HandleFunc("POST "+p.Prefix+"/account/totp", p.form(p.account(p.totpConfirm)))
+	m.HandleFunc("POST "+p.Prefix+"/account/totp/remove", p.form(p.account(p.totpRemove)))
 }
 
 // totpFile returns the users file when u is one of its users, else nil
@@ -90,13 +90,7 @@ func (p *Portal) totpWritable(ctx context.Context, u state.User, s *state.Sessio
 
 // totpNew makes a new secret and shows it; nothing changes until it is
 // confirmed.
-func (p *Portal) totpNew(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) totpNew(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	if ok, err := p.totpWritable(ctx, u, s); err != nil {
 		p.storeFailed(w, r, "totp", err)
 		return
@@ -137,13 +131,7 @@ func (p *Portal) renderAccountTOTP(w http.ResponseWriter, r *http.Request, ctx c
 // totpConfirm makes the pending secret of form field ceremony the user's
 // TOTP when form field code is a current code of it. A wrong code keeps
 // it pending (the attempts count like sign-in failures).
-func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	id, code := r.PostFormValue("ceremony"), strings.TrimSpace(r.PostFormValue("code"))
 	if id == "" || len(id) > 128 || code == "" || len(code) > 16 {
 		p.renderAccount(w, r, ctx, http.StatusBadRequest, s, u, "", "Enter the code your authenticator app shows.", nil)
@@ -248,13 +236,7 @@ func (p *Portal) pendingOf(id string, c state.Ceremony, u state.User) *totpPendi
 
 // totpRemove removes the user's TOTP, unless it is their only second
 // factor and they must have one.
-func (p *Portal) totpRemove(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := p.Env.StoreContext(r)
-	defer cancel()
-	s, u, ok := p.accountUser(w, r, ctx)
-	if !ok {
-		return
-	}
+func (p *Portal) totpRemove(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
 	if u.TOTPSecret == "" {
 		p.renderAccount(w, r, ctx, http.StatusBadRequest, s, u, "", "You have no authenticator app set up.", nil)
 		return
