@@ -573,16 +573,10 @@ func (p *Portal) verifyRegistered(w http.ResponseWriter, r *http.Request, ctx co
 		default:
 			res = p.OTP.Fail(c, now)
 		}
-		if last && res != state.OTPOK && res != state.OTPBlocked {
-			handlers.BlockSession(c, now, now.Add(p.OTP.BlockFor))
-			res = state.OTPBlocked
+		var passed bool
+		if res, passed = p.settleAnswer(cur, c, res, last, now); passed {
+			authed = c
 		}
-		if res != state.OTPOK {
-			*cur = *c
-			return nil
-		}
-		authed = c
-		cur.UpdateTime = now
 		return nil
 	})
 	if err != nil {

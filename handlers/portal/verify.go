@@ -103,20 +103,13 @@ func (p *Portal) verify(w http.ResponseWriter, r *http.Request) {
 		default:
 			res = p.OTP.Fail(c, now)
 		}
-		if last && res != state.OTPOK && res != state.OTPBlocked {
-			// This wrong code was the user's last for the factor.
-			handlers.BlockSession(c, now, now.Add(p.OTP.BlockFor))
-			res = state.OTPBlocked
+		var passed bool
+		if res, passed = p.settleAnswer(cur, c, res, last, now); passed {
+			// The old record keeps its spent code but never becomes
+			// authenticated: the new one, under a new id, does.
+			authed = c
+			cur.Challenge = c.Challenge
 		}
-		if res != state.OTPOK {
-			*cur = *c // attempts counted, maybe blocked
-			return nil
-		}
-		// The old record keeps its spent code but never becomes
-		// authenticated: the new one, under a new id, does.
-		authed = c
-		cur.Challenge = c.Challenge
-		cur.UpdateTime = now
 		return nil
 	})
 	if err != nil {
@@ -209,4 +202,24 @@ func factorState(k string) string {
 	default:
 		return state.FactorTOTP
 	}
+}
+
+// settleAnswer ends the check of a second-factor answer inside a session
+// update: c is the copy of the stored record cur that the check changed,
+// res its outcome, last whether a wrong answer was the user's last for the
+// factor (it then blocks the session). A refused answer writes c over cur
+// (attempts counted, maybe blocked); a passed one leaves cur as it was but
+// for its update time, the authenticated record being c under a new id. It
+// returns the final outcome and whether the answer passed.
+func (p *Portal) settleAnswer(cur, c *state.Session, res state.OTPResult, last bool, now time.Time) (state.OTPResult, bool) {
+	if last && res != state.OTPOK && res != state.OTPBlocked {
+		handlers.BlockSession(c, now, now.Add(p.OTP.BlockFor))
+		res = state.OTPBlocked
+	}
+	if res != state.OTPOK {
+		*cur = *c
+		return res, false
+	}
+	cur.UpdateTime = now
+	return res, true
 }
