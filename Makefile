@@ -33,11 +33,19 @@ lint:
 unit: bin/caddy
 	AUTHSESSION_CADDY_BIN=$(CURDIR)/bin/caddy go test $(GO_TEST_FLAGS) ./...
 
+# A run that fails with "context deadline exceeded" and writes no failing
+# input is the fuzzer stopping mid-input at -fuzztime (a Go toolchain
+# quirk, seen on a loaded 2-core machine), not a finding: it is run once more.
 fuzz:
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t#*:}; \
 		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ > /tmp/authsession-fuzz.log 2>&1 || { cat /tmp/authsession-fuzz.log; exit 1; }; \
+		for try in 1 2; do \
+			if go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ > $$log 2>&1; then break; fi; \
+			if [ $$try = 1 ] && grep -q 'context deadline exceeded' $$log && ! grep -q 'Failing input written' $$log; then \
+				echo "  stopped mid-input at the time limit, no failing input: once more"; continue; fi; \
+			cat $$log; exit 1; \
+		done; \
 	done
 
 clean:
