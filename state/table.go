@@ -1,6 +1,8 @@
 package state
 
 import (
+	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,20 +88,41 @@ func snapIndex(k Key) int { return int(k[1]) % snapWays &^ 1 }
 // cached returns the decoded snapshot of sl, decoding it if the cache does
 // not hold it.
 func (sh *tableShard[A]) cached(k Key, sl slot[A]) *Session {
+	if s := sh.snapOf(k, sl); s != nil {
+		return s
+	}
+	s := mustDecode(sl.enc)
+	sh.remember(k, &snap{enc: &sl.enc[0], s: s})
+	return s
+}
+
+// decoded is cached without remembering a new decoding, so that a walk
+// over every session (Range) does not evict the snapshots in use.
+func (sh *tableShard[A]) decoded(k Key, sl slot[A]) *Session {
+	if s := sh.snapOf(k, sl); s != nil {
+		return s
+	}
+	return mustDecode(sl.enc)
+}
+
+// snapOf returns the cached snapshot of sl, or nil.
+func (sh *tableShard[A]) snapOf(k Key, sl slot[A]) *Session {
 	i := snapIndex(k)
-	a, b := &sh.snaps[i], &sh.snaps[i+1]
 	p := &sl.enc[0]
-	if c := a.Load(); c != nil && c.enc == p {
+	if c := sh.snaps[i].Load(); c != nil && c.enc == p {
 		return c.s
 	}
-	if c := b.Load(); c != nil && c.enc == p {
+	if c := sh.snaps[i+1].Load(); c != nil && c.enc == p {
 		return c.s
 	}
-	s, err := DecodeSession(sl.enc)
+	return nil
+}
+
+func mustDecode(enc []byte) *Session {
+	s, err := DecodeSession(enc)
 	if err != nil {
 		panic("state: memory table holds a bad encoding: " + err.Error()) // written by this package only
 	}
-	sh.remember(k, &snap{enc: p, s: s})
 	return s
 }
 
@@ -213,7 +236,36 @@ func (t *table[A]) DeleteExpired() {
 		for _, g := range out {
 			t.evict(g.k, g.sl)
 		}
+		// Let the requests waiting for this CPU run between shards: on a
+		// server with one core a sweep of a million sessions would
+		// otherwise hold it for its whole length, and the gate's p99
+		// would jump each time.
+		runtime.Gosched()
 	}
+}
+
+// scanEncoded calls each with the key and encoding of every session held,
+// expired or not, one shard at a time under the shard's read lock, then
+// after (when not nil) outside it, until ctx is done. each must be quick
+// and must not write to the table; the encodings never change once stored,
+// so it may keep them.
+func (t *table[A]) scanEncoded(ctx context.Context, each func(k Key, enc []byte), after func()) error {
+	for i := range t.shards {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for k, sl := range sh.slots {
+			each(k, sl.enc)
+		}
+		sh.mu.RUnlock()
+		if after != nil {
+			after()
+		}
+		runtime.Gosched()
+	}
+	return nil
 }
 
 // Range calls fn for every session held, expired or not, until fn returns
@@ -231,7 +283,7 @@ func (t *table[A]) Range(fn func(*Session) bool) {
 		}
 		sh.mu.RUnlock()
 		for j, sl := range sls {
-			if !fn(sh.cached(ks[j], sl)) {
+			if !fn(sh.decoded(ks[j], sl)) {
 				return
 			}
 		}

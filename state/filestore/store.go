@@ -206,6 +206,14 @@ func (f *Store) Scan(ctx context.Context, fn func(*state.Session) bool) error {
 	return f.mem.Scan(ctx, fn)
 }
 
+// Census implements state.Censuser. It reads memory only, once loaded.
+func (f *Store) Census(ctx context.Context, now, horizon time.Time, ending func(*state.Session)) (state.Census, error) {
+	if err := f.waitLoaded(ctx); err != nil {
+		return state.Census{}, err
+	}
+	return f.mem.Census(ctx, now, horizon, ending)
+}
+
 // GetUser implements state.Store. It reads memory only.
 func (f *Store) GetUser(ctx context.Context, userID string) (*state.UserState, error) {
 	return f.mem.GetUser(ctx, userID)

@@ -1,0 +1,124 @@
+package state
+
+import (
+	"context"
+	"maps"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// scanCensus is the census TakeCensus takes of a store that is not a
+// Censuser: every session decoded through Scan.
+func scanCensus(t *testing.T, st Store, now, horizon time.Time) (Census, []Key) {
+	t.Helper()
+	var ending []Key
+	c, err := TakeCensus(context.Background(), struct{ Store }{st}, now, horizon, func(s *Session) { ending = append(ending, s.Key) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ending
+}
+
+// TestMemoryCensusAgreesWithScan: the memory store's census, read in place
+// from the encodings, counts what decoding every session through Scan
+// counts, for sessions in every status, expired ones, idle ones, blocks
+// that ran out, and sessions with every optional part (attributes, a
+// challenge, fingerprints) before and after the fields it reads.
+func TestMemoryCensusAgreesWithScan(t *testing.T) {
+	clk := newFakeClock()
+	m := newTestMemory(t, clk)
+	ctx := context.Background()
+	t0 := clk.Now()
+	add := func(user string, lifetime, idle time.Duration, edit func(*Session)) {
+		t.Helper()
+		s := NewSession(NewID(), nil, t0, lifetime, idle)
+		s.UserID = user
+		if edit != nil {
+			edit(s)
+		}
+		if err := m.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, st := range Statuses {
+		add("plain", time.Hour, 0, func(s *Session) { s.Status = st })
+		add("idle", 10*time.Hour, time.Duration(i+1)*10*time.Minute, func(s *Session) { s.Status = st })
+	}
+	var full Session
+	seed := 0
+	fillEvery(t, reflect.ValueOf(&full).Elem(), &seed)
+	add("full", time.Hour, 0, func(s *Session) {
+		key, sealed := s.Key, s.SealedID
+		*s = *full.Clone()
+		s.Key, s.SealedID = key, sealed
+		s.Status = StatusAuthenticated
+		s.LastAccessTime, s.ExpiryTime, s.IdleTimeout = t0, t0.Add(90*time.Minute), 0
+	})
+	add("blocked-short", time.Hour, 0, func(s *Session) {
+		s.Status, s.BlockedUntil = StatusChallengeBlocked, t0.Add(5*time.Minute)
+	})
+	add("blocked-long", time.Hour, 0, func(s *Session) {
+		s.Status, s.BlockedUntil = StatusChallengeBlocked, t0.Add(50*time.Minute)
+	})
+	add("local", time.Hour, 0, func(s *Session) {
+		s.Status = StatusAuthenticated
+		s.LastAccessTime, s.ExpiryTime = s.LastAccessTime.In(time.Local), s.ExpiryTime.In(time.Local)
+	})
+	add("zone", 2*time.Hour, 0, func(s *Session) {
+		s.Status = StatusFailed
+		s.ExpiryTime = s.ExpiryTime.In(time.FixedZone("X", 3*3600))
+	})
+
+	// Scan sees the store's clock: move it.
+	for _, after := range []time.Duration{0, 15 * time.Minute, 45 * time.Minute, 70 * time.Minute, 100 * time.Minute, 3 * time.Hour} {
+		clk.Advance(t0.Add(after).Sub(clk.Now()))
+		now := clk.Now()
+		horizon := now.Add(20 * time.Minute)
+		want, wantEnding := scanCensus(t, m, now, horizon)
+		var gotEnding []Key
+		got, err := TakeCensus(ctx, m, now, horizon, func(s *Session) { gotEnding = append(gotEnding, s.Key) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Total != want.Total || !maps.Equal(got.ByStatus, want.ByStatus) {
+			t.Errorf("at +%v: census %d %v, Scan %d %v", after, got.Total, got.ByStatus, want.Total, want.ByStatus)
+		}
+		slices.SortFunc(gotEnding, func(a, b Key) int { return slices.Compare(a[:], b[:]) })
+		slices.SortFunc(wantEnding, func(a, b Key) int { return slices.Compare(a[:], b[:]) })
+		if !slices.Equal(gotEnding, wantEnding) {
+			t.Errorf("at +%v: census found %d sessions ending by the horizon, Scan %d", after, len(gotEnding), len(wantEnding))
+		}
+		if after == 0 && (want.Total != 2*len(Statuses)+5 || want.ByStatus[StatusChallengeBlocked] != 2) {
+			t.Errorf("at +0: Scan counts %d %v; the test's sessions are not what it means", want.Total, want.ByStatus)
+		}
+	}
+}
+
+// TestMemoryCensusDecodesNothing: a census of many sessions allocates the
+// same as a census of a few (nothing per session), where Scan decodes each.
+func TestMemoryCensusDecodesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("counts allocations")
+	}
+	clk := newFakeClock()
+	ctx := context.Background()
+	allocs := func(n int) float64 {
+		m := newTestMemory(t, clk)
+		for range n {
+			create(t, m, clk, "u", time.Hour, 30*time.Minute)
+		}
+		now := clk.Now()
+		return testing.AllocsPerRun(3, func() {
+			c, err := m.Census(ctx, now, now, nil)
+			if err != nil || c.Total != n {
+				t.Fatalf("census: %d, %v; want %d", c.Total, err, n)
+			}
+		})
+	}
+	few, many := allocs(10), allocs(5000)
+	if many > few+8 {
+		t.Errorf("a census allocates %.0f times for 5000 sessions, %.0f for 10: it decodes sessions", many, few)
+	}
+}
