@@ -89,19 +89,14 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Ou
 // and an error path of its own.
 func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	g.dropClientHeaders(r.Header)
-	id := g.sessionID(r)
+	var scan cookieLine
+	id, sc := g.sessionID(r, &scan)
 	if id == "" || len(id) > state.MaxIDLength {
 		return nil, g.refusal(r)
 	}
-	s, err := g.Store.Get(r.Context(), state.KeyOf(id))
-	if err != nil {
-		if !errors.Is(err, state.ErrNotFound) {
-			if ce := g.Logger.Check(zap.WarnLevel, "gate cannot read session store"); ce != nil {
-				ce.Write(zap.Error(err))
-			}
-			return nil, Unavailable
-		}
-		return nil, g.refusal(r)
+	s, o := g.lookup(r, state.KeyOf(id))
+	if s == nil {
+		return nil, o
 	}
 	now := g.Now()
 	if !s.Authenticated(now) {
@@ -121,12 +116,35 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 		_ = g.Store.Touch(context.WithoutCancel(r.Context()), s.Key, now.UTC().Truncate(time.Second))
 	}
 	if !g.PassCredentials {
-		g.dropCredentials(r)
+		g.dropCredentials(r, sc)
 	}
 	for _, h := range g.SetHeaders {
 		if v := FieldValue(s, h.Field); v != "" {
 			r.Header.Set(h.Name, v)
 		}
+	}
+	return s, Pass
+}
+
+// lookup returns the session under key, or nil and the outcome. A store
+// in this process (state.Peeker) hands over the session without reading
+// its own clock, live or not: Decide checks liveness with the gate's.
+func (g *Gate) lookup(r *http.Request, key state.Key) (*state.Session, Outcome) {
+	if p, ok := g.Store.(state.Peeker); ok {
+		if s, ok := p.Peek(key); ok {
+			return s, Pass
+		}
+		return nil, g.refusal(r)
+	}
+	s, err := g.Store.Get(r.Context(), key)
+	if err != nil {
+		if !errors.Is(err, state.ErrNotFound) {
+			if ce := g.Logger.Check(zap.WarnLevel, "gate cannot read session store"); ce != nil {
+				ce.Write(zap.Error(err))
+			}
+			return nil, Unavailable
+		}
+		return nil, g.refusal(r)
 	}
 	return s, Pass
 }
@@ -178,8 +196,9 @@ func lowerASCII(c byte) byte {
 
 // dropCredentials removes the session id from r before it goes upstream:
 // the session cookie from every Cookie line (other cookies stay) and the
-// session header (with a Scheme, only values that carry it).
-func (g *Gate) dropCredentials(r *http.Request) {
+// session header (with a Scheme, only values that carry it). sc is the
+// scan sessionID made of a single Cookie line, if it made one.
+func (g *Gate) dropCredentials(r *http.Request, sc *cookieLine) {
 	if g.Header != "" {
 		if g.Scheme == "" {
 			r.Header.Del(g.Header)
@@ -198,6 +217,16 @@ func (g *Gate) dropCredentials(r *http.Request) {
 		}
 	}
 	if g.CookieName == "" {
+		return
+	}
+	if sc != nil { // nothing changed the Cookie line since sessionID read it
+		switch kept, changed := sc.without(g.CookieName); {
+		case !changed:
+		case kept == "":
+			delete(r.Header, "Cookie")
+		default:
+			sc.lines[0] = kept
+		}
 		return
 	}
 	lines := r.Header["Cookie"]
@@ -227,53 +256,87 @@ func (g *Gate) dropCredentials(r *http.Request) {
 // of line and costs no allocation; only a session cookie between two
 // others makes a new string.
 func withoutCookie(line, name string) (string, bool) {
-	found := false
-	first, last := -1, -1 // byte span of the cookies that stay
-	gap := false          // a removed cookie lies between two that stay
+	sc := scanCookieLine(line, name)
+	return sc.without(name)
+}
+
+// cookieLine is what one pass over a Cookie header line found: the first
+// valid value of the session cookie, and where the other cookies lie.
+type cookieLine struct {
+	lines       []string // the request's Cookie lines, when line is the only one
+	line        string
+	value       string
+	valid       bool // value is the session cookie's first valid value
+	found       bool // the line has the session cookie, valid or not
+	first, last int  // byte span of the cookies that stay (first < 0: none)
+	gap         bool // a session cookie lies between two that stay
+}
+
+// scanCookieLine reads line once for both cookieValue and withoutCookie,
+// so that the gate's hit path scans the Cookie header a single time.
+func scanCookieLine(line, name string) cookieLine {
+	sc := cookieLine{line: line, first: -1, last: -1}
 	removedSince := false
-	for off := 0; off <= len(line); {
-		end := strings.IndexByte(line[off:], ';')
-		if end < 0 {
-			end = len(line)
-		} else {
-			end += off
-		}
-		part := line[off:end]
-		n, _, _ := strings.Cut(part, "=")
-		switch {
-		case strings.TrimSpace(n) == name:
-			found, removedSince = true, true
-		case strings.TrimSpace(part) != "":
-			if first < 0 {
-				first = off
-			} else if removedSince {
-				gap = true
+	for off := 0; off < len(line); {
+		start := off
+		part := nextCookie(line, &off)
+		if v, ok := cookieOf(part, name); ok {
+			sc.found, removedSince = true, true
+			if !sc.valid {
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				if validCookieValue(v) {
+					sc.value, sc.valid = v, true
+				}
 			}
-			last, removedSince = end, false
+			continue
 		}
-		off = end + 1
+		if !blankOnly(part) {
+			if sc.first < 0 {
+				sc.first = start
+			} else if removedSince {
+				sc.gap = true
+			}
+			sc.last, removedSince = start+len(part), false
+		}
 	}
+	return sc
+}
+
+// without returns the line without the session cookie, and whether it had
+// one.
+func (sc *cookieLine) without(name string) (string, bool) {
 	switch {
-	case !found:
-		return line, false
-	case first < 0:
+	case !sc.found:
+		return sc.line, false
+	case sc.first < 0:
 		return "", true
-	case !gap:
-		return strings.TrimSpace(line[first:last]), true
+	case !sc.gap:
+		return strings.TrimSpace(sc.line[sc.first:sc.last]), true
 	}
 	var b strings.Builder
-	b.Grow(len(line))
-	for part := range strings.SplitSeq(line, ";") {
-		n, _, _ := strings.Cut(part, "=")
-		if part = strings.TrimSpace(part); part == "" || strings.TrimSpace(n) == name {
+	b.Grow(len(sc.line))
+	for off := 0; off < len(sc.line); {
+		part := nextCookie(sc.line, &off)
+		if _, ok := cookieOf(part, name); ok || blankOnly(part) {
 			continue
 		}
 		if b.Len() > 0 {
 			b.WriteString("; ")
 		}
-		b.WriteString(part)
+		b.WriteString(strings.TrimSpace(part))
 	}
 	return b.String(), true
+}
+
+func blankOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isBlank(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // Status is the HTTP status of a refusal with outcome o (0 for Pass).
@@ -328,19 +391,26 @@ func (g *Gate) PrepareRefusal(w http.ResponseWriter, r *http.Request, o Outcome)
 const wwwAuthenticate = `Bearer realm="authsession"`
 
 // sessionID finds the session id in the configured header or the cookie.
-func (g *Gate) sessionID(r *http.Request) string {
+// When it read a single Cookie line it fills sc with what it found there,
+// for dropCredentials.
+func (g *Gate) sessionID(r *http.Request, sc *cookieLine) (string, *cookieLine) {
 	if g.Header != "" {
 		if v := r.Header.Get(g.Header); v != "" {
 			if g.Scheme == "" {
-				return strings.TrimSpace(v)
+				return strings.TrimSpace(v), nil
 			}
 			if len(v) > len(g.Scheme) && strings.EqualFold(v[:len(g.Scheme)], g.Scheme) && v[len(g.Scheme)] == ' ' {
-				return strings.TrimSpace(v[len(g.Scheme)+1:])
+				return strings.TrimSpace(v[len(g.Scheme)+1:]), nil
 			}
 		}
 	}
+	if lines := r.Header["Cookie"]; len(lines) == 1 && g.CookieName != "" {
+		*sc = scanCookieLine(lines[0], g.CookieName)
+		sc.lines = lines
+		return sc.value, sc
+	}
 	v, _ := cookieValue(r.Header, g.CookieName)
-	return v
+	return v, nil
 }
 
 type gateBody struct {

@@ -89,3 +89,19 @@ func TestWithoutCookie(t *testing.T) {
 		t.Errorf("a line without the cookie changed: %q", got)
 	}
 }
+
+// TestValidCookieValueEveryByte: the eight-bytes-at-a-time test agrees with
+// the byte table for every byte value at every position of a word, and
+// for words mixing valid bytes with one bad one.
+func TestValidCookieValueEveryByte(t *testing.T) {
+	for b := range 256 {
+		for pos := range 11 {
+			v := []byte("abcdefghijk")
+			v[pos] = byte(b)
+			want := cookieOctets[b]
+			if got := validCookieValue(string(v)); got != want {
+				t.Fatalf("validCookieValue with byte %#x at %d = %v, want %v", b, pos, got, want)
+			}
+		}
+	}
+}

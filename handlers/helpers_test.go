@@ -211,6 +211,10 @@ type faultyStore struct {
 	lostWrite bool  // Create succeeds but stores nothing
 }
 
+// Peek hides the embedded Memory's, whose signature makes it a
+// state.Peeker: a store that fails is read through Get.
+func (s *faultyStore) Peek() {}
+
 func (s *faultyStore) fail(ctx context.Context) error {
 	if s.block {
 		<-ctx.Done()

@@ -111,6 +111,9 @@ func (m *Memory) Get(_ context.Context, key Key) (*Session, error) {
 	return nil, ErrNotFound
 }
 
+// Peek implements Peeker: the session under key, live or not.
+func (m *Memory) Peek(key Key) (*Session, bool) { return m.cache.Get(key) }
+
 // Create implements Store.
 func (m *Memory) Create(_ context.Context, s *Session) error {
 	l := &m.locks[s.Key[0]]
@@ -272,5 +275,8 @@ func SortSessions(ss []*Session) {
 	})
 }
 
-// Interface guard.
-var _ Store = (*Memory)(nil)
+// Interface guards.
+var (
+	_ Store  = (*Memory)(nil)
+	_ Peeker = (*Memory)(nil)
+)

@@ -62,6 +62,15 @@ type Store interface {
 	Close() error
 }
 
+// Peeker is implemented by stores that hold their sessions in this process
+// (the memory store): Peek returns the session under key, live or not,
+// without reading a clock or waiting on anything. The caller must check
+// Live (or Authenticated) itself with its own clock; the gate does, and so
+// reads the clock once per request instead of twice.
+type Peeker interface {
+	Peek(key Key) (*Session, bool)
+}
+
 // UserState is what the store keeps per user rather than per session:
 // trusted devices, the login history and factor counters. Later features add
 // fields here; durable stores persist the whole record.
