@@ -25,6 +25,8 @@ type wrkRun struct {
 	// CPUMicros is the measured Caddy process's CPU time per request (µs),
 	// from run.sh's <id>.txt.cpu; 0 when not recorded.
 	CPUMicros float64
+	// Round is the round the run belongs to (its directory's number).
+	Round int
 }
 
 var (
@@ -89,6 +91,7 @@ func loadSeries(dir string) (map[string]*series, int, error) {
 	})
 	out := map[string]*series{}
 	for _, rd := range rounds {
+		round, _ := strconv.Atoi(filepath.Base(rd))
 		files, _ := filepath.Glob(filepath.Join(rd, "*.txt"))
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -103,6 +106,7 @@ func loadSeries(dir string) (map[string]*series, int, error) {
 				secs, _ := strconv.ParseFloat(strings.TrimSpace(string(c)), 64)
 				w.CPUMicros = secs * 1e6 / float64(w.Requests)
 			}
+			w.Round = round
 			id := strings.TrimSuffix(filepath.Base(f), ".txt")
 			if out[id] == nil {
 				out[id] = &series{}
@@ -188,8 +192,45 @@ func (r *reporter) factInt(k string) int64 {
 	return n
 }
 
-// ratio returns a's median req/s ÷ b's (0 when either was not measured).
+// ratio returns the median over the rounds of a's req/s ÷ b's in the same
+// round (0 when either was not measured). Each round measures a and b a
+// few seconds apart, so the ratio of one round compares them under the
+// same neighbours; its median over the rounds is steadier on a shared
+// machine than the ratio of the two medians (ratioOfMedians), which mixes
+// rounds the neighbours slowed down with rounds they did not.
 func ratio(a, b *series) float64 {
+	return pairedMedian(a, b, func(x, y wrkRun) float64 {
+		if y.RPS == 0 {
+			return 0
+		}
+		return x.RPS / y.RPS
+	})
+}
+
+// pairedMedian is the median of f over the rounds that measured both a
+// and b (0 when there are none).
+func pairedMedian(a, b *series, f func(x, y wrkRun) float64) float64 {
+	if a == nil || b == nil {
+		return 0
+	}
+	var v []float64
+	for _, x := range a.runs {
+		for _, y := range b.runs {
+			if x.Round == y.Round {
+				if q := f(x, y); q > 0 {
+					v = append(v, q)
+				}
+			}
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	return median(v)
+}
+
+// ratioOfMedians is a's median req/s ÷ b's.
+func ratioOfMedians(a, b *series) float64 {
 	if a == nil || b == nil || b.rps == 0 {
 		return 0
 	}
@@ -206,20 +247,23 @@ func extraMicros(a, b *series) float64 {
 	return 1e6/a.rps - 1e6/b.rps
 }
 
-// cpuRatio is b's Caddy CPU per request ÷ a's: the throughput ratio a
-// saturated Caddy core would show (0 when not recorded).
+// cpuRatio is the median over the rounds of b's Caddy CPU per request ÷
+// a's: the throughput ratio a saturated Caddy core would show (0 when not
+// recorded).
 func cpuRatio(a, b *series) float64 {
-	if a == nil || b == nil || a.cpu == 0 {
-		return 0
-	}
-	return b.cpu / a.cpu
+	return pairedMedian(a, b, func(x, y wrkRun) float64 {
+		if x.CPUMicros == 0 {
+			return 0
+		}
+		return y.CPUMicros / x.CPUMicros
+	})
 }
 
-// measured formats a req/s ratio with what the CPU figures say beside it.
+// measured formats a req/s ratio with what the other figures say beside it.
 func measured(a, b *series) string {
-	out := fmt.Sprintf("%.3f (%+.2f µs)", ratio(a, b), extraMicros(a, b))
+	out := fmt.Sprintf("%.3f (ratio of medians %.3f, %+.2f µs)", ratio(a, b), ratioOfMedians(a, b), extraMicros(a, b))
 	if c := cpuRatio(a, b); c > 0 {
-		out += fmt.Sprintf("; by Caddy CPU per request %.3f (%.2f vs %.2f µs)", c, a.cpu, b.cpu)
+		out += fmt.Sprintf("; by Caddy CPU per request %.3f (medians %.2f vs %.2f µs)", c, a.cpu, b.cpu)
 	}
 	return out
 }
@@ -227,7 +271,7 @@ func measured(a, b *series) string {
 func (r *reporter) targets(restarts []restart) {
 	m := r.main
 	r.printf("## Targets (issue #16)\n\n")
-	r.printf("Ratios of medians in this run, req/s ÷ req/s of the baseline, as the issue measures them. \"+µs\" is 1/req/s − 1/req/s of the baseline: the extra time per request on Caddy's core, which is its CPU time only when that core is saturated. On a shared machine it is not always (other jobs take turns on it), so each ratio is followed by the same ratio computed from Caddy's own CPU time per request (utime + stime of the process from /proc/<pid>/stat over the wrk run ÷ requests), which the neighbours disturb much less.\n\n")
+	r.printf("Each ratio is the median over the rounds of the ratio within one round (req/s ÷ req/s of the baseline, measured seconds apart under the same neighbours), as the issue measures them; the ratio of the two medians follows in brackets. \"+µs\" is 1/req/s − 1/req/s of the baseline medians: the extra time per request on Caddy's core, which is its CPU time only when that core is saturated. On a shared machine it is not always (other jobs take turns on it), so each ratio is followed by the same ratio computed from Caddy's own CPU time per request (utime + stime of the process from /proc/<pid>/stat over the wrk run ÷ requests), which the neighbours disturb much less.\n\n")
 	r.printf("| measure | goal | measured | verdict |\n|---|---|---|---|\n")
 	gate := ratio(m["a_gate"], m["a_respond"])
 	basic := ratio(m["a_basic"], m["a_respond"])
