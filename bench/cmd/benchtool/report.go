@@ -384,7 +384,7 @@ func (r *reporter) partA() {
 		return
 	}
 	r.printf("## (a) One Caddy process, four configurations\n\n")
-	r.printf("The process holding %s session(s), each configuration on its own site address; the process holding %s was stopped (SIGSTOP) meanwhile. Baseline: `respond` in the same process. The `forward_auth` service (benchtool authsvc) runs on wrk's CPU, so that row also measures it competing with wrk. Load average over the rounds: %s.\n\n",
+	r.printf("The process holding %s session(s), each configuration on its own site address; the process holding %s was stopped (SIGSTOP) meanwhile. Baseline: `respond` in the same process, sent the same requests as the gate (with the session cookie; `basic_auth` gets its Authorization header instead). The `forward_auth` service (benchtool authsvc) runs on wrk's CPU, so that row also measures it competing with wrk. Load average over the rounds: %s.\n\n",
 		r.fact("sessions_small"), r.fact("sessions_large"), r.fact("load_ab"))
 	r.table(r.main, partARows)
 }
