@@ -64,15 +64,15 @@ func (f *censusFields) effective(now time.Time) Status {
 	return s.EffectiveStatus(now)
 }
 
-// readCensusFields reads the fields a census needs from an encoding made by
-// AppendSession, in place: nothing is allocated for a session in a known
-// status with times in UTC or Local (all that this package writes).
+// readCensusFields reads the fields a census needs from a session's stored
+// form (storedForm), in place: nothing is allocated for a session in a
+// known status with times in UTC or Local (all that this package writes).
 func readCensusFields(b []byte) (censusFields, bool) {
 	var f censusFields
-	if len(b) < 1+len(Key{}) || b[0] != sessionCodecVersion {
+	if len(b) < storedFieldsAt || b[0] != sessionCodecVersion {
 		return f, false
 	}
-	d := decoder{b: b, off: 1 + len(Key{})}
+	d := decoder{b: b, off: storedFieldsAt}
 	d.skipBytes() // SealedID
 	for range 6 { // Index, UserID, LoginName, GroupName, IDStoreName, ClientIP
 		d.skipString()
@@ -122,8 +122,12 @@ func (d *decoder) skipBytes() {
 // place from its encoding; only those ending by horizon are decoded.
 func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func(*Session)) (Census, error) {
 	c := Census{ByStatus: map[Status]int{}}
-	var near [][]byte
-	err := m.cache.scanEncoded(ctx, func(_ Key, enc []byte) {
+	type nearEnd struct {
+		k   Key
+		enc []byte
+	}
+	var near []nearEnd
+	err := m.cache.scanEncoded(ctx, func(k Key, enc []byte) {
 		f, ok := readCensusFields(enc)
 		if !ok {
 			panic("state: memory table holds a bad encoding") // written by this package only
@@ -134,11 +138,11 @@ func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func
 		c.ByStatus[f.effective(now)]++
 		c.Total++
 		if ending != nil && !f.deadline().After(horizon) {
-			near = append(near, enc)
+			near = append(near, nearEnd{k, enc})
 		}
 	}, func() {
-		for _, enc := range near {
-			ending(mustDecode(enc))
+		for _, n := range near {
+			ending(mustDecode(n.k, n.enc))
 		}
 		clear(near)
 		near = near[:0]

@@ -118,19 +118,55 @@ func AppendSession(dst []byte, s *Session) []byte {
 // DecodeSession decodes a session encoded by AppendSession. Its strings
 // share one copy of b, so b may be reused after.
 func DecodeSession(b []byte) (*Session, error) {
-	if len(b) == 0 || b[0] != sessionCodecVersion {
-		if len(b) == 0 {
-			return nil, errors.New("empty session encoding")
-		}
-		return nil, fmt.Errorf("session encoding version %d is not one this build reads (%d)", b[0], sessionCodecVersion)
+	if err := checkCodecVersion(b); err != nil {
+		return nil, err
 	}
-	d := decoder{b: b, str: string(b), off: 1}
-	s := new(Session)
-	if len(b) < 1+len(s.Key) {
+	var k Key
+	if len(b) < 1+len(k) {
 		return nil, errShort
 	}
-	copy(s.Key[:], b[1:])
-	d.off += len(s.Key)
+	copy(k[:], b[1:])
+	return decodeFields(b, 1+len(k), k)
+}
+
+// The memory table keeps each session in its stored form: the encoding
+// without its Key, which the table holds already as the session's map key
+// (32 bytes a session fewer to keep).
+
+// storedForm returns a copy of the encoding enc (AppendSession) without
+// its Key, in a slice of its own length.
+func storedForm(enc []byte) []byte {
+	out := make([]byte, len(enc)-len(Key{}))
+	out[0] = enc[0]
+	copy(out[1:], enc[1+len(Key{}):])
+	return out
+}
+
+// storedFieldsAt is where the fields after the Key begin in a stored form.
+const storedFieldsAt = 1
+
+// decodeStored decodes the stored form b of the session under k.
+func decodeStored(k Key, b []byte) (*Session, error) {
+	if err := checkCodecVersion(b); err != nil {
+		return nil, err
+	}
+	return decodeFields(b, storedFieldsAt, k)
+}
+
+func checkCodecVersion(b []byte) error {
+	if len(b) == 0 {
+		return errors.New("empty session encoding")
+	}
+	if b[0] != sessionCodecVersion {
+		return fmt.Errorf("session encoding version %d is not one this build reads (%d)", b[0], sessionCodecVersion)
+	}
+	return nil
+}
+
+// decodeFields decodes the fields that follow the Key in b, from off.
+func decodeFields(b []byte, off int, k Key) (*Session, error) {
+	d := decoder{b: b, str: string(b), off: off}
+	s := &Session{Key: k}
 	s.SealedID = d.bytes()
 	for _, f := range [...]*string{&s.Index, &s.UserID, &s.LoginName, &s.GroupName, &s.IDStoreName, &s.ClientIP} {
 		*f = d.string()

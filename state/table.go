@@ -91,7 +91,7 @@ func (sh *tableShard[A]) cached(k Key, sl slot[A]) *Session {
 	if s := sh.snapOf(k, sl); s != nil {
 		return s
 	}
-	s := mustDecode(sl.enc)
+	s := mustDecode(k, sl.enc)
 	sh.remember(k, &snap{enc: &sl.enc[0], s: s})
 	return s
 }
@@ -102,7 +102,7 @@ func (sh *tableShard[A]) decoded(k Key, sl slot[A]) *Session {
 	if s := sh.snapOf(k, sl); s != nil {
 		return s
 	}
-	return mustDecode(sl.enc)
+	return mustDecode(k, sl.enc)
 }
 
 // snapOf returns the cached snapshot of sl, or nil.
@@ -118,8 +118,8 @@ func (sh *tableShard[A]) snapOf(k Key, sl slot[A]) *Session {
 	return nil
 }
 
-func mustDecode(enc []byte) *Session {
-	s, err := DecodeSession(enc)
+func mustDecode(k Key, enc []byte) *Session {
+	s, err := decodeStored(k, enc)
 	if err != nil {
 		panic("state: memory table holds a bad encoding: " + err.Error()) // written by this package only
 	}
@@ -185,15 +185,15 @@ func (t *table[A]) SetAux(k Key, s *Session, ttl time.Duration, aux A) {
 // encBufs are scratch buffers for encodeExact.
 var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// encodeExact returns the encoding of s in a slice of its own length.
-// Appending to nil would grow the slice by doubling and leave it up to
-// twice as large as needed (a typical session's 250 bytes in 448), and
-// the table keeps each encoding as long as the session lives.
+// encodeExact returns the stored form of s (its encoding without the Key)
+// in a slice of its own length. Appending to nil would grow the slice by
+// doubling and leave it up to twice as large as needed (a typical
+// session's 250 bytes in 448), and the table keeps each encoding as long
+// as the session lives.
 func encodeExact(s *Session) []byte {
 	bp := encBufs.Get().(*[]byte)
 	buf := AppendSession((*bp)[:0], s)
-	enc := make([]byte, len(buf))
-	copy(enc, buf)
+	enc := storedForm(buf)
 	if cap(buf) <= 64<<10 { // keep no buffer a huge session grew
 		*bp = buf[:0]
 		encBufs.Put(bp)

@@ -23,15 +23,14 @@ func hashUserBytes(userID []byte) userHash {
 	return userHash(sum[:16])
 }
 
-// encodedUserID returns the UserID of a session encoding made by
-// AppendSession, read in place without decoding the rest (the sweeper
-// needs only that to unindex what it drops). ok is false for an encoding
-// that is not one.
+// encodedUserID returns the UserID of a session's stored form (storedForm),
+// read in place without decoding the rest (the sweeper needs only that to
+// unindex what it drops). ok is false for bytes that are not one.
 func encodedUserID(b []byte) (userID []byte, ok bool) {
-	if len(b) < 1+len(Key{}) || b[0] != sessionCodecVersion {
+	if len(b) < storedFieldsAt || b[0] != sessionCodecVersion {
 		return nil, false
 	}
-	off := 1 + len(Key{})
+	off := storedFieldsAt
 	next := func(plusOne bool) (int, int, bool) {
 		n, w := binary.Uvarint(b[off:])
 		if w <= 0 {

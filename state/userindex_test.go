@@ -31,13 +31,13 @@ func TestEncodedUserID(t *testing.T) {
 			s := NewSession(NewID(), tc.sealer, now, time.Hour, time.Minute)
 			s.UserID = tc.user
 			s.LoginName = "login-" + tc.user
-			enc := AppendSession(nil, s)
+			enc := storedForm(AppendSession(nil, s))
 			got, ok := encodedUserID(enc)
 			if !ok || string(got) != tc.user {
 				t.Fatalf("encodedUserID = %q, %v; want %q", got, ok, tc.user)
 			}
 			// Every prefix that ends before the UserID does is refused.
-			end := 1 + len(Key{}) + len(appendBytes(nil, s.SealedID)) + len(appendString(nil, s.Index)) + len(appendString(nil, s.UserID))
+			end := storedFieldsAt + len(appendBytes(nil, s.SealedID)) + len(appendString(nil, s.Index)) + len(appendString(nil, s.UserID))
 			for n := range end {
 				if got, ok := encodedUserID(enc[:n]); ok {
 					t.Fatalf("encodedUserID of the first %d of %d bytes = %q, ok", n, end, got)
