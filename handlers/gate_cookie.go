@@ -119,7 +119,7 @@ func validCookieWord(w uint64) bool {
 	// b = 0x7f, and b-0x20 borrows (sets the high bit of ^b&(b-0x20)) for
 	// b < 0x20; a byte equal to c is a zero byte of w^(c·ones).
 	q, sc, bs := w^('"'*ones), w^(';'*ones), w^('\\'*ones)
-	bad := (w + ones) | (w - 0x20*ones) & ^w |
+	bad := (w + ones) | (w-0x20*ones) & ^w |
 		(q-ones)&^q | (sc-ones)&^sc | (bs-ones)&^bs
 	return bad&highs == 0
 }
