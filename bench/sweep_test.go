@@ -92,3 +92,19 @@ func BenchmarkGateHitDuringSweep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCensus is one operations sample of a memory store holding 1M
+// sessions: counting them by status (state.TakeCensus, read in place from
+// the table's encodings), which the sampler does every stats_interval.
+func BenchmarkCensus(b *testing.B) {
+	st := filledMemory(1_000_000)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		now := time.Now()
+		c, err := state.TakeCensus(ctx, st, now, now, nil)
+		if err != nil || c.Total != 1_000_000 {
+			b.Fatalf("census: %d, %v", c.Total, err)
+		}
+	}
+}

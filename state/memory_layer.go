@@ -53,6 +53,22 @@ func (m *Memory) Restore(s *Session, skip func(Key) bool) {
 	m.index(s.UserID, s.Key)
 }
 
+// RestoreEncoded is Restore for a session s read back from its encoding
+// enc (AppendSession): memory keeps a copy of enc instead of encoding s
+// again, and caches no decoded snapshot of it, as a start-up load of many
+// sessions would only evict the snapshots in use. enc must be the
+// encoding s was decoded from.
+func (m *Memory) RestoreEncoded(s *Session, enc []byte, skip func(Key) bool) {
+	l := &m.locks[s.Key[0]]
+	l.Lock()
+	defer l.Unlock()
+	if _, ok := m.cache.Get(s.Key); ok || (skip != nil && skip(s.Key)) {
+		return
+	}
+	m.cache.setStored(s.Key, storedForm(enc), m.ttl(s))
+	m.index(s.UserID, s.Key)
+}
+
 // Remove drops the record under key, live or not, after the caller has
 // deleted it elsewhere.
 func (m *Memory) Remove(key Key) {

@@ -182,6 +182,16 @@ func (t *table[A]) SetAux(k Key, s *Session, ttl time.Duration, aux A) {
 	sh.mu.Unlock()
 }
 
+// setStored stores the stored form enc (storedForm) under k for ttl
+// without caching a decoded snapshot.
+func (t *table[A]) setStored(k Key, enc []byte, ttl time.Duration) {
+	sl := slot[A]{expires: time.Now().Add(ttl).UnixNano(), enc: enc}
+	sh := t.shard(k)
+	sh.mu.Lock()
+	sh.slots[k] = sl
+	sh.mu.Unlock()
+}
+
 // encBufs are scratch buffers for encodeExact.
 var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 

@@ -97,43 +97,76 @@ func (c *codec) encode(bucket, key []byte, deadline time.Time, v any) ([]byte, e
 
 // decode parses the record rec stored under key in bucket into v.
 func (c *codec) decode(bucket, key, rec []byte, v any) error {
+	if s, ok := v.(*state.Session); ok {
+		d, _, err := c.decodeSession(bucket, key, rec)
+		if err != nil {
+			return err
+		}
+		*s = *d
+		return nil
+	}
+	payload, err := c.open(bucket, key, rec)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("decoding record: %w", err)
+	}
+	return nil
+}
+
+// decodeSession parses the session record rec stored under key in bucket,
+// and returns with it its binary encoding (state.AppendSession), nil for a
+// record of format 1. The encoding may point into rec, or into a buffer of
+// its own when the record is sealed.
+func (c *codec) decodeSession(bucket, key, rec []byte) (*state.Session, []byte, error) {
+	payload, err := c.open(bucket, key, rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec[0] == recordVersion {
+		s, err := state.DecodeSession(payload)
+		if err != nil {
+			return nil, nil, fmt.Errorf("decoding record: %w", err)
+		}
+		return s, payload, nil
+	}
+	s := new(state.Session)
+	if err := json.Unmarshal(payload, s); err != nil {
+		return nil, nil, fmt.Errorf("decoding record: %w", err)
+	}
+	return s, nil, nil
+}
+
+// open checks the header of the record rec stored under key in bucket and
+// returns its payload, unsealed.
+func (c *codec) open(bucket, key, rec []byte) ([]byte, error) {
 	if len(rec) < headerLen {
-		return errors.New("record too short")
+		return nil, errors.New("record too short")
 	}
 	if !knownVersion(rec[0]) {
-		return headerError(rec)
+		return nil, headerError(rec)
 	}
 	payload := rec[headerLen:]
 	switch rec[1] {
 	case 0:
 	case flagSealed:
 		if c.aead == nil {
-			return errors.New("record is encrypted and no encryption key is configured")
+			return nil, errors.New("record is encrypted and no encryption key is configured")
 		}
 		ns := c.aead.NonceSize()
 		if len(payload) < ns+c.aead.Overhead() {
-			return errors.New("sealed record too short")
+			return nil, errors.New("sealed record too short")
 		}
 		var err error
 		payload, err = c.aead.Open(nil, payload[:ns], payload[ns:], additionalData(bucket, key, rec[:headerLen]))
 		if err != nil {
-			return errUnsealed
+			return nil, errUnsealed
 		}
 	default:
-		return fmt.Errorf("record has unknown flags %#x", rec[1])
+		return nil, fmt.Errorf("record has unknown flags %#x", rec[1])
 	}
-	if s, ok := v.(*state.Session); ok && rec[0] == recordVersion {
-		d, err := state.DecodeSession(payload)
-		if err != nil {
-			return fmt.Errorf("decoding record: %w", err)
-		}
-		*s = *d
-		return nil
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return fmt.Errorf("decoding record: %w", err)
-	}
-	return nil
+	return payload, nil
 }
 
 func knownVersion(v byte) bool { return v == recordVersion || v == recordVersionJSON }

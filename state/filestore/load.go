@@ -138,9 +138,11 @@ func (f *Store) loadSessions(now time.Time, strict bool) error {
 }
 
 // loadRecord decodes one session record into memory.
+// Memory keeps a copy of the record's binary encoding: the session is
+// decoded to check it, never encoded again.
 func (f *Store) loadRecord(r rawRecord, now time.Time, strict bool) error {
-	s := new(state.Session)
-	if err := f.codec.decode(bucketSessions, r.k, r.v, s); err != nil {
+	s, enc, err := f.codec.decodeSession(bucketSessions, r.k, r.v)
+	if err != nil {
 		return fmt.Errorf("session record %x: %w", r.k[:min(len(r.k), 4)], err)
 	}
 	if string(r.k) != string(s.Key[:]) {
@@ -150,18 +152,28 @@ func (f *Store) loadRecord(r rawRecord, now time.Time, strict bool) error {
 		return nil
 	}
 	if strict {
-		f.mem.Restore(s, nil)
+		f.restore(s, enc, nil)
 		return nil
 	}
-	f.installLoaded(s)
+	f.installLoaded(s, enc)
 	return nil
+}
+
+// restore puts s, read from the file with its encoding enc (nil for a
+// record of format 1), into memory (see state.Memory.Restore).
+func (f *Store) restore(s *state.Session, enc []byte, skip func(state.Key) bool) {
+	if enc == nil {
+		f.mem.Restore(s, skip)
+		return
+	}
+	f.mem.RestoreEncoded(s, enc, skip)
 }
 
 // installLoaded puts a session read from the file into memory unless memory
 // holds the key already or a writer has changed it since the load began
 // (memory is then the newer truth).
-func (f *Store) installLoaded(s *state.Session) {
-	f.mem.Restore(s, f.isDirty)
+func (f *Store) installLoaded(s *state.Session, enc []byte) {
+	f.restore(s, enc, f.isDirty)
 }
 
 // lookup returns the live session under key. While a background load runs,
@@ -188,7 +200,7 @@ func (f *Store) lookup(key state.Key) (*state.Session, error) {
 	if s == nil || s.Key != key || !s.Live(f.now()) {
 		return nil, state.ErrNotFound
 	}
-	f.installLoaded(s)
+	f.installLoaded(s, nil) // read in a finished transaction: encoded again
 	if s, err := f.mem.Get(context.Background(), key); err == nil {
 		return s, nil
 	}
