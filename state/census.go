@@ -41,24 +41,14 @@ func TakeCensus(ctx context.Context, st Store, now, horizon time.Time, ending fu
 	return c, err
 }
 
-// censusFields are the fields of an encoded session that a census reads.
+// censusFields are the fields of an encoded session that a census reads
+// when the table's slot does not tell (a block that may have run out).
 type censusFields struct {
-	lastAccess, expiry, blockedUntil time.Time
-	idle                             time.Duration
-	status                           Status
+	blockedUntil time.Time
+	status       Status
 }
 
-// live and effective mirror Session.Live and Session.EffectiveStatus.
-func (f *censusFields) live(now time.Time) bool {
-	s := Session{LastAccessTime: f.lastAccess, ExpiryTime: f.expiry, IdleTimeout: f.idle}
-	return s.Live(now)
-}
-
-func (f *censusFields) deadline() time.Time {
-	s := Session{LastAccessTime: f.lastAccess, ExpiryTime: f.expiry, IdleTimeout: f.idle}
-	return s.Deadline()
-}
-
+// effective mirrors Session.EffectiveStatus.
 func (f *censusFields) effective(now time.Time) Status {
 	s := Session{Status: f.status, BlockedUntil: f.blockedUntil}
 	return s.EffectiveStatus(now)
@@ -87,11 +77,10 @@ func readCensusFields(b []byte) (censusFields, bool) {
 			d.skipString()
 		}
 	}
-	d.time() // CreateTime
-	d.time() // UpdateTime
-	f.lastAccess = d.time()
-	f.expiry = d.time()
-	f.idle = time.Duration(d.varint())
+	for range 4 { // CreateTime, UpdateTime, LastAccessTime, ExpiryTime
+		d.time()
+	}
+	d.varint() // IdleTimeout
 	if i, j, ok := d.span(d.uvarint()); ok {
 		f.status = knownStatus(b[i:j])
 	}
@@ -118,27 +107,50 @@ func (d *decoder) skipBytes() {
 	}
 }
 
-// Census implements Censuser: each session's status and times are read in
-// place from its encoding; only those ending by horizon are decoded.
+// statusCode is a session's status as the memory table keeps it beside the
+// encoding: its index in Statuses, or unknownStatus.
+type statusCode uint8
+
+const unknownStatus statusCode = 255
+
+func codeOf(st Status) statusCode {
+	for i, s := range Statuses {
+		if s == st {
+			return statusCode(i)
+		}
+	}
+	return unknownStatus
+}
+
+// Census implements Censuser from the table's slots: each session's
+// deadline and status lie there, side by side in memory, so a census of a
+// million sessions reads no encoding but those of sessions blocked (whose
+// block may have run out) and decodes only those ending by horizon.
 func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func(*Session)) (Census, error) {
-	c := Census{ByStatus: map[Status]int{}}
+	nowN, horizonN := unixNanos(now), unixNanos(horizon)
+	blocked := codeOf(StatusChallengeBlocked)
+	var counts [256]int
+	others := map[Status]int{}
 	type nearEnd struct {
 		k   Key
-		enc []byte
+		enc string
 	}
 	var near []nearEnd
-	err := m.cache.scanEncoded(ctx, func(k Key, enc []byte) {
-		f, ok := readCensusFields(enc)
-		if !ok {
-			panic("state: memory table holds a bad encoding") // written by this package only
-		}
-		if !f.live(now) {
+	err := m.cache.scanSlots(ctx, func(k Key, sl slot[statusCode]) {
+		if sl.deadline <= nowN {
 			return
 		}
-		c.ByStatus[f.effective(now)]++
-		c.Total++
-		if ending != nil && !f.deadline().After(horizon) {
-			near = append(near, nearEnd{k, enc})
+		if code := sl.aux; code != blocked && code != unknownStatus {
+			counts[code]++
+		} else {
+			f, ok := readCensusFields(sl.bytes())
+			if !ok {
+				panic("state: memory table holds a bad encoding") // written by this package only
+			}
+			others[f.effective(now)]++
+		}
+		if ending != nil && sl.deadline <= horizonN {
+			near = append(near, nearEnd{k, sl.enc})
 		}
 	}, func() {
 		for _, n := range near {
@@ -147,6 +159,15 @@ func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func
 		clear(near)
 		near = near[:0]
 	})
+	c := Census{ByStatus: others}
+	for i, st := range Statuses {
+		if counts[i] > 0 {
+			c.ByStatus[st] += counts[i]
+		}
+	}
+	for _, n := range c.ByStatus {
+		c.Total += n
+	}
 	return c, err
 }
 

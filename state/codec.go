@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unsafe"
 )
 
 // The binary encoding of a Session (AppendSession, DecodeSession) is what
@@ -134,23 +136,28 @@ func DecodeSession(b []byte) (*Session, error) {
 // (32 bytes a session fewer to keep).
 
 // storedForm returns a copy of the encoding enc (AppendSession) without
-// its Key, in a slice of its own length.
-func storedForm(enc []byte) []byte {
-	out := make([]byte, len(enc)-len(Key{}))
-	out[0] = enc[0]
-	copy(out[1:], enc[1+len(Key{}):])
-	return out
+// its Key, in a string of its own length.
+func storedForm(enc []byte) string {
+	var b strings.Builder
+	b.Grow(len(enc) - len(Key{}))
+	b.WriteByte(enc[0])
+	b.Write(enc[1+len(Key{}):])
+	return b.String()
 }
 
 // storedFieldsAt is where the fields after the Key begin in a stored form.
 const storedFieldsAt = 1
 
-// decodeStored decodes the stored form b of the session under k.
-func decodeStored(k Key, b []byte) (*Session, error) {
+// decodeStoredString decodes the stored form enc of the session under k.
+// The decoded strings share enc's memory (strings never change), so a
+// decoding costs no copy of it.
+func decodeStoredString(k Key, enc string) (*Session, error) {
+	b := unsafe.Slice(unsafe.StringData(enc), len(enc)) // read only
 	if err := checkCodecVersion(b); err != nil {
 		return nil, err
 	}
-	return decodeFields(b, storedFieldsAt, k)
+	d := decoder{b: b, str: enc, off: storedFieldsAt}
+	return d.fields(k)
 }
 
 func checkCodecVersion(b []byte) error {
@@ -166,6 +173,12 @@ func checkCodecVersion(b []byte) error {
 // decodeFields decodes the fields that follow the Key in b, from off.
 func decodeFields(b []byte, off int, k Key) (*Session, error) {
 	d := decoder{b: b, str: string(b), off: off}
+	return d.fields(k)
+}
+
+// fields decodes the fields that follow the Key, from d.off to the end.
+func (d *decoder) fields(k Key) (*Session, error) {
+	b := d.b
 	s := &Session{Key: k}
 	s.SealedID = d.bytes()
 	for _, f := range [...]*string{&s.Index, &s.UserID, &s.LoginName, &s.GroupName, &s.IDStoreName, &s.ClientIP} {

@@ -74,7 +74,7 @@ func TestSessionCodecCarriesEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The memory table's stored form, without the Key, carries the rest.
-	stored, err := decodeStored(s.Key, storedForm(enc))
+	stored, err := decodeStoredString(s.Key, storedForm(enc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ type MemoryOptions struct {
 // Nothing survives the process.
 type Memory struct {
 	now   Clock
-	cache *table[struct{}]
+	cache *table[statusCode]
 
 	// locks serialise writers of one key (striped by the key's first byte),
 	// so Update is atomic without a global write lock.
@@ -54,7 +54,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now: opts.Now,
 		// The store runs its own sweeper, stopped by Close.
-		cache:      newTable[struct{}](),
+		cache:      newTable[statusCode](),
 		byUser:     make(map[userHash]Key),
 		byUserMore: make(map[userHash]map[Key]struct{}),
 		users:      make(map[string]userEntry),
@@ -74,7 +74,7 @@ func (m *Memory) sweep(every time.Duration) {
 	for {
 		select {
 		case <-t.C:
-			m.cache.DeleteExpired()
+			m.sweepSessions()
 			m.sweepUsers()
 		case <-m.stop:
 			return
@@ -82,14 +82,15 @@ func (m *Memory) sweep(every time.Duration) {
 	}
 }
 
-// ttl converts a session's deadline into a table lifetime measured on the
-// real clock; the injected clock decides liveness on read.
-func (m *Memory) ttl(s *Session) time.Duration {
-	d := s.Deadline().Sub(m.now())
-	if d <= 0 {
-		return time.Nanosecond
-	}
-	return d
+// sweepSessions removes the sessions whose deadline has passed on the
+// store's clock.
+func (m *Memory) sweepSessions() { m.cache.DeleteExpired(unixNanos(m.now())) }
+
+// put stores s under k in the table, with its deadline and status beside
+// its encoding (the sweeper and a census read those only). s becomes the
+// cached snapshot: the caller must not change it after.
+func (m *Memory) put(k Key, s *Session) {
+	m.cache.Set(k, s, unixNanos(s.Deadline()), codeOf(s.Status))
 }
 
 func (m *Memory) lookup(key Key) (*Session, bool) {
@@ -125,7 +126,7 @@ func (m *Memory) Create(_ context.Context, s *Session) error {
 	c := s.Clone()
 	c.Version = 1
 	// Set before index: see evicted.
-	m.cache.Set(c.Key, c, m.ttl(c))
+	m.put(c.Key, c)
 	m.index(c.UserID, c.Key)
 	s.Version = 1
 	return nil
@@ -146,7 +147,7 @@ func (m *Memory) Update(_ context.Context, key Key, fn func(*Session) error) (*S
 	}
 	c.Key = key
 	c.Version = old.Version + 1
-	m.cache.Set(key, c, m.ttl(c))
+	m.put(key, c)
 	if c.UserID != old.UserID {
 		m.unindex(old.UserID, key)
 		m.index(c.UserID, key)
@@ -202,7 +203,7 @@ func (m *Memory) Touch(_ context.Context, key Key, at time.Time) error {
 	c := old.Clone()
 	c.LastAccessTime = at
 	c.Version = old.Version + 1
-	m.cache.Set(key, c, m.ttl(c))
+	m.put(key, c)
 	return nil
 }
 

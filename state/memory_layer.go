@@ -33,7 +33,7 @@ func (m *Memory) Install(c, old *Session) (at time.Time, touched bool) {
 		m.unindex(cur.UserID, c.Key)
 	}
 	m.index(c.UserID, c.Key)
-	m.cache.Set(c.Key, c, m.ttl(c))
+	m.put(c.Key, c)
 	return at, touched
 }
 
@@ -49,7 +49,7 @@ func (m *Memory) Restore(s *Session, skip func(Key) bool) {
 	if _, ok := m.cache.Get(s.Key); ok || (skip != nil && skip(s.Key)) {
 		return
 	}
-	m.cache.Set(s.Key, s, m.ttl(s))
+	m.put(s.Key, s)
 	m.index(s.UserID, s.Key)
 }
 
@@ -65,7 +65,7 @@ func (m *Memory) RestoreEncoded(s *Session, enc []byte, skip func(Key) bool) {
 	if _, ok := m.cache.Get(s.Key); ok || (skip != nil && skip(s.Key)) {
 		return
 	}
-	m.cache.setStored(s.Key, storedForm(enc), m.ttl(s))
+	m.cache.setStored(s.Key, storedForm(enc), unixNanos(s.Deadline()), codeOf(s.Status))
 	m.index(s.UserID, s.Key)
 }
 

@@ -25,7 +25,7 @@ func TestMemorySweepRacingReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
-		wg.Go(func() { m.cache.DeleteExpired() })
+		wg.Go(func() { m.cache.DeleteExpired(unixNanos(clk.Now())) })
 		wg.Go(func() {
 			s := NewSession(id, nil, clk.Now(), time.Hour, 0)
 			s.UserID = "alice"

@@ -378,7 +378,7 @@ func TestMemoryConcurrentWriters(t *testing.T) {
 					}
 				}
 				_ = m.Scan(ctx, func(*Session) bool { return true })
-				m.cache.DeleteExpired()
+				m.sweepSessions()
 			}
 		})
 	}

@@ -44,7 +44,7 @@ func TestMemoryDropsIdleUserStates(t *testing.T) {
 	}
 
 	sweep := func() {
-		m.cache.DeleteExpired()
+		m.sweepSessions()
 		m.sweepUsers()
 	}
 	sweep()

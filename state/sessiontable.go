@@ -21,23 +21,23 @@ func NewSessionTable() *SessionTable { return &SessionTable{t: newTable[int64]()
 // the caller must not change it.
 func (st *SessionTable) Get(k Key) (s *Session, at, expires time.Time, ok bool) {
 	s, sl, ok := st.t.getSlot(k)
-	if !ok || sl.expires <= time.Now().UnixNano() {
+	if !ok || sl.deadline <= time.Now().UnixNano() {
 		return nil, time.Time{}, time.Time{}, false
 	}
-	return s, time.Unix(0, sl.aux), time.Unix(0, sl.expires), true
+	return s, time.Unix(0, sl.aux), time.Unix(0, sl.deadline), true
 }
 
 // Set stores s under k with the instant at, for ttl. s becomes the cached
 // snapshot: the caller must not change it after.
 func (st *SessionTable) Set(k Key, s *Session, at time.Time, ttl time.Duration) {
-	st.t.SetAux(k, s, ttl, at.UnixNano())
+	st.t.Set(k, s, time.Now().Add(ttl).UnixNano(), at.UnixNano())
 }
 
 // Delete removes the session under k, if any.
 func (st *SessionTable) Delete(k Key) { st.t.Delete(k) }
 
 // DeleteExpired removes the sessions whose lifetime has passed.
-func (st *SessionTable) DeleteExpired() { st.t.DeleteExpired() }
+func (st *SessionTable) DeleteExpired() { st.t.DeleteExpired(time.Now().UnixNano()) }
 
 // Flush removes every session.
 func (st *SessionTable) Flush() { st.t.Flush() }

@@ -2,23 +2,29 @@ package state
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // table is the memory store's container: sessions held in a form the
 // garbage collector need not walk. Each session is one slot in a map keyed
-// by its fixed-size Key: an expiry and the session's binary encoding
-// (AppendSession), a single pointer-free byte string. Where a *Session
-// graph costs the collector ~20 pointers (strings, slices, a map, times
-// with locations), a slot costs one pointer to a block it does not scan.
+// by its fixed-size Key: its deadline, a small value of the owner's (the
+// memory store keeps the status there) and the session's stored form
+// (storedForm: the binary encoding without the Key), a single pointer-free
+// string. Where a *Session graph costs the collector ~20 pointers
+// (strings, slices, a map, times with locations), a slot costs one pointer
+// to a block it does not scan.
 //
 // Get decodes on demand; the last decoded snapshots are kept in a small
 // cache of fixed size (snapSets), so the sessions in use are decoded once
 // per change and a hit on them allocates nothing, while the collector's
-// work stays bounded whatever the number of sessions held.
+// work stays bounded whatever the number of sessions held. A census or a
+// sweep reads the slots only, which lie side by side in the maps' groups,
+// not the encodings, which lie all over the heap.
 //
 // The table is split in shards by the key's first byte, each with its own
 // lock, so a sweep (DeleteExpired) holds one shard at a time and readers of
@@ -41,19 +47,40 @@ type tableShard[A any] struct {
 	snaps [snapWays]atomic.Pointer[snap]
 }
 
-// slot is one session: the real-clock instant (Unix nanoseconds) after
-// which the sweeper may drop it, and its encoding.
+// slot is one session: the instant (Unix nanoseconds, on the owner's
+// clock) after which the sweeper may drop it, the owner's value, and the
+// session's stored form.
 type slot[A any] struct {
-	expires int64
-	aux     A
-	enc     []byte
+	deadline int64
+	enc      string
+	aux      A
 }
 
-// snap is a decoded snapshot of the slot whose encoding starts at enc.
+// bytes returns the stored form as a byte slice that shares its memory: to
+// be read, never written.
+func (sl *slot[A]) bytes() []byte { return unsafe.Slice(unsafe.StringData(sl.enc), len(sl.enc)) }
+
+// snap is a decoded snapshot of the slot whose stored form starts at enc.
 type snap struct {
 	enc *byte
 	s   *Session
 }
+
+// unixNanos is t in Unix nanoseconds, clamped to what an int64 holds.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanosTime):
+		return math.MinInt64
+	case t.After(maxNanosTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNanosTime = time.Unix(0, math.MinInt64)
+	maxNanosTime = time.Unix(0, math.MaxInt64)
+)
 
 func newTable[A any]() *table[A] {
 	t := &table[A]{}
@@ -74,7 +101,7 @@ func (t *table[A]) evict(k Key, sl slot[A]) {
 	if t.onEvicted == nil {
 		return
 	}
-	uid, ok := encodedUserID(sl.enc)
+	uid, ok := encodedUserID(sl.bytes())
 	if !ok {
 		panic("state: memory table holds a bad encoding") // written by this package only
 	}
@@ -92,7 +119,7 @@ func (sh *tableShard[A]) cached(k Key, sl slot[A]) *Session {
 		return s
 	}
 	s := mustDecode(k, sl.enc)
-	sh.remember(k, &snap{enc: &sl.enc[0], s: s})
+	sh.remember(k, &snap{enc: unsafe.StringData(sl.enc), s: s})
 	return s
 }
 
@@ -108,7 +135,7 @@ func (sh *tableShard[A]) decoded(k Key, sl slot[A]) *Session {
 // snapOf returns the cached snapshot of sl, or nil.
 func (sh *tableShard[A]) snapOf(k Key, sl slot[A]) *Session {
 	i := snapIndex(k)
-	p := &sl.enc[0]
+	p := unsafe.StringData(sl.enc)
 	if c := sh.snaps[i].Load(); c != nil && c.enc == p {
 		return c.s
 	}
@@ -118,8 +145,10 @@ func (sh *tableShard[A]) snapOf(k Key, sl slot[A]) *Session {
 	return nil
 }
 
-func mustDecode(k Key, enc []byte) *Session {
-	s, err := decodeStored(k, enc)
+// mustDecode decodes the stored form enc of the session under k. The
+// decoded strings share enc's memory.
+func mustDecode(k Key, enc string) *Session {
+	s, err := decodeStoredString(k, enc)
 	if err != nil {
 		panic("state: memory table holds a bad encoding: " + err.Error()) // written by this package only
 	}
@@ -165,27 +194,21 @@ func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 	return sh.cached(k, sl), sl, true
 }
 
-// Set stores s under k for ttl (real clock). s becomes the cached snapshot:
-// the caller must not change it after.
-func (t *table[A]) Set(k Key, s *Session, ttl time.Duration) {
-	var zero A
-	t.SetAux(k, s, ttl, zero)
-}
-
-// SetAux is Set with a value of the caller's kept beside the session.
-func (t *table[A]) SetAux(k Key, s *Session, ttl time.Duration, aux A) {
-	sl := slot[A]{expires: time.Now().Add(ttl).UnixNano(), aux: aux, enc: encodeExact(s)}
+// Set stores s under k until deadline (Unix nanoseconds) with aux. s
+// becomes the cached snapshot: the caller must not change it after.
+func (t *table[A]) Set(k Key, s *Session, deadline int64, aux A) {
+	sl := slot[A]{deadline: deadline, aux: aux, enc: encodeExact(s)}
 	sh := t.shard(k)
 	sh.mu.Lock()
 	sh.slots[k] = sl
-	sh.remember(k, &snap{enc: &sl.enc[0], s: s})
+	sh.remember(k, &snap{enc: unsafe.StringData(sl.enc), s: s})
 	sh.mu.Unlock()
 }
 
-// setStored stores the stored form enc (storedForm) under k for ttl
-// without caching a decoded snapshot.
-func (t *table[A]) setStored(k Key, enc []byte, ttl time.Duration) {
-	sl := slot[A]{expires: time.Now().Add(ttl).UnixNano(), enc: enc}
+// setStored stores the stored form enc (storedForm) under k until deadline
+// with aux, without caching a decoded snapshot.
+func (t *table[A]) setStored(k Key, enc string, deadline int64, aux A) {
+	sl := slot[A]{deadline: deadline, aux: aux, enc: enc}
 	sh := t.shard(k)
 	sh.mu.Lock()
 	sh.slots[k] = sl
@@ -200,7 +223,7 @@ var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // doubling and leave it up to twice as large as needed (a typical
 // session's 250 bytes in 448), and the table keeps each encoding as long
 // as the session lives.
-func encodeExact(s *Session) []byte {
+func encodeExact(s *Session) string {
 	bp := encBufs.Get().(*[]byte)
 	buf := AppendSession((*bp)[:0], s)
 	enc := storedForm(buf)
@@ -223,9 +246,9 @@ func (t *table[A]) Delete(k Key) {
 	}
 }
 
-// DeleteExpired removes the sessions whose real-clock expiry has passed,
-// one shard at a time.
-func (t *table[A]) DeleteExpired() {
+// DeleteExpired removes the sessions whose deadline is not after now (Unix
+// nanoseconds on the owner's clock), one shard at a time.
+func (t *table[A]) DeleteExpired(now int64) {
 	type gone struct {
 		k  Key
 		sl slot[A]
@@ -233,11 +256,10 @@ func (t *table[A]) DeleteExpired() {
 	var out []gone
 	for i := range t.shards {
 		sh := &t.shards[i]
-		now := time.Now().UnixNano()
 		out = out[:0]
 		sh.mu.Lock()
 		for k, sl := range sh.slots {
-			if sl.expires <= now {
+			if sl.deadline <= now {
 				delete(sh.slots, k)
 				out = append(out, gone{k, sl})
 			}
@@ -246,6 +268,7 @@ func (t *table[A]) DeleteExpired() {
 		for _, g := range out {
 			t.evict(g.k, g.sl)
 		}
+		clear(out) // hold no encodings until the next shard's turn
 		// Let the requests waiting for this CPU run between shards: on a
 		// server with one core a sweep of a million sessions would
 		// otherwise hold it for its whole length, and the gate's p99
@@ -254,12 +277,12 @@ func (t *table[A]) DeleteExpired() {
 	}
 }
 
-// scanEncoded calls each with the key and encoding of every session held,
+// scanSlots calls each with the key and slot of every session held,
 // expired or not, one shard at a time under the shard's read lock, then
 // after (when not nil) outside it, until ctx is done. each must be quick
-// and must not write to the table; the encodings never change once stored,
-// so it may keep them.
-func (t *table[A]) scanEncoded(ctx context.Context, each func(k Key, enc []byte), after func()) error {
+// and must not write to the table; a slot's stored form never changes, so
+// each may keep it.
+func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A]), after func()) error {
 	for i := range t.shards {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -267,7 +290,7 @@ func (t *table[A]) scanEncoded(ctx context.Context, each func(k Key, enc []byte)
 		sh := &t.shards[i]
 		sh.mu.RLock()
 		for k, sl := range sh.slots {
-			each(k, sl.enc)
+			each(k, sl)
 		}
 		sh.mu.RUnlock()
 		if after != nil {

@@ -31,7 +31,7 @@ func TestEncodedUserID(t *testing.T) {
 			s := NewSession(NewID(), tc.sealer, now, time.Hour, time.Minute)
 			s.UserID = tc.user
 			s.LoginName = "login-" + tc.user
-			enc := storedForm(AppendSession(nil, s))
+			enc := []byte(storedForm(AppendSession(nil, s)))
 			got, ok := encodedUserID(enc)
 			if !ok || string(got) != tc.user {
 				t.Fatalf("encodedUserID = %q, %v; want %q", got, ok, tc.user)
@@ -75,7 +75,7 @@ func TestMemorySweepKeepsIndexAndCache(t *testing.T) {
 		}
 	}
 	time.Sleep(5 * time.Millisecond)
-	m.cache.DeleteExpired()
+	m.sweepSessions()
 	if n := m.Len(); n != 1 {
 		t.Fatalf("after the sweep the table holds %d sessions, want 1", n)
 	}
