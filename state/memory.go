@@ -28,11 +28,8 @@ type Memory struct {
 	// so Update is atomic without a global write lock.
 	locks [256]sync.Mutex
 
-	// The per-user index (userindex.go): each user's first session key,
-	// in a map without pointers, and the others of users with several.
-	imu        sync.Mutex
-	byUser     map[userHash]Key
-	byUserMore map[userHash]map[Key]struct{}
+	// byUser is the per-user index (userindex.go).
+	byUser userIndex
 
 	umu   sync.Mutex
 	users map[string]userEntry
@@ -54,12 +51,10 @@ func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		now: opts.Now,
 		// The store runs its own sweeper, stopped by Close.
-		cache:      newTable[statusCode](),
-		byUser:     make(map[userHash]Key),
-		byUserMore: make(map[userHash]map[Key]struct{}),
-		users:      make(map[string]userEntry),
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
+		cache: newTable[statusCode](),
+		users: make(map[string]userEntry),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	m.cache.OnEvicted(m.evicted)
 	go m.sweep(opts.CleanupInterval)

@@ -71,10 +71,7 @@ func TestMemoryByUserFollowsCreateUpdateDelete(t *testing.T) {
 	if got := keysOf("bob"); len(got) != 0 {
 		t.Fatalf("bob still has %v", got)
 	}
-	m.imu.Lock()
-	left := len(m.byUser)
-	m.imu.Unlock()
-	if left != 0 {
+	if left, _ := m.byUser.counts(); left != 0 {
 		t.Errorf("index keeps %d users with no session", left)
 	}
 }

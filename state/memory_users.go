@@ -30,10 +30,7 @@ func (m *Memory) sweepUsers() {
 		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) || holdsBlock(e.u, now) || holdsFactors(e.u) {
 			continue
 		}
-		m.imu.Lock()
-		_, indexed := m.byUser[hashUser(id)]
-		m.imu.Unlock()
-		if !indexed {
+		if !m.byUser.has(hashUser(id)) {
 			delete(m.users, id)
 		}
 	}

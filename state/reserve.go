@@ -9,11 +9,7 @@ func (m *Memory) Reserve(n int) {
 		return
 	}
 	m.cache.reserve(n)
-	m.imu.Lock()
-	if len(m.byUser) == 0 {
-		m.byUser = make(map[userHash]Key, n)
-	}
-	m.imu.Unlock()
+	m.byUser.reserve(n)
 }
 
 // reserve sizes the empty shards for n sessions in all (plus an eighth: the

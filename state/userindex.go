@@ -3,6 +3,7 @@ package state
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"sync"
 )
 
 // userHash names a user in the memory store's per-user index: the first 16
@@ -64,69 +65,84 @@ func encodedUserID(b []byte) (userID []byte, ok bool) {
 	return b[i:j:j], true
 }
 
-// index records that key is one of userID's sessions.
-func (m *Memory) index(userID string, key Key) {
-	if userID == "" {
-		return
+// userIndex is the memory store's per-user index: each user's first
+// session key in a map without pointers, and the others of users with
+// several. It is split in shards by the user hash's first byte, each with
+// its own lock, so that writers of different users (a start-up load on
+// every CPU, the sweeper) do not queue on one lock, and no map grows to a
+// million entries.
+type userIndex struct {
+	shards [256]userIndexShard
+}
+
+type userIndexShard struct {
+	mu    sync.Mutex
+	first map[userHash]Key
+	more  map[userHash]map[Key]struct{}
+}
+
+func (x *userIndex) shard(h userHash) *userIndexShard { return &x.shards[h[0]] }
+
+// add records that key is one of h's sessions.
+func (x *userIndex) add(h userHash, key Key) {
+	sh := x.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.first == nil {
+		sh.first = make(map[userHash]Key)
 	}
-	h := hashUser(userID)
-	m.imu.Lock()
-	if first, ok := m.byUser[h]; !ok {
-		m.byUser[h] = key
+	if first, ok := sh.first[h]; !ok {
+		sh.first[h] = key
 	} else if first != key {
-		more := m.byUserMore[h]
+		if sh.more == nil {
+			sh.more = make(map[userHash]map[Key]struct{})
+		}
+		more := sh.more[h]
 		if more == nil {
 			more = make(map[Key]struct{})
-			m.byUserMore[h] = more
+			sh.more[h] = more
 		}
 		more[key] = struct{}{}
 	}
-	m.imu.Unlock()
 }
 
-// unindex forgets that key is one of userID's sessions.
-func (m *Memory) unindex(userID string, key Key) {
-	if userID == "" {
-		return
-	}
-	m.unindexHash(hashUser(userID), key)
-}
-
-func (m *Memory) unindexHash(h userHash, key Key) {
-	m.imu.Lock()
-	defer m.imu.Unlock()
-	first, ok := m.byUser[h]
+// remove forgets that key is one of h's sessions.
+func (x *userIndex) remove(h userHash, key Key) {
+	sh := x.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	first, ok := sh.first[h]
 	if !ok {
 		return
 	}
-	more := m.byUserMore[h]
+	more := sh.more[h]
 	switch {
 	case first != key:
 		delete(more, key)
 	case len(more) == 0:
-		delete(m.byUser, h)
+		delete(sh.first, h)
 	default:
 		for k := range more { // promote any other key
-			m.byUser[h] = k
+			sh.first[h] = k
 			delete(more, k)
 			break
 		}
 	}
 	if more != nil && len(more) == 0 {
-		delete(m.byUserMore, h)
+		delete(sh.more, h)
 	}
 }
 
-// userKeys returns the keys indexed for userID, and whether it has any.
-func (m *Memory) userKeys(userID string) ([]Key, bool) {
-	h := hashUser(userID)
-	m.imu.Lock()
-	defer m.imu.Unlock()
-	first, ok := m.byUser[h]
+// keys returns the keys indexed for h, and whether it has any.
+func (x *userIndex) keys(h userHash) ([]Key, bool) {
+	sh := x.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	first, ok := sh.first[h]
 	if !ok {
 		return nil, false
 	}
-	more := m.byUserMore[h]
+	more := sh.more[h]
 	keys := make([]Key, 0, 1+len(more))
 	keys = append(keys, first)
 	for k := range more {
@@ -134,3 +150,58 @@ func (m *Memory) userKeys(userID string) ([]Key, bool) {
 	}
 	return keys, true
 }
+
+// has reports whether h has a session indexed.
+func (x *userIndex) has(h userHash) bool {
+	sh := x.shard(h)
+	sh.mu.Lock()
+	_, ok := sh.first[h]
+	sh.mu.Unlock()
+	return ok
+}
+
+// counts returns the users indexed and those with more than one session.
+func (x *userIndex) counts() (users, several int) {
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		users += len(sh.first)
+		several += len(sh.more)
+		sh.mu.Unlock()
+	}
+	return users, several
+}
+
+// reserve sizes the empty shards for n users in all.
+func (x *userIndex) reserve(n int) {
+	per := n/len(x.shards) + n/len(x.shards)/8 + 1
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		if len(sh.first) == 0 {
+			sh.first = make(map[userHash]Key, per)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// index records that key is one of userID's sessions.
+func (m *Memory) index(userID string, key Key) {
+	if userID == "" {
+		return
+	}
+	m.byUser.add(hashUser(userID), key)
+}
+
+// unindex forgets that key is one of userID's sessions.
+func (m *Memory) unindex(userID string, key Key) {
+	if userID == "" {
+		return
+	}
+	m.byUser.remove(hashUser(userID), key)
+}
+
+func (m *Memory) unindexHash(h userHash, key Key) { m.byUser.remove(h, key) }
+
+// userKeys returns the keys indexed for userID, and whether it has any.
+func (m *Memory) userKeys(userID string) ([]Key, bool) { return m.byUser.keys(hashUser(userID)) }
