@@ -29,7 +29,8 @@
 # BENCH_SWEEP_SPAN (60: seconds over which part (d)'s sessions are created,
 # and so expire; at least 1.3 × the time the preload of (b) took), BENCH_RESTARTS (3), BENCH_SEED_DIR (/dev/shm: where part
 # (e) creates its file before copying it to disk), BENCH_CADDY_CPU (0), BENCH_LOAD_CPU (1),
-# BENCH_PROFILE (1: also take a 10 s CPU profile of the gate + respond site
+# BENCH_RESUME_WARMUP (2s: unrecorded load given to a process continued
+# after SIGSTOP before it is measured, in (b) and (d)), BENCH_PROFILE (1: also take a 10 s CPU profile of the gate + respond site
 # of both processes of (b), through an admin endpoint on a loopback port,
 # and put `go tool pprof -top` in the report), CADDY (bin/caddy).
 #
@@ -53,6 +54,7 @@ SEED_DIR=${BENCH_SEED_DIR:-/dev/shm}
 CADDY_CPU=${BENCH_CADDY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 PROFILE=${BENCH_PROFILE:-0}
+RESUME_WARMUP=${BENCH_RESUME_WARMUP:-2s}
 HIT=0 # wrk's session: the first one, live in every process
 
 START=$(date +%s)
@@ -311,9 +313,10 @@ if part a || part b; then
 
 	# run_configs DIR: every configuration once, the other process stopped.
 	# A process resumed (SIGCONT) after waiting stopped first runs what fell
-	# due meanwhile (its timers: the store sweep, the ops sample), all at
-	# once: a process that runs on its own never piles these up, so it gets
-	# a second of unrecorded load before it is measured.
+	# due meanwhile (its timers: the store sweep, the ops sample, the
+	# runtime's forced collection), all at once: a process that runs on its
+	# own never piles these up, so it gets RESUME_WARMUP of unrecorded load
+	# before it is measured.
 	run_configs() {
 		local dir=$1 c id proc site want header other pid prev=
 		mkdir -p "$dir"
@@ -327,7 +330,7 @@ if part a || part b; then
 			[ -z "$other" ] || alone $other
 			pid=PID_$proc
 			if part b && [ "$proc" != "$prev" ] && [ -z "${NO_RESUME_WARMUP:-}" ]; then
-				DURATION_NOW=1s measure "$dir/.resume-$id" "$(url "$proc" "$site")" "$header"
+				DURATION_NOW=$RESUME_WARMUP measure "$dir/.resume-$id" "$(url "$proc" "$site")" "$header"
 			fi
 			prev=$proc
 			measure "$dir/$id.txt" "$(url "$proc" "$site")" "$header" "${!pid}"
@@ -414,9 +417,11 @@ if part d; then
 		log "sweep round $r of $ROUNDS"
 		mkdir -p "$WORK/sweep/$r"
 		alone "$PID_large" "$PID_small" "$PID_authsvc"
+		DURATION_NOW=$RESUME_WARMUP measure "$WORK/sweep/$r/.resume" "$(url sweep gate)" "$COOKIE_HEADER"
 		measure "$WORK/sweep/$r/d_sweep.txt" "$(url sweep gate)" "$COOKIE_HEADER" "$PID_sweep"
 		together
 		alone "$PID_sweep" "$PID_small" "$PID_authsvc"
+		DURATION_NOW=$RESUME_WARMUP measure "$WORK/sweep/$r/.resume" "$(url large gate)" "$COOKIE_HEADER"
 		measure "$WORK/sweep/$r/d_nosweep.txt" "$(url large gate)" "$COOKIE_HEADER" "$PID_large"
 		together
 	done
