@@ -410,7 +410,7 @@ if part d; then
 	secs=${DURATION%s}
 	fact load_d_before "$(loadavg)"
 	for r in $(seq "$ROUNDS"); do
-		if [ $(($(date +%s) + 2 * secs + 2)) -gt "$until" ]; then
+		if [ $(($(date +%s) + 2 * (secs + ${RESUME_WARMUP%s}) + 2)) -gt "$until" ]; then
 			log "the expiry window closes: $((r - 1)) rounds"
 			break
 		fi
