@@ -362,6 +362,10 @@ if part a || part b; then
 			wait "$wrkpid"
 			together
 			go tool pprof -top -nodecount=35 "$CADDY" "$WORK/profile-$proc.pprof" >"$WORK/profile-$proc.txt" 2>/dev/null || true
+			# The gate's own share: its ServeHTTP and what it calls, the next
+			# handler (respond) apart.
+			go tool pprof -peek 'caddymodule.\(\*Gate\).ServeHTTP$' "$CADDY" "$WORK/profile-$proc.pprof" 2>/dev/null |
+				sed -n '/^-----/,$p' >"$WORK/profile-$proc.gate.txt" || true
 		done
 	fi
 fi
@@ -501,6 +505,14 @@ if [ -n "$(cd "$ROOT" && git status --porcelain --untracked-files=no -- state ha
 		cat "$WORK/profile-$proc.txt"
 		echo '```'
 		echo
+		if [ -s "$WORK/profile-$proc.gate.txt" ]; then
+			echo "The gate's \`ServeHTTP\` and its callees (\`go tool pprof -peek\`; the next handler, \`respond\`, is the \`HandlerFunc.ServeHTTP\` line):"
+			echo
+			echo '```'
+			cat "$WORK/profile-$proc.gate.txt"
+			echo '```'
+			echo
+		fi
 	done
 	echo "Total run time: $(($(date +%s) - START)) s. Reproduce: \`make bench\` (BENCH_SESSIONS=$N BENCH_PARTS=$PARTS)."
 } >"$OUT"
