@@ -58,6 +58,23 @@ func FuzzCookieValue(f *testing.F) {
 		if (err == nil) != ok || (ok && c.Value != got) {
 			t.Fatalf("cookieValue = %q, %v; net/http: %v, %v", got, ok, c, err)
 		}
+		// The gate's one-pass scan of a single line finds the same value,
+		// and the line it leaves holds no session cookie.
+		sc := scanCookieLine(line1, cookieName)
+		want, wantOK := cookieValue(http.Header{"Cookie": {line1}}, cookieName)
+		if sc.valid != wantOK || sc.value != want {
+			t.Fatalf("scanCookieLine = %q, %v; cookieValue %q, %v", sc.value, sc.valid, want, wantOK)
+		}
+		kept, changed := sc.without(cookieName)
+		if changed != sc.found {
+			t.Fatalf("without changed=%v, found=%v", changed, sc.found)
+		}
+		if again := scanCookieLine(kept, cookieName); again.found {
+			t.Fatalf("the line without the session cookie %q still has one", kept)
+		}
+		if !changed && kept != line1 {
+			t.Fatalf("a line without the session cookie changed: %q", kept)
+		}
 	})
 }
 
