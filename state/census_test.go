@@ -117,8 +117,10 @@ func TestMemoryCensusDecodesNothing(t *testing.T) {
 			}
 		})
 	}
+	// Decoding allocates several times per session (thousands here); the
+	// margin is for other goroutines' allocations, which the count includes.
 	few, many := allocs(10), allocs(5000)
-	if many > few+8 {
+	if many > few+500 {
 		t.Errorf("a census allocates %.0f times for 5000 sessions, %.0f for 10: it decodes sessions", many, few)
 	}
 }
