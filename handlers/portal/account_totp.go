@@ -88,14 +88,24 @@ func (p *Portal) totpWritable(ctx context.Context, u state.User, s *state.Sessio
 	return a != "" && a == b, nil
 }
 
+// totpChangeable reports whether the portal can change u's secret
+// (totpWritable), and answers the request when it cannot: the store's
+// failure, or 409 for a secret kept elsewhere.
+func (p *Portal) totpChangeable(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) bool {
+	ok, err := p.totpWritable(ctx, u, s)
+	switch {
+	case err != nil:
+		p.storeFailed(w, r, "totp", err)
+	case !ok:
+		p.renderAccount(w, r, ctx, http.StatusConflict, s, u, "", errTOTPElsewhere.Error()+".", nil)
+	}
+	return err == nil && ok
+}
+
 // totpNew makes a new secret and shows it; nothing changes until it is
 // confirmed.
 func (p *Portal) totpNew(w http.ResponseWriter, r *http.Request, ctx context.Context, s *state.Session, u state.User) {
-	if ok, err := p.totpWritable(ctx, u, s); err != nil {
-		p.storeFailed(w, r, "totp", err)
-		return
-	} else if !ok {
-		p.renderAccount(w, r, ctx, http.StatusConflict, s, u, "", errTOTPElsewhere.Error()+".", nil)
+	if !p.totpChangeable(w, r, ctx, s, u) {
 		return
 	}
 	e, err := p.TOTP.Enroll(u.Login, "")
@@ -140,11 +150,7 @@ func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request, ctx context
 	if !p.stepUp(w, r, ctx, s, u) {
 		return
 	}
-	if ok, err := p.totpWritable(ctx, u, s); err != nil {
-		p.storeFailed(w, r, "totp", err)
-		return
-	} else if !ok {
-		p.renderAccount(w, r, ctx, http.StatusConflict, s, u, "", errTOTPElsewhere.Error()+".", nil)
+	if !p.totpChangeable(w, r, ctx, s, u) {
 		return
 	}
 	now := p.Env.Now()
@@ -244,11 +250,7 @@ func (p *Portal) totpRemove(w http.ResponseWriter, r *http.Request, ctx context.
 	if !p.stepUp(w, r, ctx, s, u) {
 		return
 	}
-	if ok, err := p.totpWritable(ctx, u, s); err != nil {
-		p.storeFailed(w, r, "totp", err)
-		return
-	} else if !ok {
-		p.renderAccount(w, r, ctx, http.StatusConflict, s, u, "", errTOTPElsewhere.Error()+".", nil)
+	if !p.totpChangeable(w, r, ctx, s, u) {
 		return
 	}
 	if p.needsSecondFactor(s) {
