@@ -42,30 +42,25 @@ func (m *Memory) Install(c, old *Session) (at time.Time, touched bool) {
 // skip runs under the key's lock, the lock Install and Remove take, so a
 // writer that marks a key before changing it is never overtaken by an older
 // copy.
-func (m *Memory) Restore(s *Session, skip func(Key) bool) {
-	l := &m.locks[s.Key[0]]
-	l.Lock()
-	defer l.Unlock()
-	if _, ok := m.cache.Get(s.Key); ok || (skip != nil && skip(s.Key)) {
-		return
-	}
-	m.put(s.Key, s)
-	m.index(s.UserID, s.Key)
-}
+func (m *Memory) Restore(s *Session, skip func(Key) bool) { m.RestoreEncoded(s, nil, skip) }
 
 // RestoreEncoded is Restore for a session s read back from its encoding
 // enc (AppendSession): memory keeps a copy of enc instead of encoding s
 // again, and caches no decoded snapshot of it, as a start-up load of many
 // sessions would only evict the snapshots in use. enc must be the
-// encoding s was decoded from.
+// encoding s was decoded from, or nil (s is then encoded, as Restore does).
 func (m *Memory) RestoreEncoded(s *Session, enc []byte, skip func(Key) bool) {
 	l := &m.locks[s.Key[0]]
 	l.Lock()
 	defer l.Unlock()
-	if _, ok := m.cache.Get(s.Key); ok || (skip != nil && skip(s.Key)) {
+	if m.cache.has(s.Key) || (skip != nil && skip(s.Key)) {
 		return
 	}
-	m.cache.setStored(s.Key, storedForm(enc), unixNanos(s.Deadline()), codeOf(s.Status))
+	if enc == nil {
+		m.put(s.Key, s)
+	} else {
+		m.cache.setStored(s.Key, storedForm(enc), unixNanos(s.Deadline()), codeOf(s.Status))
+	}
 	m.index(s.UserID, s.Key)
 }
 

@@ -182,6 +182,16 @@ func (t *table[A]) Get(k Key) (*Session, bool) {
 	return sh.cached(k, sl), true
 }
 
+// has reports whether the table holds a session under k, expired or not,
+// without decoding it.
+func (t *table[A]) has(k Key) bool {
+	sh := t.shard(k)
+	sh.mu.RLock()
+	_, ok := sh.slots[k]
+	sh.mu.RUnlock()
+	return ok
+}
+
 // getSlot returns the session under k with its slot, expired or not.
 func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 	sh := t.shard(k)

@@ -152,28 +152,18 @@ func (f *Store) loadRecord(r rawRecord, now time.Time, strict bool) error {
 		return nil
 	}
 	if strict {
-		f.restore(s, enc, nil)
+		f.mem.RestoreEncoded(s, enc, nil)
 		return nil
 	}
 	f.installLoaded(s, enc)
 	return nil
 }
 
-// restore puts s, read from the file with its encoding enc (nil for a
-// record of format 1), into memory (see state.Memory.Restore).
-func (f *Store) restore(s *state.Session, enc []byte, skip func(state.Key) bool) {
-	if enc == nil {
-		f.mem.Restore(s, skip)
-		return
-	}
-	f.mem.RestoreEncoded(s, enc, skip)
-}
-
 // installLoaded puts a session read from the file into memory unless memory
 // holds the key already or a writer has changed it since the load began
 // (memory is then the newer truth).
 func (f *Store) installLoaded(s *state.Session, enc []byte) {
-	f.restore(s, enc, f.isDirty)
+	f.mem.RestoreEncoded(s, enc, f.isDirty)
 }
 
 // lookup returns the live session under key. While a background load runs,
