@@ -15,21 +15,100 @@ import (
 // limit bounds the work.
 func cookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
-		for off := 0; off < len(line); {
-			part := nextCookie(line, &off)
-			v, ok := cookieOf(part, name)
-			if !ok {
-				continue
-			}
-			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-				v = v[1 : len(v)-1]
-			}
-			if validCookieValue(v) {
-				return v, true
-			}
+		if sc := scanCookieLine(line, name); sc.valid {
+			return sc.value, true
 		}
 	}
 	return "", false
+}
+
+// withoutCookie returns the Cookie header line without the cookies named
+// name, and whether it had any. When the cookies that stay are side by
+// side (the session cookie first or last, or alone) the result is a part
+// of line and costs no allocation; only a session cookie between two
+// others makes a new string.
+func withoutCookie(line, name string) (string, bool) {
+	sc := scanCookieLine(line, name)
+	return sc.without(name)
+}
+
+// cookieLine is what one pass over a Cookie header line found: the first
+// valid value of the session cookie, and where the other cookies lie.
+type cookieLine struct {
+	lines       []string // the request's Cookie lines, when line is the only one
+	line        string
+	value       string
+	valid       bool // value is the session cookie's first valid value
+	found       bool // the line has the session cookie, valid or not
+	first, last int  // byte span of the cookies that stay (first < 0: none)
+	gap         bool // a session cookie lies between two that stay
+}
+
+// scanCookieLine reads line once for both cookieValue and withoutCookie,
+// so that the gate's hit path scans the Cookie header a single time.
+func scanCookieLine(line, name string) cookieLine {
+	sc := cookieLine{line: line, first: -1, last: -1}
+	removedSince := false
+	for off := 0; off < len(line); {
+		start := off
+		part := nextCookie(line, &off)
+		if v, ok := cookieOf(part, name); ok {
+			sc.found, removedSince = true, true
+			if !sc.valid {
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				if validCookieValue(v) {
+					sc.value, sc.valid = v, true
+				}
+			}
+			continue
+		}
+		if !blankOnly(part) {
+			if sc.first < 0 {
+				sc.first = start
+			} else if removedSince {
+				sc.gap = true
+			}
+			sc.last, removedSince = start+len(part), false
+		}
+	}
+	return sc
+}
+
+// without returns the line without the session cookie, and whether it had
+// one.
+func (sc *cookieLine) without(name string) (string, bool) {
+	switch {
+	case !sc.found:
+		return sc.line, false
+	case sc.first < 0:
+		return "", true
+	case !sc.gap:
+		return strings.TrimSpace(sc.line[sc.first:sc.last]), true
+	}
+	var b strings.Builder
+	b.Grow(len(sc.line))
+	for off := 0; off < len(sc.line); {
+		part := nextCookie(sc.line, &off)
+		if _, ok := cookieOf(part, name); ok || blankOnly(part) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(strings.TrimSpace(part))
+	}
+	return b.String(), true
+}
+
+func blankOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isBlank(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // nextCookie returns the part of line from *off to the next ';' (or the
