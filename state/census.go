@@ -136,21 +136,21 @@ func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func
 		enc string
 	}
 	var near []nearEnd
-	err := m.cache.scanSlots(ctx, func(k Key, sl slot[statusCode]) {
+	err := m.cache.scanSlots(ctx, func(k Key, sl slot[statusCode], sh *tableShard[statusCode]) {
 		if sl.deadline <= nowN {
 			return
 		}
 		if code := sl.aux; code != blocked && code != unknownStatus {
 			counts[code]++
 		} else {
-			f, ok := readCensusFields(sl.bytes())
+			f, ok := readCensusFields(sh.enc(sl))
 			if !ok {
 				panic("state: memory table holds a bad encoding") // written by this package only
 			}
 			others[f.effective(now)]++
 		}
 		if ending != nil && sl.deadline <= horizonN {
-			near = append(near, nearEnd{k, sl.enc})
+			near = append(near, nearEnd{k, string(sh.enc(sl))})
 		}
 	}, func() {
 		for _, n := range near {

@@ -59,7 +59,7 @@ func (m *Memory) RestoreEncoded(s *Session, enc []byte, skip func(Key) bool) {
 	if enc == nil {
 		m.put(s.Key, s)
 	} else {
-		m.cache.setStored(s.Key, storedForm(enc), unixNanos(s.Deadline()), codeOf(s.Status))
+		m.cache.setStored(s.Key, enc, unixNanos(s.Deadline()), codeOf(s.Status))
 	}
 	m.index(s.UserID, s.Key)
 }

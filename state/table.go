@@ -7,28 +7,30 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // table is the memory store's container: sessions held in a form the
 // garbage collector need not walk. Each session is one slot in a map keyed
 // by its fixed-size Key: its deadline, a small value of the owner's (the
-// memory store keeps the status there) and the session's stored form
-// (storedForm: the binary encoding without the Key), a single pointer-free
-// string. Where a *Session graph costs the collector ~20 pointers
-// (strings, slices, a map, times with locations), a slot costs one pointer
-// to a block it does not scan.
+// memory store keeps the status there), a sequence number and where its
+// stored form (storedForm: the binary encoding without the Key) lies in the
+// shard's arena, outside the Go heap. Where a *Session graph costs the
+// collector ~20 pointers (strings, slices, a map, times with locations), a
+// slot costs it nothing: the maps hold no pointer, so the collector skips
+// them, and the encodings are not in its heap at all, so they do not double
+// in RSS between two collections as heap memory does (see arena).
 //
-// Get decodes on demand; the last decoded snapshots are kept in a small
-// cache of fixed size (snapSets), so the sessions in use are decoded once
-// per change and a hit on them allocates nothing, while the collector's
-// work stays bounded whatever the number of sessions held. A census or a
-// sweep reads the slots only, which lie side by side in the maps' groups,
-// not the encodings, which lie all over the heap.
+// Get decodes on demand from a copy of the stored form; the last decoded
+// snapshots are kept in a small cache of fixed size (snapSets), so the
+// sessions in use are decoded once per change and a hit on them allocates
+// nothing, while the collector's work stays bounded whatever the number of
+// sessions held. A census or a sweep reads the slots, which lie side by
+// side in the maps' groups, and an encoding only where it must.
 //
 // The table is split in shards by the key's first byte, each with its own
 // lock, so a sweep (DeleteExpired) holds one shard at a time and readers of
-// the others never wait for it.
+// the others never wait for it. A shard's lock guards its arena too: an
+// encoding is read under it, as a writer reuses a freed block at once.
 type table[A any] struct {
 	shards    [tableShards]tableShard[A]
 	onEvicted func(k Key, userID []byte)
@@ -44,25 +46,26 @@ const (
 type tableShard[A any] struct {
 	mu    sync.RWMutex
 	slots map[Key]slot[A]
+	arena *arena // in the table's arenas
+	seq   uint64 // the last slot written's seq
 	snaps [snapWays]atomic.Pointer[snap]
 }
 
 // slot is one session: the instant (Unix nanoseconds, on the owner's
-// clock) after which the sweeper may drop it, the owner's value, and the
-// session's stored form.
+// clock) after which the sweeper may drop it, the block of its stored form,
+// a number no other slot of the shard had or will have (the snapshot cache
+// tells versions apart by it: a block is reused, a seq never), and the
+// owner's value.
 type slot[A any] struct {
 	deadline int64
-	enc      string
+	block    blockRef
+	seq      uint64
 	aux      A
 }
 
-// bytes returns the stored form as a byte slice that shares its memory: to
-// be read, never written.
-func (sl *slot[A]) bytes() []byte { return unsafe.Slice(unsafe.StringData(sl.enc), len(sl.enc)) }
-
-// snap is a decoded snapshot of the slot whose stored form starts at enc.
+// snap is a decoded snapshot of the slot numbered seq.
 type snap struct {
-	enc *byte
+	seq uint64
 	s   *Session
 }
 
@@ -84,62 +87,59 @@ var (
 
 func newTable[A any]() *table[A] {
 	t := &table[A]{}
+	arenas := new([tableShards]arena)
 	for i := range t.shards {
 		t.shards[i].slots = make(map[Key]slot[A])
+		t.shards[i].arena = &arenas[i]
 	}
+	// The arenas' memory is not the collector's to free: a table dropped
+	// without Flush (its store never closed) gives it back when collected.
+	runtime.AddCleanup(t, func(a *[tableShards]arena) {
+		for i := range a {
+			a[i].reset()
+		}
+	}, arenas)
 	return t
 }
 
 // OnEvicted sets the function called (outside any lock) for each session
-// removed by Delete or DeleteExpired, with its UserID read from the
-// encoding in place: dropping a session decodes nothing and allocates
-// nothing, so a sweep of many expired sessions makes no garbage.
+// removed by Delete or DeleteExpired, with its UserID, read from the
+// encoding in place without decoding the rest.
 func (t *table[A]) OnEvicted(fn func(k Key, userID []byte)) { t.onEvicted = fn }
-
-// evict calls onEvicted for the slot sl dropped from under k.
-func (t *table[A]) evict(k Key, sl slot[A]) {
-	if t.onEvicted == nil {
-		return
-	}
-	uid, ok := encodedUserID(sl.bytes())
-	if !ok {
-		panic("state: memory table holds a bad encoding") // written by this package only
-	}
-	t.onEvicted(k, uid)
-}
 
 func (t *table[A]) shard(k Key) *tableShard[A] { return &t.shards[k[0]] }
 
 func snapIndex(k Key) int { return int(k[1]) % snapWays &^ 1 }
 
-// cached returns the decoded snapshot of sl, decoding it if the cache does
-// not hold it.
-func (sh *tableShard[A]) cached(k Key, sl slot[A]) *Session {
-	if s := sh.snapOf(k, sl); s != nil {
-		return s
+// enc returns the stored form of sl, in the arena: to be read, never
+// written, and only while the shard's lock is held.
+func (sh *tableShard[A]) enc(sl slot[A]) []byte { return sh.arena.bytes(sl.block) }
+
+// drop frees the block of sl, which the caller has just removed from the
+// shard, and every chunk once the shard holds no session. The lock is held.
+func (sh *tableShard[A]) drop(sl slot[A]) {
+	sh.arena.release(sl.block)
+	if len(sh.slots) == 0 {
+		sh.arena.reset()
 	}
-	s := mustDecode(k, sl.enc)
-	sh.remember(k, &snap{enc: unsafe.StringData(sl.enc), s: s})
-	return s
 }
 
-// decoded is cached without remembering a new decoding, so that a walk
-// over every session (Range) does not evict the snapshots in use.
-func (sh *tableShard[A]) decoded(k Key, sl slot[A]) *Session {
-	if s := sh.snapOf(k, sl); s != nil {
-		return s
+// userIDOf appends the UserID of sl to buf. The lock is held.
+func (sh *tableShard[A]) userIDOf(buf []byte, sl slot[A]) []byte {
+	uid, ok := encodedUserID(sh.enc(sl))
+	if !ok {
+		panic("state: memory table holds a bad encoding") // written by this package only
 	}
-	return mustDecode(k, sl.enc)
+	return append(buf, uid...)
 }
 
 // snapOf returns the cached snapshot of sl, or nil.
 func (sh *tableShard[A]) snapOf(k Key, sl slot[A]) *Session {
 	i := snapIndex(k)
-	p := unsafe.StringData(sl.enc)
-	if c := sh.snaps[i].Load(); c != nil && c.enc == p {
+	if c := sh.snaps[i].Load(); c != nil && c.seq == sl.seq {
 		return c.s
 	}
-	if c := sh.snaps[i+1].Load(); c != nil && c.enc == p {
+	if c := sh.snaps[i+1].Load(); c != nil && c.seq == sl.seq {
 		return c.s
 	}
 	return nil
@@ -172,14 +172,8 @@ func (sh *tableShard[A]) remember(k Key, c *snap) {
 
 // Get returns the session under k, expired or not.
 func (t *table[A]) Get(k Key) (*Session, bool) {
-	sh := t.shard(k)
-	sh.mu.RLock()
-	sl, ok := sh.slots[k]
-	sh.mu.RUnlock()
-	if !ok {
-		return nil, false
-	}
-	return sh.cached(k, sl), true
+	s, _, ok := t.getSlot(k)
+	return s, ok
 }
 
 // has reports whether the table holds a session under k, expired or not,
@@ -192,94 +186,126 @@ func (t *table[A]) has(k Key) bool {
 	return ok
 }
 
-// getSlot returns the session under k with its slot, expired or not.
+// getSlot returns the session under k with its slot, expired or not: the
+// cached snapshot, or one decoded from a copy of the stored form (made
+// under the lock; decoded outside it) and cached.
 func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 	sh := t.shard(k)
 	sh.mu.RLock()
 	sl, ok := sh.slots[k]
-	sh.mu.RUnlock()
 	if !ok {
+		sh.mu.RUnlock()
 		return nil, sl, false
 	}
-	return sh.cached(k, sl), sl, true
+	if s := sh.snapOf(k, sl); s != nil {
+		sh.mu.RUnlock()
+		return s, sl, true
+	}
+	enc := string(sh.enc(sl))
+	sh.mu.RUnlock()
+	s := mustDecode(k, enc)
+	sh.remember(k, &snap{seq: sl.seq, s: s})
+	return s, sl, true
+}
+
+// put stores the slot sl under k with the stored form of the encoding
+// enc (AppendSession), freeing the block of the slot it replaces. The lock
+// is held. It returns sl's seq.
+func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) uint64 {
+	sl.block = sh.arena.storeForm(enc)
+	sh.seq++
+	sl.seq = sh.seq
+	old, had := sh.slots[k]
+	sh.slots[k] = sl
+	if had {
+		sh.arena.release(old.block)
+	}
+	return sl.seq
 }
 
 // Set stores s under k until deadline (Unix nanoseconds) with aux. s
 // becomes the cached snapshot: the caller must not change it after.
 func (t *table[A]) Set(k Key, s *Session, deadline int64, aux A) {
-	sl := slot[A]{deadline: deadline, aux: aux, enc: encodeExact(s)}
-	sh := t.shard(k)
-	sh.mu.Lock()
-	sh.slots[k] = sl
-	sh.remember(k, &snap{enc: unsafe.StringData(sl.enc), s: s})
-	sh.mu.Unlock()
-}
-
-// setStored stores the stored form enc (storedForm) under k until deadline
-// with aux, without caching a decoded snapshot.
-func (t *table[A]) setStored(k Key, enc string, deadline int64, aux A) {
-	sl := slot[A]{deadline: deadline, aux: aux, enc: enc}
-	sh := t.shard(k)
-	sh.mu.Lock()
-	sh.slots[k] = sl
-	sh.mu.Unlock()
-}
-
-// encBufs are scratch buffers for encodeExact.
-var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// encodeExact returns the stored form of s (its encoding without the Key)
-// in a slice of its own length. Appending to nil would grow the slice by
-// doubling and leave it up to twice as large as needed (a typical
-// session's 250 bytes in 448), and the table keeps each encoding as long
-// as the session lives.
-func encodeExact(s *Session) string {
 	bp := encBufs.Get().(*[]byte)
-	buf := AppendSession((*bp)[:0], s)
-	enc := storedForm(buf)
-	if cap(buf) <= 64<<10 { // keep no buffer a huge session grew
-		*bp = buf[:0]
+	enc := AppendSession((*bp)[:0], s)
+	sh := t.shard(k)
+	sh.mu.Lock()
+	seq := sh.put(k, enc, slot[A]{deadline: deadline, aux: aux})
+	sh.remember(k, &snap{seq: seq, s: s})
+	sh.mu.Unlock()
+	if cap(enc) <= 64<<10 { // keep no buffer a huge session grew
+		*bp = enc[:0]
 		encBufs.Put(bp)
 	}
-	return enc
 }
+
+// setStored stores the session whose encoding (AppendSession, Key
+// included) is enc under k until deadline with aux, without caching a
+// decoded snapshot. enc is copied.
+func (t *table[A]) setStored(k Key, enc []byte, deadline int64, aux A) {
+	sh := t.shard(k)
+	sh.mu.Lock()
+	sh.put(k, enc, slot[A]{deadline: deadline, aux: aux})
+	sh.mu.Unlock()
+}
+
+// encBufs are scratch buffers for Set's encodings.
+var encBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Delete removes the session under k, if any.
 func (t *table[A]) Delete(k Key) {
 	sh := t.shard(k)
 	sh.mu.Lock()
 	sl, ok := sh.slots[k]
+	if !ok {
+		sh.mu.Unlock()
+		return
+	}
+	var uid []byte
+	if t.onEvicted != nil {
+		uid = sh.userIDOf(nil, sl)
+	}
 	delete(sh.slots, k)
+	sh.drop(sl)
 	sh.mu.Unlock()
-	if ok {
-		t.evict(k, sl)
+	if t.onEvicted != nil {
+		t.onEvicted(k, uid)
 	}
 }
 
 // DeleteExpired removes the sessions whose deadline is not after now (Unix
-// nanoseconds on the owner's clock), one shard at a time.
+// nanoseconds on the owner's clock), one shard at a time. The UserIDs that
+// onEvicted gets are copied out of the arena, under the lock, into one
+// buffer reused from shard to shard.
 func (t *table[A]) DeleteExpired(now int64) {
 	type gone struct {
-		k  Key
-		sl slot[A]
+		k        Key
+		from, to int // the UserID in uids
 	}
 	var out []gone
+	var uids []byte
 	var y yielder
 	for i := range t.shards {
 		sh := &t.shards[i]
-		out = out[:0]
+		out, uids = out[:0], uids[:0]
 		sh.mu.Lock()
 		for k, sl := range sh.slots {
 			if sl.deadline <= now {
+				from := len(uids)
+				if t.onEvicted != nil {
+					uids = sh.userIDOf(uids, sl)
+				}
 				delete(sh.slots, k)
-				out = append(out, gone{k, sl})
+				sh.drop(sl)
+				out = append(out, gone{k, from, len(uids)})
 			}
 		}
 		sh.mu.Unlock()
-		for _, g := range out {
-			t.evict(g.k, g.sl)
+		if t.onEvicted != nil {
+			for _, g := range out {
+				t.onEvicted(g.k, uids[g.from:g.to:g.to])
+			}
 		}
-		clear(out) // hold no encodings until the next shard's turn
 		y.maybe()
 	}
 }
@@ -305,12 +331,13 @@ func (y *yielder) maybe() {
 	}
 }
 
-// scanSlots calls each with the key and slot of every session held,
-// expired or not, one shard at a time under the shard's read lock, then
-// after (when not nil) outside it, until ctx is done. each must be quick
-// and must not write to the table; a slot's stored form never changes, so
-// each may keep it.
-func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A]), after func()) error {
+// scanSlots calls each with the key and slot of every session held, and
+// its shard (sh.enc reads the stored form), expired or not, one shard at a
+// time under the shard's read lock, then after (when not nil) outside it,
+// until ctx is done. each must be quick and must not write to the table,
+// and a stored form is valid only until each returns (copy what must
+// outlive it).
+func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A], sh *tableShard[A]), after func()) error {
 	var y yielder
 	for i := range t.shards {
 		if err := ctx.Err(); err != nil {
@@ -319,7 +346,7 @@ func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A]), 
 		sh := &t.shards[i]
 		sh.mu.RLock()
 		for k, sl := range sh.slots {
-			each(k, sl)
+			each(k, sl, sh)
 		}
 		sh.mu.RUnlock()
 		if after != nil {
@@ -331,21 +358,35 @@ func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A]), 
 }
 
 // Range calls fn for every session held, expired or not, until fn returns
-// false. It holds no lock while fn runs.
+// false. It holds no lock while fn runs: each shard's sessions are taken
+// (the cached snapshot, or a copy of the stored form to decode) under its
+// read lock, then decoded and handed to fn outside it.
 func (t *table[A]) Range(fn func(*Session) bool) {
-	var ks []Key
-	var sls []slot[A]
+	type taken struct {
+		k   Key
+		s   *Session
+		enc string
+	}
+	var got []taken
 	for i := range t.shards {
 		sh := &t.shards[i]
-		ks, sls = ks[:0], sls[:0]
+		got = got[:0]
 		sh.mu.RLock()
 		for k, sl := range sh.slots {
-			ks = append(ks, k)
-			sls = append(sls, sl)
+			if s := sh.snapOf(k, sl); s != nil {
+				got = append(got, taken{k: k, s: s})
+			} else {
+				got = append(got, taken{k: k, enc: string(sh.enc(sl))})
+			}
 		}
 		sh.mu.RUnlock()
-		for j, sl := range sls {
-			if !fn(sh.decoded(ks[j], sl)) {
+		for j := range got {
+			s := got[j].s
+			if s == nil {
+				s = mustDecode(got[j].k, got[j].enc)
+			}
+			got[j] = taken{}
+			if !fn(s) {
 				return
 			}
 		}
@@ -370,6 +411,7 @@ func (t *table[A]) Flush() {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		sh.slots = make(map[Key]slot[A])
+		sh.arena.reset()
 		for j := range sh.snaps {
 			sh.snaps[j].Store(nil)
 		}

@@ -1,0 +1,254 @@
+package state
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBlockSize checks the block sizes: room for the bytes and the header,
+// a multiple of 16 (so a free block holds its link), and above 128 bytes at
+// most an eighth more than needed.
+func TestBlockSize(t *testing.T) {
+	for n := 0; n <= 200_000; n++ {
+		size, need := blockSize(n), n+blockHeader
+		if size < need || size%16 != 0 {
+			t.Fatalf("blockSize(%d) = %d", n, size)
+		}
+		if need > 128 && size-need > need/8 {
+			t.Fatalf("blockSize(%d) = %d: %d bytes unused", n, size, size-need)
+		}
+	}
+}
+
+// TestArenaModel allocates, fills, frees and reuses blocks of random sizes
+// (small and larger than a chunk) and checks after each step that every
+// block still holds what was written to it: no two blocks overlap, however
+// freed blocks and chunks are reused.
+func TestArenaModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var a arena
+	live := map[blockRef][]byte{}
+	check := func(step int) {
+		t.Helper()
+		held := 0
+		for r, want := range live {
+			if got := a.bytes(r); !bytes.Equal(got, want) {
+				t.Fatalf("step %d: block %x holds %d bytes %.16x…, want %d bytes %.16x…", step, uint64(r), len(got), got, len(want), want)
+			}
+			held += blockSize(len(want))
+		}
+		if a.held != held {
+			t.Fatalf("step %d: arena says %d bytes held, blocks hold %d", step, a.held, held)
+		}
+	}
+	for step := range 20_000 {
+		switch {
+		case len(live) > 0 && rng.IntN(5) < 2:
+			for r := range live { // a random one: map order
+				a.release(r)
+				delete(live, r)
+				break
+			}
+		default:
+			n := rng.IntN(600)
+			if rng.IntN(200) == 0 {
+				n = maxSmallBlock + rng.IntN(3*maxSmallBlock)
+			}
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			r := a.store(b)
+			if _, dup := live[r]; dup {
+				t.Fatalf("step %d: block %x handed out twice", step, uint64(r))
+			}
+			live[r] = b
+		}
+		if step%500 == 0 {
+			check(step)
+		}
+	}
+	check(-1)
+	for r := range live {
+		a.release(r)
+	}
+	if a.held != 0 {
+		t.Fatalf("after freeing all: %d bytes held", a.held)
+	}
+	a.reset()
+	if len(a.chunks) != 0 || a.carving != 0 || len(a.free) != 0 {
+		t.Fatalf("after reset: %d chunks, carving %d, %d free lists", len(a.chunks), a.carving, len(a.free))
+	}
+	if r := a.store([]byte("again")); string(a.bytes(r)) != "again" {
+		t.Fatal("an arena reset cannot be used again")
+	}
+	a.reset()
+}
+
+// sameSnapSet returns two keys of one shard and one snapshot cache set.
+func sameSnapSet() (Key, Key) {
+	k1, k2 := KeyOf(NewID()), KeyOf(NewID())
+	k2[0], k2[1] = k1[0], k1[1]
+	return k1, k2
+}
+
+// TestTableReusedBlockIsNotTheCachedSession checks that the snapshot cache
+// never hands out the session that a block held before it was freed and
+// reused: a block of the arena is reused at once by the next session of
+// its size, so the cache tells versions apart by a number never reused,
+// not by where the encoding lies.
+func TestTableReusedBlockIsNotTheCachedSession(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	mk := func(k Key, user string) *Session {
+		s := NewSession(NewID(), nil, now, time.Hour, 0)
+		s.Key, s.UserID = k, user
+		return s
+	}
+	tb := newTable[int64]()
+	k1, k2 := sameSnapSet()
+	tb.Set(k1, mk(k1, "mallory"), 1, 0)
+	if s, ok := tb.Get(k1); !ok || s.UserID != "mallory" {
+		t.Fatalf("Get(k1) = %v, %v", s, ok)
+	}
+	b1 := tb.shard(k1).slots[k1].block
+	tb.Delete(k1)
+	// Same size, same shard: k2's encoding goes in k1's old block.
+	tb.setStored(k2, AppendSession(nil, mk(k2, "alice00")), 1, 0)
+	if b2 := tb.shard(k2).slots[k2].block; b2 != b1 {
+		t.Fatalf("the freed block was not reused (%x, then %x): the test proves nothing", uint64(b1), uint64(b2))
+	}
+	if s, ok := tb.Get(k2); !ok || s.UserID != "alice00" || s.Key != k2 {
+		t.Fatalf("Get(k2) = %+v, %v: another session's snapshot", s, ok)
+	}
+	if _, ok := tb.Get(k1); ok {
+		t.Fatal("a deleted session is still found")
+	}
+
+	// One key rewritten: Set, setStored (no snapshot), Set again in the
+	// block freed by the first.
+	tb.Set(k1, mk(k1, "v1"), 1, 0)
+	tb.Get(k1)
+	tb.setStored(k1, AppendSession(nil, mk(k1, "v2")), 1, 0)
+	if s, _ := tb.Get(k1); s.UserID != "v2" {
+		t.Fatalf("after setStored: Get(k1) is %q, want v2", s.UserID)
+	}
+	tb.setStored(k1, AppendSession(nil, mk(k1, "v3")), 1, 0)
+	if s, _ := tb.Get(k1); s.UserID != "v3" {
+		t.Fatalf("after a second setStored: Get(k1) is %q, want v3", s.UserID)
+	}
+}
+
+// TestTableConcurrentReuse has writers replace, delete and recreate the
+// sessions of one shard (so blocks are freed and reused all the time) while
+// readers get them, range over them, sweep and take a census: every session
+// read must be whole and the one stored under its key. Run with -race.
+func TestTableConcurrentReuse(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	base := KeyOf(NewID())
+	keys := make([]Key, 16)
+	for i := range keys {
+		keys[i] = base
+		keys[i][31] = byte(i)
+	}
+	owner := func(k Key, v int) string { return string(rune('a'+k[31])) + string(make([]byte, v%40)) }
+	tb := newTable[statusCode]()
+	var evicted sync.Map
+	tb.OnEvicted(func(k Key, uid []byte) {
+		if len(uid) == 0 || uid[0] != 'a'+k[31] {
+			t.Errorf("evicted %x with UserID %q", k[31], uid)
+		}
+		evicted.Store(k, true)
+	})
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for w := range 4 {
+		wg.Go(func() {
+			for v := 0; ; v++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := keys[(v*7+w)%len(keys)]
+				s := NewSession(NewID(), nil, now, time.Hour, 0)
+				s.Key, s.UserID = k, owner(k, v)
+				switch v % 3 {
+				case 0:
+					tb.Set(k, s, int64(v%5), 0)
+				case 1:
+					tb.setStored(k, AppendSession(nil, s), int64(v%5), 0)
+				default:
+					tb.Delete(k)
+				}
+			}
+		})
+	}
+	read := func(s *Session) {
+		if s.UserID == "" || s.UserID[0] != 'a'+s.Key[31] || s.Key[0] != base[0] {
+			t.Errorf("read a session under %x owned by %q", s.Key[31], s.UserID)
+		}
+	}
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, k := range keys {
+					if s, ok := tb.Get(k); ok {
+						if s.Key != k {
+							t.Errorf("Get(%x) returned the session of %x", k[31], s.Key[31])
+						}
+						read(s)
+					}
+				}
+				tb.Range(func(s *Session) bool { read(s); return true })
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tb.DeleteExpired(int64(i % 5))
+		}
+	})
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	tb.Flush()
+	if n := tb.ItemCount(); n != 0 {
+		t.Fatalf("%d sessions after Flush", n)
+	}
+}
+
+// TestTableUnreachableUnmaps checks that a table dropped without Flush
+// gives its arenas' memory back once the collector finds it unreachable.
+func TestTableUnreachableUnmaps(t *testing.T) {
+	a := func() *arena { // the table is unreachable once this returns
+		tb := newTable[int64]()
+		s := NewSession(NewID(), nil, time.Now(), time.Hour, 0)
+		tb.Set(s.Key, s, 1, 0)
+		return tb.shard(s.Key).arena
+	}()
+	if len(a.chunks) == 0 {
+		t.Fatal("no chunk mapped for a session")
+	}
+	for range 50 {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+		if len(a.chunks) == 0 {
+			return
+		}
+	}
+	t.Fatalf("an unreachable table still maps %d chunks", len(a.chunks))
+}
