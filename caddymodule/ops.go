@@ -35,6 +35,7 @@ func runningApp() *App { return running.Load() }
 type opsMetrics struct {
 	storeUp  prometheus.Gauge
 	sessions *prometheus.GaugeVec
+	offHeap  prometheus.Gauge
 	blocked  *prometheus.CounterVec
 	failures *prometheus.CounterVec
 }
@@ -48,6 +49,9 @@ var newOpsMetrics = sync.OnceValue(func() *opsMetrics {
 			"1 when the session store answered the last sample, 0 when it did not."))),
 		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("sessions",
 			"Live sessions by status, as of the last sample of the store.")), []string{"status"}),
+		offHeap: prometheus.NewGauge(prometheus.GaugeOpts(opts("store_offheap_bytes",
+			"Memory the session store holds outside the Go heap (the memory and file stores' session encodings), "+
+				"which go_memstats and GOMEMLIMIT do not count, as of the last sample."))),
 		blocked: prometheus.NewCounterVec(prometheus.CounterOpts(opts("challenge_blocked_total",
 			"Factors or sessions blocked after too many wrong answers, by family and factor.")), []string{"family", "factor"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts(opts("login_failures_total",
@@ -61,7 +65,7 @@ func registerOpsMetrics(reg *prometheus.Registry) *opsMetrics {
 	if reg == nil {
 		return m
 	}
-	for _, c := range []prometheus.Collector{m.storeUp, m.sessions, m.blocked, m.failures} {
+	for _, c := range []prometheus.Collector{m.storeUp, m.sessions, m.offHeap, m.blocked, m.failures} {
 		if err := reg.Register(c); err != nil {
 			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
 				panic(err) // a programming error: conflicting descriptors
@@ -202,11 +206,11 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	o.metrics.storeUp.Set(1)
 	now := o.app.env.Now()
 	live := make(map[state.Key]liveSession, len(o.live))
-	// The census reads each session's status in place, and decodes only
-	// the sessions ending within two intervals: a sample of a million
-	// sessions makes no garbage.
-	census, err := state.TakeCensus(ctx, st, now, now.Add(2*o.interval), func(s *state.Session) {
-		live[s.Key] = liveSession{user: s.UserID, login: s.LoginName, deadline: s.Deadline()}
+	// The census reads each session's status in place, and for the
+	// sessions ending within two intervals their user and login: a sample
+	// of a million sessions decodes none.
+	census, err := state.TakeCensus(ctx, st, now, now.Add(2*o.interval), func(e state.Ending) {
+		live[e.Key] = liveSession{user: e.UserID, login: e.LoginName, deadline: e.Deadline}
 	})
 	if err != nil {
 		if ctx.Err() == nil {
@@ -218,6 +222,7 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	for _, status := range state.Statuses {
 		o.metrics.sessions.WithLabelValues(string(status)).Set(float64(census.ByStatus[status]))
 	}
+	o.metrics.offHeap.Set(float64(census.OffHeapBytes))
 	o.revokedMu.Lock()
 	revoked := o.revoked
 	o.revoked = map[state.Key]struct{}{}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -168,6 +169,11 @@ func TestSampleReportsExpiredSessions(t *testing.T) {
 	o.sample(context.Background())
 	if len(logs.All()) != 0 {
 		t.Fatal("a first sample reported something")
+	}
+	// The memory held outside the Go heap is sampled too.
+	var g dto.Metric
+	if err := o.metrics.offHeap.Write(&g); err != nil || g.GetGauge().GetValue() <= 0 {
+		t.Fatalf("store_offheap_bytes = %v (%v), want the store's mapped chunks", g.GetGauge().GetValue(), err)
 	}
 	// Only the sessions that may end before the next sample are held.
 	if _, held := o.live[lasting.Key]; held || len(o.live) != 2 {

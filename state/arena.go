@@ -26,6 +26,7 @@ type arena struct {
 	next       int              // its first byte not yet carved
 	free       map[int]blockRef // block size → first free block (ref+1; 0: none)
 	held       int              // bytes in blocks handed out
+	mapped     int              // bytes in chunks
 }
 
 // blockRef names a block: chunk index << 32 | offset in the chunk.
@@ -105,6 +106,7 @@ func (a *arena) addChunk(size int) int {
 	if err != nil {
 		panic(fmt.Sprintf("state: no memory for sessions (%d bytes): %v", size, err))
 	}
+	a.mapped += len(c)
 	if k := len(a.freeChunks); k > 0 {
 		i := a.freeChunks[k-1]
 		a.freeChunks = a.freeChunks[:k-1]
@@ -156,6 +158,7 @@ func (a *arena) release(r blockRef) {
 }
 
 func (a *arena) unmap(i int) {
+	a.mapped -= len(a.chunks[i])
 	if err := unmapChunk(a.chunks[i]); err != nil {
 		panic(fmt.Sprintf("state: releasing session memory: %v", err))
 	}

@@ -252,3 +252,63 @@ func TestTableUnreachableUnmaps(t *testing.T) {
 	}
 	t.Fatalf("an unreachable table still maps %d chunks", len(a.chunks))
 }
+
+// TestCensusOffHeapBytes checks the memory the census reports outside the
+// Go heap: some for sessions held, none once the last is deleted (every
+// chunk unmapped) or the store closed.
+func TestCensusOffHeapBytes(t *testing.T) {
+	clk := newFakeClock()
+	m := newTestMemory(t, clk)
+	ctx := t.Context()
+	offHeap := func() int64 {
+		t.Helper()
+		c, err := m.Census(ctx, clk.Now(), clk.Now(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.OffHeapBytes
+	}
+	if n := offHeap(); n != 0 {
+		t.Fatalf("an empty store holds %d bytes off the heap", n)
+	}
+	var keys []Key
+	for i := range 1000 {
+		s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+		s.UserID = "user" + string(rune('a'+i%26))
+		if err := m.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, s.Key)
+	}
+	held := 0
+	for i := range m.cache.shards {
+		held += m.cache.shards[i].arena.held
+	}
+	if n := offHeap(); n < int64(held) || held < 1000*64 {
+		t.Fatalf("1000 sessions: %d bytes off the heap, %d in blocks", n, held)
+	}
+	for _, k := range keys[:500] {
+		if _, err := m.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := offHeap(); n == 0 {
+		t.Fatal("500 sessions left: nothing off the heap")
+	}
+	for _, k := range keys[500:] {
+		if _, err := m.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := offHeap(); n != 0 {
+		t.Fatalf("every session deleted: %d bytes still mapped", n)
+	}
+	s := NewSession(NewID(), nil, clk.Now(), time.Hour, 0)
+	if err := m.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	_ = m.Close()
+	if n := offHeap(); n != 0 {
+		t.Fatalf("store closed: %d bytes still mapped", n)
+	}
+}

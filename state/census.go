@@ -9,6 +9,19 @@ import (
 type Census struct {
 	ByStatus map[Status]int
 	Total    int
+	// OffHeapBytes is the memory the store holds its sessions in outside
+	// the Go heap (the memory store's arenas: see table), which the Go
+	// runtime's statistics and GOMEMLIMIT do not count. 0 for the others.
+	OffHeapBytes int64
+}
+
+// Ending is a live session that a census found ending by its horizon:
+// what the operations sampler keeps of it to report its expiry.
+type Ending struct {
+	Key       Key
+	UserID    string
+	LoginName string
+	Deadline  time.Time // Session.Deadline
 }
 
 // Censuser is implemented by stores that can count their sessions without
@@ -18,14 +31,14 @@ type Census struct {
 type Censuser interface {
 	// Census counts the sessions live at now by EffectiveStatus(now), and
 	// calls ending (when not nil) with each live session whose Deadline is
-	// not after horizon, decoded: only those are decoded.
-	Census(ctx context.Context, now, horizon time.Time, ending func(*Session)) (Census, error)
+	// not after horizon.
+	Census(ctx context.Context, now, horizon time.Time, ending func(Ending)) (Census, error)
 }
 
 // TakeCensus counts st's live sessions at now by effective status and calls
 // ending with each live session whose deadline is not after horizon; see
 // Censuser.
-func TakeCensus(ctx context.Context, st Store, now, horizon time.Time, ending func(*Session)) (Census, error) {
+func TakeCensus(ctx context.Context, st Store, now, horizon time.Time, ending func(Ending)) (Census, error) {
 	if c, ok := st.(Censuser); ok {
 		return c.Census(ctx, now, horizon, ending)
 	}
@@ -34,7 +47,7 @@ func TakeCensus(ctx context.Context, st Store, now, horizon time.Time, ending fu
 		c.ByStatus[s.EffectiveStatus(now)]++
 		c.Total++
 		if ending != nil && !s.Deadline().After(horizon) {
-			ending(s)
+			ending(Ending{Key: s.Key, UserID: s.UserID, LoginName: s.LoginName, Deadline: s.Deadline()})
 		}
 		return true
 	})
@@ -101,6 +114,26 @@ func knownStatus(b []byte) Status {
 
 func (d *decoder) skipString() { d.span(d.uvarint()) }
 
+// readEnding reads the UserID and LoginName of a session's stored form in
+// place, and returns copies of them.
+func readEnding(b []byte) (userID, login string, ok bool) {
+	if len(b) < storedFieldsAt || b[0] != sessionCodecVersion {
+		return "", "", false
+	}
+	d := decoder{b: b, off: storedFieldsAt}
+	d.skipBytes()  // SealedID
+	d.skipString() // Index
+	copied := func() string {
+		if i, j, ok := d.span(d.uvarint()); ok {
+			return string(d.b[i:j])
+		}
+		return ""
+	}
+	userID = copied()
+	login = copied()
+	return userID, login, d.err == nil
+}
+
 func (d *decoder) skipBytes() {
 	if n := d.uvarint(); n > 0 && d.err == nil {
 		d.span(n - 1)
@@ -125,17 +158,14 @@ func codeOf(st Status) statusCode {
 // Census implements Censuser from the table's slots: each session's
 // deadline and status lie there, side by side in memory, so a census of a
 // million sessions reads no encoding but those of sessions blocked (whose
-// block may have run out) and decodes only those ending by horizon.
-func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func(*Session)) (Census, error) {
+// block may have run out) and, for those ending by horizon, their UserID
+// and LoginName: nothing is decoded.
+func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func(Ending)) (Census, error) {
 	nowN, horizonN := unixNanos(now), unixNanos(horizon)
 	blocked := codeOf(StatusChallengeBlocked)
 	var counts [256]int
 	others := map[Status]int{}
-	type nearEnd struct {
-		k   Key
-		enc string
-	}
-	var near []nearEnd
+	var near []Ending
 	err := m.cache.scanSlots(ctx, func(k Key, sl slot[statusCode], sh *tableShard[statusCode]) {
 		if sl.deadline <= nowN {
 			return
@@ -150,16 +180,20 @@ func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func
 			others[f.effective(now)]++
 		}
 		if ending != nil && sl.deadline <= horizonN {
-			near = append(near, nearEnd{k, string(sh.enc(sl))})
+			uid, login, ok := readEnding(sh.enc(sl))
+			if !ok {
+				panic("state: memory table holds a bad encoding") // written by this package only
+			}
+			near = append(near, Ending{Key: k, UserID: uid, LoginName: login, Deadline: time.Unix(0, sl.deadline).In(now.Location())})
 		}
 	}, func() {
-		for _, n := range near {
-			ending(mustDecode(n.k, n.enc))
+		for _, e := range near {
+			ending(e)
 		}
 		clear(near)
 		near = near[:0]
 	})
-	c := Census{ByStatus: others}
+	c := Census{ByStatus: others, OffHeapBytes: m.cache.mappedBytes()}
 	for i, st := range Statuses {
 		if counts[i] > 0 {
 			c.ByStatus[st] += counts[i]

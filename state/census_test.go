@@ -11,10 +11,10 @@ import (
 
 // scanCensus is the census TakeCensus takes of a store that is not a
 // Censuser: every session decoded through Scan.
-func scanCensus(t *testing.T, st Store, now, horizon time.Time) (Census, []Key) {
+func scanCensus(t *testing.T, st Store, now, horizon time.Time) (Census, []Ending) {
 	t.Helper()
-	var ending []Key
-	c, err := TakeCensus(context.Background(), struct{ Store }{st}, now, horizon, func(s *Session) { ending = append(ending, s.Key) })
+	var ending []Ending
+	c, err := TakeCensus(context.Background(), struct{ Store }{st}, now, horizon, func(e Ending) { ending = append(ending, e) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestMemoryCensusAgreesWithScan(t *testing.T) {
 	add := func(user string, lifetime, idle time.Duration, edit func(*Session)) {
 		t.Helper()
 		s := NewSession(NewID(), nil, t0, lifetime, idle)
-		s.UserID = user
+		s.UserID, s.LoginName = user, "login of "+user
 		if edit != nil {
 			edit(s)
 		}
@@ -77,18 +77,22 @@ func TestMemoryCensusAgreesWithScan(t *testing.T) {
 		now := clk.Now()
 		horizon := now.Add(20 * time.Minute)
 		want, wantEnding := scanCensus(t, m, now, horizon)
-		var gotEnding []Key
-		got, err := TakeCensus(ctx, m, now, horizon, func(s *Session) { gotEnding = append(gotEnding, s.Key) })
+		var gotEnding []Ending
+		got, err := TakeCensus(ctx, m, now, horizon, func(e Ending) { gotEnding = append(gotEnding, e) })
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got.Total != want.Total || !maps.Equal(got.ByStatus, want.ByStatus) {
 			t.Errorf("at +%v: census %d %v, Scan %d %v", after, got.Total, got.ByStatus, want.Total, want.ByStatus)
 		}
-		slices.SortFunc(gotEnding, func(a, b Key) int { return slices.Compare(a[:], b[:]) })
-		slices.SortFunc(wantEnding, func(a, b Key) int { return slices.Compare(a[:], b[:]) })
-		if !slices.Equal(gotEnding, wantEnding) {
-			t.Errorf("at +%v: census found %d sessions ending by the horizon, Scan %d", after, len(gotEnding), len(wantEnding))
+		byKey := func(a, b Ending) int { return slices.Compare(a.Key[:], b.Key[:]) }
+		slices.SortFunc(gotEnding, byKey)
+		slices.SortFunc(wantEnding, byKey)
+		same := func(a, b Ending) bool {
+			return a.Key == b.Key && a.UserID == b.UserID && a.LoginName == b.LoginName && a.Deadline.Equal(b.Deadline)
+		}
+		if !slices.EqualFunc(gotEnding, wantEnding, same) {
+			t.Errorf("at +%v: census found %d sessions ending by the horizon %v, Scan %d %v", after, len(gotEnding), gotEnding, len(wantEnding), wantEnding)
 		}
 		if after == 0 && (want.Total != 2*len(Statuses)+5 || want.ByStatus[StatusChallengeBlocked] != 2) {
 			t.Errorf("at +0: Scan counts %d %v; the test's sessions are not what it means", want.Total, want.ByStatus)

@@ -393,6 +393,18 @@ func (t *table[A]) Range(fn func(*Session) bool) {
 	}
 }
 
+// mappedBytes returns the bytes of the chunks the table's arenas hold.
+func (t *table[A]) mappedBytes() int64 {
+	var n int64
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		n += int64(sh.arena.mapped)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
 // ItemCount returns the number of sessions held.
 func (t *table[A]) ItemCount() int {
 	n := 0

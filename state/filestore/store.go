@@ -207,7 +207,7 @@ func (f *Store) Scan(ctx context.Context, fn func(*state.Session) bool) error {
 }
 
 // Census implements state.Censuser. It reads memory only, once loaded.
-func (f *Store) Census(ctx context.Context, now, horizon time.Time, ending func(*state.Session)) (state.Census, error) {
+func (f *Store) Census(ctx context.Context, now, horizon time.Time, ending func(state.Ending)) (state.Census, error) {
 	if err := f.waitLoaded(ctx); err != nil {
 		return state.Census{}, err
 	}
