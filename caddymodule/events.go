@@ -68,7 +68,9 @@ func (e *emitter) Emit(_ context.Context, ev handlers.Event) {
 	if e.events != nil && e.events.ShouldEmit(name) {
 		e.events.Emit(e.ctx, name, eventData(ev))
 	}
-	e.audit.Info(ev.Name, auditFields(ev)...)
+	if ce := e.audit.Check(zap.InfoLevel, ev.Name); ce != nil { // no fields built for a level logged nowhere
+		ce.Write(auditFields(ev)...)
+	}
 	e.metrics.observe(ev)
 	if ev.Name == handlers.EventSessionRevoked && e.revoked != nil {
 		e.revoked(ev.Session)

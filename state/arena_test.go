@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -225,6 +226,7 @@ func TestTableConcurrentReuse(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
+	tb.checkDense(t)
 	tb.Flush()
 	if n := tb.ItemCount(); n != 0 {
 		t.Fatalf("%d sessions after Flush", n)
@@ -310,5 +312,114 @@ func TestCensusOffHeapBytes(t *testing.T) {
 	_ = m.Close()
 	if n := offHeap(); n != 0 {
 		t.Fatalf("store closed: %d bytes still mapped", n)
+	}
+}
+
+// checkDense fails unless every shard's dense lists match its map: one
+// entry per slot, at the index the slot holds, with its deadline.
+func (t *table[A]) checkDense(tb testing.TB) {
+	tb.Helper()
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		if len(sh.dl) != len(sh.slots) || len(sh.keys) != len(sh.slots) {
+			tb.Fatalf("shard %d: %d slots, %d deadlines, %d keys", i, len(sh.slots), len(sh.dl), len(sh.keys))
+		}
+		for j, k := range sh.keys {
+			if sl, ok := sh.slots[k]; !ok || sl.at != uint32(j) || sl.deadline != sh.dl[j] {
+				tb.Fatalf("shard %d entry %d: slot %+v (found %v), deadline listed %d", i, j, sl, ok, sh.dl[j])
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
+
+// TestTableSweepModel sets, rewrites and deletes sessions with random
+// deadlines in a few shards (over a thousand in one, so that its lists
+// shrink after a mass expiry) and sweeps at a rising instant, against a
+// model: a sweep removes exactly the sessions whose deadline has passed,
+// reports each once, and the dense lists the sweep reads stay in step with
+// the map.
+func TestTableSweepModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	tb := newTable[int64]()
+	model := map[Key]int64{}
+	var evicted []Key
+	tb.OnEvicted(func(k Key, uid []byte) {
+		if string(uid) != "u"+string(k[2:4]) {
+			t.Errorf("evicted %x with UserID %q", k[:4], uid)
+		}
+		evicted = append(evicted, k)
+	})
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	key := func() Key {
+		var k Key
+		k[0] = byte(rng.IntN(3)) // three shards
+		k[2], k[3] = byte(rng.IntN(64)), byte(rng.IntN(64))
+		return k
+	}
+	for i := range 3000 { // one shard past 1 024, all ending at 50
+		var k Key
+		k[2], k[3] = byte(i>>6), byte(i&63)
+		s := NewSession(NewID(), nil, now, time.Hour, 0)
+		s.Key, s.UserID = k, "u"+string(k[2:4])
+		tb.Set(k, s, 50, 0)
+		model[k] = 50
+	}
+	clock := int64(0)
+	for step := range 30_000 {
+		k := key()
+		s := NewSession(NewID(), nil, now, time.Hour, 0)
+		s.Key, s.UserID = k, "u"+string(k[2:4])
+		deadline := clock + int64(rng.IntN(100))
+		if rng.IntN(10) < 3 { // long-lived: shards grow past 1 024
+			deadline += 5000 + int64(rng.IntN(5000))
+		}
+		switch r := rng.IntN(10); {
+		case r < 5:
+			tb.Set(k, s, deadline, 0)
+			model[k] = deadline
+		case r < 7:
+			tb.setStored(k, AppendSession(nil, s), deadline, 0)
+			model[k] = deadline
+		case r < 8:
+			tb.Delete(k)
+			if _, ok := model[k]; ok {
+				evicted = evicted[:len(evicted)-1] // reported by Delete, not the sweep
+			}
+			delete(model, k)
+		default:
+			clock += int64(rng.IntN(20))
+			if step%5000 == 0 {
+				clock += 20_000 // everything expires
+			}
+			evicted = evicted[:0]
+			tb.DeleteExpired(clock)
+			var want []Key
+			for k, d := range model {
+				if d <= clock {
+					want = append(want, k)
+					delete(model, k)
+				}
+			}
+			byKey := func(a, b Key) int { return slices.Compare(a[:], b[:]) }
+			slices.SortFunc(want, byKey)
+			slices.SortFunc(evicted, byKey)
+			if !slices.Equal(evicted, want) {
+				t.Fatalf("step %d: the sweep at %d removed %d sessions, the model %d", step, clock, len(evicted), len(want))
+			}
+		}
+		if step%1000 == 0 {
+			tb.checkDense(t)
+		}
+	}
+	tb.checkDense(t)
+	if tb.ItemCount() != len(model) {
+		t.Fatalf("table holds %d, model %d", tb.ItemCount(), len(model))
+	}
+	for k, d := range model {
+		if _, sl, ok := tb.getSlot(k); !ok || sl.deadline != d {
+			t.Fatalf("session %x: deadline %d (found %v), model %d", k[:4], sl.deadline, ok, d)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,14 @@ const (
 type tableShard[A any] struct {
 	mu    sync.RWMutex
 	slots map[Key]slot[A]
+	// dl and keys list the shard's sessions densely, in no particular
+	// order: the deadline and key of each at the index its slot holds
+	// (slot.at). A sweep reads dl, 8 bytes a session side by side, instead
+	// of walking the map's 64-byte slots: ~4 000 comparisons a shard at 1M
+	// sessions, so a sweep every second costs next to nothing when little
+	// expires.
+	dl    []int64
+	keys  []Key
 	arena *arena // in the table's arenas
 	seq   uint64 // the last slot written's seq
 	snaps [snapWays]atomic.Pointer[snap]
@@ -60,6 +69,7 @@ type slot[A any] struct {
 	deadline int64
 	block    blockRef
 	seq      uint64
+	at       uint32 // in the shard's dl and keys
 	aux      A
 }
 
@@ -216,11 +226,43 @@ func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) uint64 {
 	sh.seq++
 	sl.seq = sh.seq
 	old, had := sh.slots[k]
+	if had {
+		sl.at = old.at
+		sh.dl[sl.at] = sl.deadline
+	} else {
+		if len(sh.dl) >= math.MaxUint32 {
+			panic("state: too many sessions in one table shard")
+		}
+		sl.at = uint32(len(sh.dl))
+		sh.dl = append(sh.dl, sl.deadline)
+		sh.keys = append(sh.keys, k)
+	}
 	sh.slots[k] = sl
 	if had {
 		sh.arena.release(old.block)
 	}
 	return sl.seq
+}
+
+// remove deletes the slot sl under k: from the map, from the dense lists
+// (the last entry moving into its place) and its block from the arena.
+// The lock is held.
+func (sh *tableShard[A]) remove(k Key, sl slot[A]) {
+	delete(sh.slots, k)
+	last := uint32(len(sh.dl) - 1)
+	if sl.at != last {
+		moved := sh.keys[last]
+		sh.dl[sl.at], sh.keys[sl.at] = sh.dl[last], moved
+		m := sh.slots[moved]
+		m.at = sl.at
+		sh.slots[moved] = m
+	}
+	sh.dl, sh.keys = sh.dl[:last], sh.keys[:last]
+	if c := cap(sh.dl); c > 1024 && int(last) < c/4 { // give back what a mass expiry left
+		sh.dl = append(make([]int64, 0, 2*last), sh.dl...)
+		sh.keys = append(make([]Key, 0, 2*last), sh.keys...)
+	}
+	sh.drop(sl)
 }
 
 // Set stores s under k until deadline (Unix nanoseconds) with aux. s
@@ -265,8 +307,7 @@ func (t *table[A]) Delete(k Key) {
 	if t.onEvicted != nil {
 		uid = sh.userIDOf(nil, sl)
 	}
-	delete(sh.slots, k)
-	sh.drop(sl)
+	sh.remove(k, sl)
 	sh.mu.Unlock()
 	if t.onEvicted != nil {
 		t.onEvicted(k, uid)
@@ -274,9 +315,11 @@ func (t *table[A]) Delete(k Key) {
 }
 
 // DeleteExpired removes the sessions whose deadline is not after now (Unix
-// nanoseconds on the owner's clock), one shard at a time. The UserIDs that
-// onEvicted gets are copied out of the arena, under the lock, into one
-// buffer reused from shard to shard.
+// nanoseconds on the owner's clock), one shard at a time: it reads the
+// shard's dense deadlines under the read lock, and takes the write lock
+// only for a shard where some have passed. The UserIDs that onEvicted gets
+// are copied out of the arena, under the lock, into one buffer reused from
+// shard to shard.
 func (t *table[A]) DeleteExpired(now int64) {
 	type gone struct {
 		k        Key
@@ -287,18 +330,28 @@ func (t *table[A]) DeleteExpired(now int64) {
 	var y yielder
 	for i := range t.shards {
 		sh := &t.shards[i]
+		sh.mu.RLock()
+		due := slices.ContainsFunc(sh.dl, func(d int64) bool { return d <= now })
+		sh.mu.RUnlock()
+		if !due {
+			y.maybe()
+			continue
+		}
 		out, uids = out[:0], uids[:0]
 		sh.mu.Lock()
-		for k, sl := range sh.slots {
-			if sl.deadline <= now {
-				from := len(uids)
-				if t.onEvicted != nil {
-					uids = sh.userIDOf(uids, sl)
-				}
-				delete(sh.slots, k)
-				sh.drop(sl)
-				out = append(out, gone{k, from, len(uids)})
+		for j := 0; j < len(sh.dl); {
+			if sh.dl[j] > now {
+				j++
+				continue
 			}
+			k := sh.keys[j]
+			sl := sh.slots[k]
+			from := len(uids)
+			if t.onEvicted != nil {
+				uids = sh.userIDOf(uids, sl)
+			}
+			sh.remove(k, sl) // the last entry moves to j: look at j again
+			out = append(out, gone{k, from, len(uids)})
 		}
 		sh.mu.Unlock()
 		if t.onEvicted != nil {
@@ -423,6 +476,7 @@ func (t *table[A]) Flush() {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		sh.slots = make(map[Key]slot[A])
+		sh.dl, sh.keys = nil, nil
 		sh.arena.reset()
 		for j := range sh.snaps {
 			sh.snaps[j].Store(nil)
