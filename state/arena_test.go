@@ -157,34 +157,25 @@ func TestTableConcurrentReuse(t *testing.T) {
 	}
 	owner := func(k Key, v int) string { return string(rune('a'+k[31])) + string(make([]byte, v%40)) }
 	tb := newTable[statusCode]()
-	var evicted sync.Map
 	tb.OnEvicted(func(k Key, uid []byte) {
 		if len(uid) == 0 || uid[0] != 'a'+k[31] {
 			t.Errorf("evicted %x with UserID %q", k[31], uid)
 		}
-		evicted.Store(k, true)
 	})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w := range 4 {
-		wg.Go(func() {
-			for v := 0; ; v++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := keys[(v*7+w)%len(keys)]
-				s := NewSession(NewID(), nil, now, time.Hour, 0)
-				s.Key, s.UserID = k, owner(k, v)
-				switch v % 3 {
-				case 0:
-					tb.Set(k, s, int64(v%5), 0)
-				case 1:
-					tb.setStored(k, AppendSession(nil, s), int64(v%5), 0)
-				default:
-					tb.Delete(k)
-				}
+		loop(&wg, stop, func(v int) {
+			k := keys[(v*7+w)%len(keys)]
+			s := NewSession(NewID(), nil, now, time.Hour, 0)
+			s.Key, s.UserID = k, owner(k, v)
+			switch v % 3 {
+			case 0:
+				tb.Set(k, s, int64(v%5), 0)
+			case 1:
+				tb.setStored(k, AppendSession(nil, s), int64(v%5), 0)
+			default:
+				tb.Delete(k)
 			}
 		})
 	}
@@ -194,35 +185,19 @@ func TestTableConcurrentReuse(t *testing.T) {
 		}
 	}
 	for range 3 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				for _, k := range keys {
-					if s, ok := tb.Get(k); ok {
-						if s.Key != k {
-							t.Errorf("Get(%x) returned the session of %x", k[31], s.Key[31])
-						}
-						read(s)
+		loop(&wg, stop, func(int) {
+			for _, k := range keys {
+				if s, ok := tb.Get(k); ok {
+					if s.Key != k {
+						t.Errorf("Get(%x) returned the session of %x", k[31], s.Key[31])
 					}
+					read(s)
 				}
-				tb.Range(func(s *Session) bool { read(s); return true })
 			}
+			tb.Range(func(s *Session) bool { read(s); return true })
 		})
 	}
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			tb.DeleteExpired(int64(i % 5))
-		}
-	})
+	loop(&wg, stop, func(i int) { tb.DeleteExpired(int64(i % 5)) })
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
@@ -313,6 +288,20 @@ func TestCensusOffHeapBytes(t *testing.T) {
 	if n := offHeap(); n != 0 {
 		t.Fatalf("store closed: %d bytes still mapped", n)
 	}
+}
+
+// loop runs fn(0), fn(1), … in a goroutine of wg until stop is closed.
+func loop(wg *sync.WaitGroup, stop <-chan struct{}, fn func(i int)) {
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			fn(i)
+		}
+	})
 }
 
 // checkDense fails unless every shard's dense lists match its map: one
