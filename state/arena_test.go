@@ -211,8 +211,9 @@ func TestTableConcurrentReuse(t *testing.T) {
 // TestTableUnreachableUnmaps checks that a table dropped without Flush
 // gives its arenas' memory back once the collector finds it unreachable.
 func TestTableUnreachableUnmaps(t *testing.T) {
+	cleaned := make(chan struct{})
 	a := func() *arena { // the table is unreachable once this returns
-		tb := newTable[int64]()
+		tb := newTableCleaned[int64](cleaned)
 		s := NewSession(NewID(), nil, time.Now(), time.Hour, 0)
 		tb.Set(s.Key, s, 1, 0)
 		return tb.shard(s.Key).arena
@@ -220,14 +221,20 @@ func TestTableUnreachableUnmaps(t *testing.T) {
 	if len(a.chunks) == 0 {
 		t.Fatal("no chunk mapped for a session")
 	}
-	for range 50 {
+	deadline := time.After(10 * time.Second)
+	for {
 		runtime.GC()
-		time.Sleep(time.Millisecond)
-		if len(a.chunks) == 0 {
+		select {
+		case <-cleaned:
+			if len(a.chunks) != 0 || a.mapped != 0 {
+				t.Fatalf("a collected table still maps %d chunks, %d bytes", len(a.chunks), a.mapped)
+			}
 			return
+		case <-deadline:
+			t.Fatal("an unreachable table was not cleaned up within 10 s")
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	t.Fatalf("an unreachable table still maps %d chunks", len(a.chunks))
 }
 
 // TestCensusOffHeapBytes checks the memory the census reports outside the

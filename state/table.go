@@ -95,7 +95,11 @@ var (
 	maxNanosTime = time.Unix(0, math.MaxInt64)
 )
 
-func newTable[A any]() *table[A] {
+func newTable[A any]() *table[A] { return newTableCleaned[A](nil) }
+
+// newTableCleaned is newTable; cleaned, when not nil, is closed once the
+// table has been collected unflushed and its arenas unmapped.
+func newTableCleaned[A any](cleaned chan<- struct{}) *table[A] {
 	t := &table[A]{}
 	arenas := new([tableShards]arena)
 	for i := range t.shards {
@@ -107,6 +111,9 @@ func newTable[A any]() *table[A] {
 	runtime.AddCleanup(t, func(a *[tableShards]arena) {
 		for i := range a {
 			a[i].reset()
+		}
+		if cleaned != nil {
+			close(cleaned)
 		}
 	}, arenas)
 	return t
