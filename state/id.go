@@ -57,8 +57,11 @@ func NewID() string {
 // ValidateID checks a caller-supplied session id: a v4 UUID (122 random
 // bits), or a string of at least 128 bits by its alphabet that does not
 // look constant (at least 8 distinct characters): 22 base64url characters
-// (6 bits each), 32 if they are all hex digits of one case (4 bits each),
-// 39 if they are all decimal digits. Up to two padding '=' are allowed at
+// (6 bits each), 32 if they are all hex digits of one case (4 bits each).
+// A string of decimal digits only is hex too, and takes 32 as well: one
+// random 128-bit hex id in ~3.4 million has no letter, and refusing those
+// would refuse random ids; read as decimal, 32 digits still carry 106
+// bits, and the entropy estimate below reads them so. Up to two padding '=' are allowed at
 // the end (not counted), and '+', '/' and '|' as found in some vendors'
 // ids. A string in UUID form must be a v4 UUID.
 //
@@ -111,7 +114,7 @@ func ValidateID(id string) error {
 		perChar = 4
 	}
 	switch {
-	case digits && (len(body) < 39 || distinct < 5),
+	case digits && (len(body) < 32 || distinct < 5),
 		!digits && distinct < 8,
 		(lowerHex || upperHex) && len(body) < 32,
 		estimatedBits(body, perChar) < MinEstimatedBits:
