@@ -120,20 +120,12 @@ func (a *arena) addChunk(size int) int {
 	return len(a.chunks) - 1
 }
 
-// store copies b into a new block.
-func (a *arena) store(b []byte) blockRef {
-	r, dst := a.alloc(len(b))
-	copy(dst, b)
-	return r
-}
-
 // storeForm puts the stored form of the encoding enc (AppendSession: its
 // version byte and the fields after the Key) in a new block, without an
 // intermediate copy.
 func (a *arena) storeForm(enc []byte) blockRef {
 	r, dst := a.alloc(len(enc) - len(Key{}))
-	dst[0] = enc[0]
-	copy(dst[storedFieldsAt:], enc[1+len(Key{}):])
+	appendStoredForm(dst[:0], enc) // dst has the stored form's length: written in place
 	return r
 }
 

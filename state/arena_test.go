@@ -10,6 +10,13 @@ import (
 	"time"
 )
 
+// store copies b into a new block.
+func (a *arena) store(b []byte) blockRef {
+	r, dst := a.alloc(len(b))
+	copy(dst, b)
+	return r
+}
+
 // TestBlockSize checks the block sizes: room for the bytes and the header,
 // a multiple of 16 (so a free block holds its link), and above 128 bytes at
 // most an eighth more than needed.

@@ -68,7 +68,7 @@ func (f *censusFields) effective(now time.Time) Status {
 }
 
 // readCensusFields reads the fields a census needs from a session's stored
-// form (storedForm), in place: nothing is allocated for a session in a
+// form (appendStoredForm), in place: nothing is allocated for a session in a
 // known status with times in UTC or Local (all that this package writes).
 func readCensusFields(b []byte) (censusFields, bool) {
 	var f censusFields
@@ -117,21 +117,15 @@ func (d *decoder) skipString() { d.span(d.uvarint()) }
 // readEnding reads the UserID and LoginName of a session's stored form in
 // place, and returns copies of them.
 func readEnding(b []byte) (userID, login string, ok bool) {
-	if len(b) < storedFieldsAt || b[0] != sessionCodecVersion {
+	d, i, j, ok := readToUserID(b)
+	if !ok {
 		return "", "", false
 	}
-	d := decoder{b: b, off: storedFieldsAt}
-	d.skipBytes()  // SealedID
-	d.skipString() // Index
-	copied := func() string {
-		if i, j, ok := d.span(d.uvarint()); ok {
-			return string(d.b[i:j])
-		}
-		return ""
+	k, l, ok := d.span(d.uvarint())
+	if !ok || d.err != nil {
+		return "", "", false
 	}
-	userID = copied()
-	login = copied()
-	return userID, login, d.err == nil
+	return string(b[i:j]), string(b[k:l]), true
 }
 
 func (d *decoder) skipBytes() {

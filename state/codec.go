@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unsafe"
 )
@@ -135,14 +134,11 @@ func DecodeSession(b []byte) (*Session, error) {
 // without its Key, which the table holds already as the session's map key
 // (32 bytes a session fewer to keep).
 
-// storedForm returns a copy of the encoding enc (AppendSession) without
-// its Key, in a string of its own length.
-func storedForm(enc []byte) string {
-	var b strings.Builder
-	b.Grow(len(enc) - len(Key{}))
-	b.WriteByte(enc[0])
-	b.Write(enc[1+len(Key{}):])
-	return b.String()
+// appendStoredForm appends the stored form of the encoding enc
+// (AppendSession) to dst: its version byte, then the fields after the Key.
+func appendStoredForm(dst, enc []byte) []byte {
+	dst = append(dst, enc[0])
+	return append(dst, enc[1+len(Key{}):]...)
 }
 
 // storedFieldsAt is where the fields after the Key begin in a stored form.

@@ -89,3 +89,7 @@ func TestSessionCodecCarriesEveryField(t *testing.T) {
 		}
 	}
 }
+
+// storedForm returns the stored form of the encoding enc (AppendSession) in
+// a string of its own, as the table's arenas hold it.
+func storedForm(enc []byte) string { return string(appendStoredForm(nil, enc)) }

@@ -14,7 +14,7 @@ import (
 // garbage collector need not walk. Each session is one slot in a map keyed
 // by its fixed-size Key: its deadline, a small value of the owner's (the
 // memory store keeps the status there), a sequence number and where its
-// stored form (storedForm: the binary encoding without the Key) lies in the
+// stored form (appendStoredForm: the binary encoding without the Key) lies in the
 // shard's arena, outside the Go heap. Where a *Session graph costs the
 // collector ~20 pointers (strings, slices, a map, times with locations), a
 // slot costs it nothing: the maps hold no pointer, so the collector skips

@@ -2,7 +2,6 @@ package state
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"sync"
 )
 
@@ -28,45 +27,30 @@ func hashUserBytes(userID []byte) userHash {
 	return userHash(sum[:8])
 }
 
-// encodedUserID returns the UserID of a session's stored form (storedForm),
+// encodedUserID returns the UserID of a session's stored form (appendStoredForm),
 // read in place without decoding the rest (the sweeper needs only that to
 // unindex what it drops). ok is false for bytes that are not one.
 func encodedUserID(b []byte) (userID []byte, ok bool) {
-	if len(b) < storedFieldsAt || b[0] != sessionCodecVersion {
-		return nil, false
-	}
-	off := storedFieldsAt
-	next := func(plusOne bool) (int, int, bool) {
-		n, w := binary.Uvarint(b[off:])
-		if w <= 0 {
-			return 0, 0, false
-		}
-		off += w
-		if plusOne { // a byte string: length+1, 0 for nil
-			if n == 0 {
-				return off, off, true
-			}
-			n--
-		}
-		if n > uint64(len(b)-off) {
-			return 0, 0, false
-		}
-		i := off
-		off += int(n)
-		return i, off, true
-	}
-	// SealedID, Index, then UserID (AppendSession's order).
-	if _, _, ok := next(true); !ok {
-		return nil, false
-	}
-	if _, _, ok := next(false); !ok {
-		return nil, false
-	}
-	i, j, ok := next(false)
+	_, i, j, ok := readToUserID(b)
 	if !ok {
 		return nil, false
 	}
 	return b[i:j:j], true
+}
+
+// readToUserID reads a stored form in place up to its UserID (SealedID,
+// Index, then UserID: AppendSession's order) and returns the UserID's
+// bounds in b, with d just after it. ok is false for bytes that are not a
+// stored form.
+func readToUserID(b []byte) (d decoder, i, j int, ok bool) {
+	if len(b) < storedFieldsAt || b[0] != sessionCodecVersion {
+		return d, 0, 0, false
+	}
+	d = decoder{b: b, off: storedFieldsAt}
+	d.skipBytes()  // SealedID
+	d.skipString() // Index
+	i, j, ok = d.span(d.uvarint())
+	return d, i, j, ok && d.err == nil
 }
 
 // userIndex is the memory store's per-user index: each user's first
