@@ -25,7 +25,10 @@ import (
 // snapshots are kept in a small cache of fixed size (snapSets), so the
 // sessions in use are decoded once per change and a hit on them allocates
 // nothing, while the collector's work stays bounded whatever the number of
-// sessions held. A census or a sweep reads the slots, which lie side by
+// sessions held. A cached snapshot is always its session's current
+// version: writers drop it under the shard's lock, and a reader caches
+// what it decoded only if the session did not change meanwhile. So Get
+// serves a hit from the cache alone, without the lock or the map. A census or a sweep reads the slots, which lie side by
 // side in the maps' groups, and an encoding only where it must.
 //
 // The table is split in shards by the key's first byte, each with its own
@@ -172,13 +175,34 @@ func mustDecode(k Key, enc string) *Session {
 	return s
 }
 
-// remember puts c in the cache set of k: over an older snapshot of the same
-// session, else in the second way, the previous second moving to the first.
+// cached returns the cached snapshot of the session under k, if any: the
+// current version of a session the table holds (see table). It takes no
+// lock.
+func (sh *tableShard[A]) cached(k Key) *Session {
+	i := snapIndex(k)
+	if c := sh.snaps[i].Load(); c != nil && c.s.Key == k {
+		return c.s
+	}
+	if c := sh.snaps[i+1].Load(); c != nil && c.s.Key == k {
+		return c.s
+	}
+	return nil
+}
+
+// remember puts c, the snapshot of the current version of the session
+// under k, in k's cache set: over a snapshot of the same session, else in
+// the second way, the previous second moving to the first. A writer calls
+// it under the lock; a reader under the read lock, having checked that the
+// session is still at c's version (getSlot). Readers may race with each
+// other here: one may undo another's entry, never cache an older version.
 func (sh *tableShard[A]) remember(k Key, c *snap) {
 	i := snapIndex(k)
 	a, b := &sh.snaps[i], &sh.snaps[i+1]
 	if q := a.Load(); q == nil || q.s.Key == k {
 		a.Store(c)
+		if q := b.Load(); q != nil && q.s.Key == k {
+			b.Store(nil)
+		}
 		return
 	}
 	if q := b.Load(); q != nil && q.s.Key != k {
@@ -187,8 +211,23 @@ func (sh *tableShard[A]) remember(k Key, c *snap) {
 	b.Store(c)
 }
 
-// Get returns the session under k, expired or not.
+// forget drops the cached snapshots of the session under k, which is
+// changing or leaving the table. The lock is held.
+func (sh *tableShard[A]) forget(k Key) {
+	i := snapIndex(k)
+	for j := i; j < i+2; j++ {
+		if c := sh.snaps[j].Load(); c != nil && c.s.Key == k {
+			sh.snaps[j].Store(nil)
+		}
+	}
+}
+
+// Get returns the session under k, expired or not: from the snapshot
+// cache without a lock, else as getSlot does.
 func (t *table[A]) Get(k Key) (*Session, bool) {
+	if s := t.shard(k).cached(k); s != nil {
+		return s, true
+	}
 	s, _, ok := t.getSlot(k)
 	return s, ok
 }
@@ -205,7 +244,8 @@ func (t *table[A]) has(k Key) bool {
 
 // getSlot returns the session under k with its slot, expired or not: the
 // cached snapshot, or one decoded from a copy of the stored form (made
-// under the lock; decoded outside it) and cached.
+// under the lock; decoded outside it) and cached unless a writer changed
+// the session meanwhile.
 func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 	sh := t.shard(k)
 	sh.mu.RLock()
@@ -221,7 +261,11 @@ func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 	enc := string(sh.enc(sl))
 	sh.mu.RUnlock()
 	s := mustDecode(k, enc)
-	sh.remember(k, &snap{seq: sl.seq, s: s})
+	sh.mu.RLock()
+	if cur, ok := sh.slots[k]; ok && cur.seq == sl.seq { // else a writer came between
+		sh.remember(k, &snap{seq: sl.seq, s: s})
+	}
+	sh.mu.RUnlock()
 	return s, sl, true
 }
 
@@ -229,6 +273,7 @@ func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 // enc (AppendSession), freeing the block of the slot it replaces. The lock
 // is held. It returns sl's seq.
 func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) uint64 {
+	sh.forget(k)
 	sl.block = sh.arena.storeForm(enc)
 	sh.seq++
 	sl.seq = sh.seq
@@ -255,6 +300,7 @@ func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) uint64 {
 // (the last entry moving into its place) and its block from the arena.
 // The lock is held.
 func (sh *tableShard[A]) remove(k Key, sl slot[A]) {
+	sh.forget(k)
 	delete(sh.slots, k)
 	last := uint32(len(sh.dl) - 1)
 	if sl.at != last {
