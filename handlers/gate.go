@@ -316,7 +316,7 @@ func (g *Gate) sessionID(r *http.Request, sc *cookieLine) (string, *cookieLine) 
 		}
 	}
 	if lines := r.Header["Cookie"]; len(lines) == 1 && g.CookieName != "" {
-		*sc = scanCookieLine(lines[0], g.CookieName)
+		sc.scan(lines[0], g.CookieName)
 		sc.lines = lines
 		return sc.value, sc
 	}

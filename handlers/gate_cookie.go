@@ -47,11 +47,24 @@ type cookieLine struct {
 // scanCookieLine reads line once for both cookieValue and withoutCookie,
 // so that the gate's hit path scans the Cookie header a single time.
 func scanCookieLine(line, name string) cookieLine {
-	sc := cookieLine{line: line, first: -1, last: -1}
+	var sc cookieLine
+	sc.scan(line, name)
+	return sc
+}
+
+// scan fills sc with what line holds (scanCookieLine), in place: the gate
+// keeps sc on its stack, and a cookieLine is a dozen words to copy.
+func (sc *cookieLine) scan(line, name string) {
+	*sc = cookieLine{line: line, first: -1, last: -1}
 	removedSince := false
 	for off := 0; off < len(line); {
 		start := off
-		part := nextCookie(line, &off)
+		end := off + strings.IndexByte(line[off:], ';')
+		if end < off {
+			end = len(line)
+		}
+		off = end + 1
+		part := line[start:end]
 		if v, ok := cookieOf(part, name); ok {
 			sc.found, removedSince = true, true
 			if !sc.valid {
@@ -70,10 +83,9 @@ func scanCookieLine(line, name string) cookieLine {
 			} else if removedSince {
 				sc.gap = true
 			}
-			sc.last, removedSince = start+len(part), false
+			sc.last, removedSince = end, false
 		}
 	}
-	return sc
 }
 
 // without returns the line without the session cookie, and whether it had
