@@ -23,7 +23,7 @@ const gateSizeOthers = 1000
 func newGate(st state.Store, upstreamHeader bool) *handlers.Gate {
 	g := &handlers.Gate{
 		Store:         st,
-		Now:           time.Now,
+		Now:           state.Now,
 		Logger:        zap.NewNop(),
 		CookieName:    "authsession",
 		LoginURL:      "/auth/login",

@@ -106,7 +106,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	}
 	g.gate = &handlers.Gate{
 		Store:         app.store,
-		Now:           time.Now,
+		Now:           state.Now,
 		Logger:        ctx.Logger(),
 		CookieName:    app.Cookie.Name,
 		Header:        g.SessionHeader,
