@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/http"
 	"strings"
 )
@@ -56,6 +57,14 @@ func scanCookieLine(line, name string) cookieLine {
 // keeps sc on its stack, and a cookieLine is a dozen words to copy.
 func (sc *cookieLine) scan(line, name string) {
 	*sc = cookieLine{line: line, first: -1, last: -1}
+	if !sc.scanOne(name) {
+		sc.scanParts(name)
+	}
+}
+
+// scanParts is scan cookie by cookie, on a freshly reset sc.
+func (sc *cookieLine) scanParts(name string) {
+	line := sc.line
 	removedSince := false
 	for off := 0; off < len(line); {
 		start := off
@@ -86,6 +95,105 @@ func (sc *cookieLine) scan(line, name string) {
 			sc.last, removedSince = end, false
 		}
 	}
+}
+
+// scanOne is scan's fast path for the line of almost every request: one
+// cookie called name, with a value, and name nowhere after it. It looks for
+// name at the start of each cookie only, and reads the value and what lies
+// around it from where it found it, instead of trimming and testing every
+// cookie. It reports false, having set nothing, for any other
+// line (the name alone, or found again further on), which scan then reads
+// cookie by cookie; both ways give the same cookieLine (FuzzCookieValue).
+func (sc *cookieLine) scanOne(name string) bool {
+	line := sc.line
+	if name == "" {
+		return false
+	}
+	var start, i int // the cookie's part, and its '='
+	for start = 0; ; {
+		at := start
+		for at < len(line) && isBlank(line[at]) {
+			at++
+		}
+		if strings.HasPrefix(line[at:], name) {
+			i = at + len(name)
+			for i < len(line) && isBlank(line[i]) {
+				i++
+			}
+			if i < len(line) && line[i] == '=' {
+				break
+			}
+			if i == len(line) || line[i] == ';' {
+				return false // the name alone: a session cookie without a value
+			}
+		}
+		j := strings.IndexByte(line[at:], ';')
+		if j < 0 {
+			return true // no session cookie
+		}
+		start = at + j + 1
+	}
+	// The value runs to the next ';'. In one pass over the bytes that
+	// follow the '=', find the first not allowed in a value: where it is
+	// that ';' (or there is none), the value is valid without further
+	// ado, as ';' is not allowed either. Otherwise (quotes, a blank other
+	// than ' ' to trim, a bad byte) cut and check it as scanParts does.
+	rest := line[i+1:]
+	n := validPrefix(rest)
+	end := i + 1 + n
+	valid := n == len(rest) || rest[n] == ';'
+	if !valid {
+		end = len(line)
+		if j := strings.IndexByte(rest, ';'); j >= 0 {
+			end = i + 1 + j
+		}
+	}
+	if end < len(line) && strings.Contains(line[end:], name) {
+		return false // maybe another session cookie
+	}
+	v := line[i+1 : end]
+	for len(v) > 0 && isBlank(v[len(v)-1]) {
+		v = v[:len(v)-1]
+	}
+	if !valid {
+		if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		valid = validCookieValue(v)
+	}
+	sc.found = true
+	if valid {
+		sc.value, sc.valid = v, true
+	}
+	// The cookies that stay lie before and after this one. Trimmed of the
+	// blanks and ';' of empty parts, a side holds exactly what scan's
+	// first and last bound, give or take blanks that without trims.
+	bFirst, bLast := keptSpan(line, 0, start)
+	aFirst, aLast := keptSpan(line, min(end+1, len(line)), len(line))
+	switch {
+	case bFirst >= 0 && aFirst >= 0:
+		sc.first, sc.last, sc.gap = bFirst, aLast, true
+	case bFirst >= 0:
+		sc.first, sc.last = bFirst, bLast
+	case aFirst >= 0:
+		sc.first, sc.last = aFirst, aLast
+	}
+	return true
+}
+
+// keptSpan returns the span of line[from:to] without its leading and
+// trailing blanks and ';', or -1, -1 when nothing else is there.
+func keptSpan(line string, from, to int) (int, int) {
+	for from < to && (isBlank(line[from]) || line[from] == ';') {
+		from++
+	}
+	for to > from && (isBlank(line[to-1]) || line[to-1] == ';') {
+		to--
+	}
+	if from == to {
+		return -1, -1
+	}
+	return from, to
 }
 
 // without returns the line without the session cookie, and whether it had
@@ -178,22 +286,23 @@ var cookieOctets = func() (t [256]bool) {
 }()
 
 // validCookieValue reports whether every byte of v is one net/http accepts
-// in a cookie value (cookieOctets). It tests eight bytes at a time, as the
-// gate runs it on every request's session id: a word passes when none of
-// its bytes is below 0x20, at or above 0x7f, or one of '"', ';', '\\'.
-func validCookieValue(v string) bool {
+// in a cookie value (cookieOctets).
+func validCookieValue(v string) bool { return validPrefix(v) == len(v) }
+
+// validPrefix returns the length of the longest prefix of v made of bytes
+// that net/http accepts in a cookie value (cookieOctets). It tests eight
+// bytes at a time, as the gate runs it on every request's session id.
+func validPrefix(v string) int {
 	i := 0
 	for ; i+8 <= len(v); i += 8 {
-		if !validCookieWord(binary.LittleEndian.Uint64([]byte(v[i : i+8]))) {
-			return false
+		if bad := badCookieBytes(binary.LittleEndian.Uint64([]byte(v[i : i+8]))); bad != 0 {
+			return i + bits.TrailingZeros64(bad)/8
 		}
 	}
-	for ; i < len(v); i++ {
-		if !cookieOctets[v[i]] {
-			return false
-		}
+	for i < len(v) && cookieOctets[v[i]] {
+		i++
 	}
-	return true
+	return i
 }
 
 const (
@@ -201,16 +310,18 @@ const (
 	highs = 0x8080808080808080
 )
 
-// validCookieWord is validCookieValue for the eight bytes of w.
-func validCookieWord(w uint64) bool {
-	if w&highs != 0 { // a byte at or above 0x80
-		return false
-	}
-	// With every byte below 0x80, b+1 sets its high bit exactly when
-	// b = 0x7f, and b-0x20 borrows (sets the high bit of ^b&(b-0x20)) for
-	// b < 0x20; a byte equal to c is a zero byte of w^(c·ones).
+// badCookieBytes returns w's bytes (w read little-endian, so the first
+// byte is the lowest) with the high bit of the first byte not allowed in
+// a cookie value set: at or above 0x80 or 0x7f, below 0x20, or one of '"',
+// ';', '\\'; 0 when all eight are allowed. Bytes above the first bad one
+// may be marked wrongly (a borrow or a carry runs up from it); the lowest
+// mark is exact.
+func badCookieBytes(w uint64) uint64 {
+	// b+1 sets the high bit for b = 0x7f (and carries only from a byte
+	// at 0xff, itself bad), b-0x20 borrows for b < 0x20 (and ^b masks the
+	// bytes at or above 0xa0), and a byte equal to c is a zero byte of
+	// w^(c·ones).
 	q, sc, bs := w^('"'*ones), w^(';'*ones), w^('\\'*ones)
-	bad := (w + ones) | (w-0x20*ones) & ^w |
-		(q-ones)&^q | (sc-ones)&^sc | (bs-ones)&^bs
-	return bad&highs == 0
+	return (w | (w + ones) | (w-0x20*ones)&^w |
+		(q-ones)&^q | (sc-ones)&^sc | (bs-ones)&^bs) & highs
 }

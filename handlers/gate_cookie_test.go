@@ -40,6 +40,8 @@ func FuzzCookieValue(f *testing.F) {
 	for _, s := range []string{
 		"authsession=abc", `a=1; authsession="q"; b=2`, " ; ;authsession=\x7f;authsession=ok",
 		"authsession=a b", "authsession==x", "\tauthsession\t=\tv\t", `authsession=""`, "authsession=\"x",
+		"theme=dark; authsession=abc", " ; a=1 ;; authsession=x ; ", "a=1; authsession=x; b=2", "x=authsession; authsession=y",
+		"authsession=x; ref=authsession", "\v; authsession=x;\u00a0", "authsession=x;;", "a=authsession=1; authsession=2",
 	} {
 		f.Add(s, "")
 		f.Add(s, "authsession=second")
@@ -65,7 +67,17 @@ func FuzzCookieValue(f *testing.F) {
 		if sc.valid != wantOK || sc.value != want {
 			t.Fatalf("scanCookieLine = %q, %v; cookieValue %q, %v", sc.value, sc.valid, want, wantOK)
 		}
+		// The fast path, where it applies, reads the line as the cookie
+		// by cookie scan does, up to blanks that without trims.
+		slow := cookieLine{line: line1, first: -1, last: -1}
+		slow.scanParts(cookieName)
+		if sc.found != slow.found || sc.valid != slow.valid || sc.value != slow.value {
+			t.Fatalf("scan found %v, %v, %q; cookie by cookie %v, %v, %q", sc.found, sc.valid, sc.value, slow.found, slow.valid, slow.value)
+		}
 		kept, changed := sc.without(cookieName)
+		if k, c := slow.without(cookieName); k != kept || c != changed {
+			t.Fatalf("scan leaves %q, %v; cookie by cookie %q, %v", kept, changed, k, c)
+		}
 		if changed != sc.found {
 			t.Fatalf("without changed=%v, found=%v", changed, sc.found)
 		}
@@ -108,16 +120,32 @@ func TestWithoutCookie(t *testing.T) {
 }
 
 // TestValidCookieValueEveryByte: the eight-bytes-at-a-time test agrees with
-// the byte table for every byte value at every position of a word, and
-// for words mixing valid bytes with one bad one.
+// the byte table for every byte value at every position of two words and a
+// tail, alone and followed by a second bad byte (which must not move the
+// first one validPrefix finds).
 func TestValidCookieValueEveryByte(t *testing.T) {
+	const clean = "abcdefghijklmnopqrs" // two words and three bytes
 	for b := range 256 {
-		for pos := range 11 {
-			v := []byte("abcdefghijk")
-			v[pos] = byte(b)
-			want := cookieOctets[b]
-			if got := validCookieValue(string(v)); got != want {
-				t.Fatalf("validCookieValue with byte %#x at %d = %v, want %v", b, pos, got, want)
+		for pos := range len(clean) {
+			for _, after := range []int{-1, 0x00, 0x7f, 0xff, ';', ' '} {
+				v := []byte(clean)
+				v[pos] = byte(b)
+				if after >= 0 && pos+1 < len(v) {
+					v[pos+1] = byte(after)
+				}
+				want := len(v)
+				for i, c := range v {
+					if !cookieOctets[c] {
+						want = i
+						break
+					}
+				}
+				if got := validPrefix(string(v)); got != want {
+					t.Fatalf("validPrefix(%q) = %d, want %d", v, got, want)
+				}
+				if got := validCookieValue(string(v)); got != (want == len(v)) {
+					t.Fatalf("validCookieValue(%q) = %v", v, got)
+				}
 			}
 		}
 	}
