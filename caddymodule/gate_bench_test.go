@@ -45,7 +45,7 @@ func hitGate(tb testing.TB, n int) (*Gate, []string) {
 	}
 	g := &Gate{LoginURL: "/auth/login", providers: new(providerCache)}
 	g.gate = &handlers.Gate{
-		Store: st, Now: time.Now, Logger: zap.NewNop(),
+		Store: st, Now: state.Now, Logger: zap.NewNop(),
 		CookieName: "authsession", LoginURL: g.LoginURL, TouchInterval: time.Minute,
 	}
 	m := newMetrics()
