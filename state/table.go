@@ -373,7 +373,17 @@ func (t *table[A]) Delete(k Key) {
 // only for a shard where some have passed. The UserIDs that onEvicted gets
 // are copied out of the arena, under the lock, into one buffer reused from
 // shard to shard.
-func (t *table[A]) DeleteExpired(now int64) {
+func (t *table[A]) DeleteExpired(now int64) { t.deleteExpired(now, 0, tableShards) }
+
+// DeleteExpiredPart is DeleteExpired over the i-th of n equal parts of the
+// shards (0 ≤ i < n ≤ tableShards): a sweeper that calls it for each part
+// in turn, at even steps, spreads a sweep's work over its period.
+func (t *table[A]) DeleteExpiredPart(now int64, i, n int) {
+	t.deleteExpired(now, i*tableShards/n, (i+1)*tableShards/n)
+}
+
+// deleteExpired is DeleteExpired over the shards from, …, to-1.
+func (t *table[A]) deleteExpired(now int64, from, to int) {
 	type gone struct {
 		k        Key
 		from, to int // the UserID in uids
@@ -381,7 +391,7 @@ func (t *table[A]) DeleteExpired(now int64) {
 	var out []gone
 	var uids []byte
 	var y yielder
-	for i := range t.shards {
+	for i := from; i < to; i++ {
 		sh := &t.shards[i]
 		sh.mu.RLock()
 		due := slices.ContainsFunc(sh.dl, func(d int64) bool { return d <= now })
