@@ -107,8 +107,8 @@ func sameSnapSet() (Key, Key) {
 // TestTableReusedBlockIsNotTheCachedSession checks that the snapshot cache
 // never hands out the session that a block held before it was freed and
 // reused: a block of the arena is reused at once by the next session of
-// its size, so the cache tells versions apart by a number never reused,
-// not by where the encoding lies.
+// its size, so the cache must not go by where the encoding lies; a write
+// or a removal drops the session's snapshot instead.
 func TestTableReusedBlockIsNotTheCachedSession(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	mk := func(k Key, user string) *Session {

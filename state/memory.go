@@ -92,10 +92,6 @@ func (m *Memory) sweep(every time.Duration) {
 // sweepParts is how many steps a sweep of the table is cut into.
 const sweepParts = 16
 
-// sweepSessions removes the sessions whose deadline has passed on the
-// store's clock.
-func (m *Memory) sweepSessions() { m.cache.DeleteExpired(unixNanos(m.now())) }
-
 // put stores s under k in the table, with its deadline and status beside
 // its encoding (the sweeper and a census read those only). s becomes the
 // cached snapshot: the caller must not change it after.

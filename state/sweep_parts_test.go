@@ -6,6 +6,11 @@ import (
 	"time"
 )
 
+// sweepSessions is one whole sweep of the table on the store's clock, as
+// the sweeper makes in steps over its interval: tests call it instead of
+// waiting for the sweeper.
+func (m *Memory) sweepSessions() { m.cache.DeleteExpired(unixNanos(m.now())) }
+
 // TestTableDeleteExpiredPart checks that the parts of a stepped sweep
 // each remove the expired sessions of their shards only, and together all
 // of them.

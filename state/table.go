@@ -60,13 +60,14 @@ type tableShard[A any] struct {
 	keys  []Key
 	arena *arena // in the table's arenas
 	seq   uint64 // the last slot written's seq
-	snaps [snapWays]atomic.Pointer[snap]
+	snaps [snapWays]atomic.Pointer[Session]
 }
 
 // slot is one session: the instant (Unix nanoseconds, on the owner's
 // clock) after which the sweeper may drop it, the block of its stored form,
-// a number no other slot of the shard had or will have (the snapshot cache
-// tells versions apart by it: a block is reused, a seq never), and the
+// a number no other slot of the shard had or will have (getSlot tells by
+// it whether a writer came between its copy of the stored form and its
+// caching of the decoded session: a block is reused, a seq never), and the
 // owner's value.
 type slot[A any] struct {
 	deadline int64
@@ -74,12 +75,6 @@ type slot[A any] struct {
 	seq      uint64
 	at       uint32 // in the shard's dl and keys
 	aux      A
-}
-
-// snap is a decoded snapshot of the slot numbered seq.
-type snap struct {
-	seq uint64
-	s   *Session
 }
 
 // unixNanos is t in Unix nanoseconds, clamped to what an int64 holds.
@@ -153,18 +148,6 @@ func (sh *tableShard[A]) userIDOf(buf []byte, sl slot[A]) []byte {
 	return append(buf, uid...)
 }
 
-// snapOf returns the cached snapshot of sl, or nil.
-func (sh *tableShard[A]) snapOf(k Key, sl slot[A]) *Session {
-	i := snapIndex(k)
-	if c := sh.snaps[i].Load(); c != nil && c.seq == sl.seq {
-		return c.s
-	}
-	if c := sh.snaps[i+1].Load(); c != nil && c.seq == sl.seq {
-		return c.s
-	}
-	return nil
-}
-
 // mustDecode decodes the stored form enc of the session under k. The
 // decoded strings share enc's memory.
 func mustDecode(k Key, enc string) *Session {
@@ -180,11 +163,11 @@ func mustDecode(k Key, enc string) *Session {
 // lock.
 func (sh *tableShard[A]) cached(k Key) *Session {
 	i := snapIndex(k)
-	if c := sh.snaps[i].Load(); c != nil && c.s.Key == k {
-		return c.s
+	if c := sh.snaps[i].Load(); c != nil && c.Key == k {
+		return c
 	}
-	if c := sh.snaps[i+1].Load(); c != nil && c.s.Key == k {
-		return c.s
+	if c := sh.snaps[i+1].Load(); c != nil && c.Key == k {
+		return c
 	}
 	return nil
 }
@@ -195,17 +178,17 @@ func (sh *tableShard[A]) cached(k Key) *Session {
 // it under the lock; a reader under the read lock, having checked that the
 // session is still at c's version (getSlot). Readers may race with each
 // other here: one may undo another's entry, never cache an older version.
-func (sh *tableShard[A]) remember(k Key, c *snap) {
+func (sh *tableShard[A]) remember(k Key, c *Session) {
 	i := snapIndex(k)
 	a, b := &sh.snaps[i], &sh.snaps[i+1]
-	if q := a.Load(); q == nil || q.s.Key == k {
+	if q := a.Load(); q == nil || q.Key == k {
 		a.Store(c)
-		if q := b.Load(); q != nil && q.s.Key == k {
+		if q := b.Load(); q != nil && q.Key == k {
 			b.Store(nil)
 		}
 		return
 	}
-	if q := b.Load(); q != nil && q.s.Key != k {
+	if q := b.Load(); q != nil && q.Key != k {
 		a.Store(q)
 	}
 	b.Store(c)
@@ -216,7 +199,7 @@ func (sh *tableShard[A]) remember(k Key, c *snap) {
 func (sh *tableShard[A]) forget(k Key) {
 	i := snapIndex(k)
 	for j := i; j < i+2; j++ {
-		if c := sh.snaps[j].Load(); c != nil && c.s.Key == k {
+		if c := sh.snaps[j].Load(); c != nil && c.Key == k {
 			sh.snaps[j].Store(nil)
 		}
 	}
@@ -254,7 +237,7 @@ func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 		sh.mu.RUnlock()
 		return nil, sl, false
 	}
-	if s := sh.snapOf(k, sl); s != nil {
+	if s := sh.cached(k); s != nil {
 		sh.mu.RUnlock()
 		return s, sl, true
 	}
@@ -263,16 +246,16 @@ func (t *table[A]) getSlot(k Key) (*Session, slot[A], bool) {
 	s := mustDecode(k, enc)
 	sh.mu.RLock()
 	if cur, ok := sh.slots[k]; ok && cur.seq == sl.seq { // else a writer came between
-		sh.remember(k, &snap{seq: sl.seq, s: s})
+		sh.remember(k, s)
 	}
 	sh.mu.RUnlock()
 	return s, sl, true
 }
 
 // put stores the slot sl under k with the stored form of the encoding
-// enc (AppendSession), freeing the block of the slot it replaces. The lock
-// is held. It returns sl's seq.
-func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) uint64 {
+// enc (AppendSession), freeing the block of the slot it replaces and
+// dropping its cached snapshot. The lock is held.
+func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) {
 	sh.forget(k)
 	sl.block = sh.arena.storeForm(enc)
 	sh.seq++
@@ -293,7 +276,6 @@ func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) uint64 {
 	if had {
 		sh.arena.release(old.block)
 	}
-	return sl.seq
 }
 
 // remove deletes the slot sl under k: from the map, from the dense lists
@@ -325,8 +307,8 @@ func (t *table[A]) Set(k Key, s *Session, deadline int64, aux A) {
 	enc := AppendSession((*bp)[:0], s)
 	sh := t.shard(k)
 	sh.mu.Lock()
-	seq := sh.put(k, enc, slot[A]{deadline: deadline, aux: aux})
-	sh.remember(k, &snap{seq: seq, s: s})
+	sh.put(k, enc, slot[A]{deadline: deadline, aux: aux})
+	sh.remember(k, s)
 	sh.mu.Unlock()
 	if cap(enc) <= 64<<10 { // keep no buffer a huge session grew
 		*bp = enc[:0]
@@ -489,7 +471,7 @@ func (t *table[A]) Range(fn func(*Session) bool) {
 		got = got[:0]
 		sh.mu.RLock()
 		for k, sl := range sh.slots {
-			if s := sh.snapOf(k, sl); s != nil {
+			if s := sh.cached(k); s != nil {
 				got = append(got, taken{k: k, s: s})
 			} else {
 				got = append(got, taken{k: k, enc: string(sh.enc(sl))})
