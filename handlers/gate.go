@@ -102,8 +102,8 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	if !s.Authenticated(now) {
 		return nil, g.refusal(r)
 	}
-	// Add and Before, not Sub: Sub checks its result for overflow by
-	// adding it back, which costs as much as the rest of these tests.
+	// Not Sub, which checks its result for overflow by adding it back,
+	// and costs as much as the rest of these tests (see state.Elapsed).
 	if g.MaxAuthAge > 0 && now.After(s.AuthTime.Add(g.MaxAuthAge)) {
 		return nil, g.refusal(r)
 	}
@@ -113,7 +113,7 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	if len(g.RequireGroups) > 0 && !InGroups(g.RequireGroups, s) {
 		return nil, Forbidden
 	}
-	if g.TouchInterval > 0 && !now.Before(s.LastAccessTime.Add(g.TouchInterval)) {
+	if g.TouchInterval > 0 && state.Elapsed(now, s.LastAccessTime, g.TouchInterval) {
 		// Stores make Touch cheap (memory, or queued for later writing).
 		_ = g.Store.Touch(context.WithoutCancel(r.Context()), s.Key, now.UTC().Truncate(time.Second))
 	}

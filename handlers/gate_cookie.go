@@ -115,7 +115,9 @@ func (sc *cookieLine) scanOne(name string) bool {
 		for at < len(line) && isBlank(line[at]) {
 			at++
 		}
-		if strings.HasPrefix(line[at:], name) {
+		// The first byte first: a call to compare the rest costs more
+		// than the test, and most cookies differ at once.
+		if at < len(line) && line[at] == name[0] && strings.HasPrefix(line[at:], name) {
 			i = at + len(name)
 			for i < len(line) && isBlank(line[i]) {
 				i++

@@ -30,3 +30,23 @@ const clockResync = 100 * time.Millisecond
 
 // clockBase is Now's last full reading (wall and monotonic).
 var clockBase atomic.Pointer[time.Time]
+
+// Elapsed reports whether now is at or after then + d, as
+// !now.Before(then.Add(d)) does, for any d and for times within a few
+// hundred billion years of each other (beyond, both wrap). It compares
+// seconds and nanoseconds instead of building then + d: Time.Add keeps a
+// monotonic reading and checks for overflow, which costs more than the
+// gate's other tests together, and the gate makes two of these per
+// request (the idle timeout, the touch interval).
+func Elapsed(now, then time.Time, d time.Duration) bool {
+	sec := now.Unix() - then.Unix()
+	nsec := int64(now.Nanosecond()) - int64(then.Nanosecond())
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+int64(time.Second)
+	}
+	dsec, dnsec := int64(d/time.Second), int64(d%time.Second)
+	if dnsec < 0 {
+		dsec, dnsec = dsec-1, dnsec+int64(time.Second)
+	}
+	return sec > dsec || sec == dsec && nsec >= dnsec
+}

@@ -127,7 +127,7 @@ func (s *Session) Live(now time.Time) bool {
 	if !now.Before(s.ExpiryTime) {
 		return false
 	}
-	if s.IdleTimeout > 0 && !now.Before(s.LastAccessTime.Add(s.IdleTimeout)) {
+	if s.IdleTimeout > 0 && Elapsed(now, s.LastAccessTime, s.IdleTimeout) {
 		return false
 	}
 	return true
