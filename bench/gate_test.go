@@ -122,8 +122,8 @@ func benchGateHit(b *testing.B, st state.Store, n int) {
 		b.RunParallel(func(pb *testing.PB) {
 			var w discardWriter
 			rs := cloneHits(shared)
-			for i := 0; pb.Next(); i++ {
-				if _, o := g.Check(&w, rs[i%len(rs)].reset()); o != handlers.Pass {
+			for i := 0; pb.Next(); i = next(i, len(rs)) {
+				if _, o := g.Check(&w, rs[i].reset()); o != handlers.Pass {
 					b.Errorf("outcome %v, want pass", o)
 					return
 				}
@@ -136,12 +136,21 @@ func benchGate(b *testing.B, g *handlers.Gate, rs []*hitReq) {
 	var w discardWriter
 	b.ReportAllocs()
 	cpu := startCPU()
-	for i := 0; b.Loop(); i++ {
-		if _, o := g.Check(&w, rs[i%len(rs)].reset()); o != handlers.Pass {
+	for i := 0; b.Loop(); i = next(i, len(rs)) {
+		if _, o := g.Check(&w, rs[i].reset()); o != handlers.Pass {
 			b.Fatalf("outcome %v, want pass", o)
 		}
 	}
 	cpu.report(b)
+}
+
+// next is the index after i in a ring of n: a compare, where i%n is a
+// division that would weigh ~10 ns in the gate's figure.
+func next(i, n int) int {
+	if i++; i == n {
+		return 0
+	}
+	return i
 }
 
 // BenchmarkGateMiss is the refusal of a request without a cookie (401 with

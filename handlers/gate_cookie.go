@@ -301,6 +301,17 @@ func validPrefix(v string) int {
 			return i + bits.TrailingZeros64(bad)/8
 		}
 	}
+	if i == len(v) {
+		return i
+	}
+	if i >= 8 {
+		// The last eight bytes, the first of which are known good:
+		// the lowest mark is at or after i, and exact.
+		if bad := badCookieBytes(binary.LittleEndian.Uint64([]byte(v[len(v)-8:]))); bad != 0 {
+			return len(v) - 8 + bits.TrailingZeros64(bad)/8
+		}
+		return len(v)
+	}
 	for i < len(v) && cookieOctets[v[i]] {
 		i++
 	}

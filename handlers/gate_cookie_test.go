@@ -120,11 +120,17 @@ func TestWithoutCookie(t *testing.T) {
 }
 
 // TestValidCookieValueEveryByte: the eight-bytes-at-a-time test agrees with
-// the byte table for every byte value at every position of two words and a
-// tail, alone and followed by a second bad byte (which must not move the
-// first one validPrefix finds).
+// the byte table for every byte value at every position of values of every
+// length up to two words and three bytes (shorter than a word, whole
+// words, a tail read as an overlapping last word), alone and followed by a
+// second bad byte (which must not move the first one validPrefix finds).
 func TestValidCookieValueEveryByte(t *testing.T) {
-	const clean = "abcdefghijklmnopqrs" // two words and three bytes
+	for n := 1; n <= 19; n++ {
+		testValidPrefixEveryByte(t, "abcdefghijklmnopqrs"[:n])
+	}
+}
+
+func testValidPrefixEveryByte(t *testing.T, clean string) {
 	for b := range 256 {
 		for pos := range len(clean) {
 			for _, after := range []int{-1, 0x00, 0x7f, 0xff, ';', ' '} {

@@ -22,7 +22,7 @@ import (
 // in RSS between two collections as heap memory does (see arena).
 //
 // Get decodes on demand from a copy of the stored form; the last decoded
-// snapshots are kept in a small cache of fixed size (snapSets), so the
+// snapshots are kept in a small cache of fixed size (snapWays), so the
 // sessions in use are decoded once per change and a hit on them allocates
 // nothing, while the collector's work stays bounded whatever the number of
 // sessions held. A cached snapshot is always its session's current
@@ -42,9 +42,13 @@ type table[A any] struct {
 
 const (
 	tableShards = 256
-	// snapWays slots per shard cache decoded snapshots (two-way sets):
-	// 256 × 64 = 16,384 snapshots at most.
-	snapWays = 64
+	// snapWays slots per shard cache decoded snapshots, in sets of
+	// snapSetWays: 256 × 64 = 16,384 snapshots at most, in 4,096 sets.
+	// With four ways, a thousand sessions in use fit without two of them
+	// taking turns in a set (five would have to fall in one), where
+	// two-way sets left a few re-decoding on every turn.
+	snapWays    = 64
+	snapSetWays = 4
 )
 
 type tableShard[A any] struct {
@@ -124,7 +128,8 @@ func (t *table[A]) OnEvicted(fn func(k Key, userID []byte)) { t.onEvicted = fn }
 
 func (t *table[A]) shard(k Key) *tableShard[A] { return &t.shards[k[0]] }
 
-func snapIndex(k Key) int { return int(k[1]) % snapWays &^ 1 }
+// snapIndex is the first slot of k's cache set.
+func snapIndex(k Key) int { return int(k[1]) % snapWays &^ (snapSetWays - 1) }
 
 // enc returns the stored form of sl, in the arena: to be read, never
 // written, and only while the shard's lock is held.
@@ -162,45 +167,50 @@ func mustDecode(k Key, enc string) *Session {
 // current version of a session the table holds (see table). It takes no
 // lock.
 func (sh *tableShard[A]) cached(k Key) *Session {
-	i := snapIndex(k)
-	if c := sh.snaps[i].Load(); c != nil && c.Key == k {
-		return c
-	}
-	if c := sh.snaps[i+1].Load(); c != nil && c.Key == k {
-		return c
+	set := sh.snaps[snapIndex(k):][:snapSetWays]
+	for j := range set {
+		if c := set[j].Load(); c != nil && c.Key == k {
+			return c
+		}
 	}
 	return nil
 }
 
 // remember puts c, the snapshot of the current version of the session
-// under k, in k's cache set: over a snapshot of the same session, else in
-// the second way, the previous second moving to the first. A writer calls
-// it under the lock; a reader under the read lock, having checked that the
-// session is still at c's version (getSlot). Readers may race with each
-// other here: one may undo another's entry, never cache an older version.
+// under k, in k's cache set: over a snapshot of the same session (and any
+// other of it dropped), else in the first way, the others moving one way
+// down and the last leaving, so that the newest are found first. A writer
+// calls it under the lock; a reader under the read lock, having checked
+// that the session is still at c's version (getSlot), so every snapshot
+// in the set is current while it runs. Readers may race with each other
+// here: one may undo another's entry or leave a session in two ways,
+// never cache an older version (forget drops every way of a session).
 func (sh *tableShard[A]) remember(k Key, c *Session) {
-	i := snapIndex(k)
-	a, b := &sh.snaps[i], &sh.snaps[i+1]
-	if q := a.Load(); q == nil || q.Key == k {
-		a.Store(c)
-		if q := b.Load(); q != nil && q.Key == k {
-			b.Store(nil)
+	set := sh.snaps[snapIndex(k):][:snapSetWays]
+	for j := range set {
+		if q := set[j].Load(); q != nil && q.Key == k {
+			set[j].Store(c)
+			for j++; j < len(set); j++ {
+				if q := set[j].Load(); q != nil && q.Key == k {
+					set[j].Store(nil)
+				}
+			}
+			return
 		}
-		return
 	}
-	if q := b.Load(); q != nil && q.Key != k {
-		a.Store(q)
+	for j := len(set) - 1; j > 0; j-- {
+		set[j].Store(set[j-1].Load())
 	}
-	b.Store(c)
+	set[0].Store(c)
 }
 
 // forget drops the cached snapshots of the session under k, which is
 // changing or leaving the table. The lock is held.
 func (sh *tableShard[A]) forget(k Key) {
-	i := snapIndex(k)
-	for j := i; j < i+2; j++ {
-		if c := sh.snaps[j].Load(); c != nil && c.Key == k {
-			sh.snaps[j].Store(nil)
+	set := sh.snaps[snapIndex(k):][:snapSetWays]
+	for j := range set {
+		if c := set[j].Load(); c != nil && c.Key == k {
+			set[j].Store(nil)
 		}
 	}
 }

@@ -75,3 +75,46 @@ func TestTableGetNeverGoesBack(t *testing.T) {
 		t.Fatalf("Get between writes %d and %d found version %d (0: none)", r[0], r[1], r[2])
 	}
 }
+
+// TestTableSnapSetHoldsFour checks that four sessions in use that fall in
+// one set of the snapshot cache are all served from it, each decoded once,
+// however their requests interleave; a fifth in the set takes turns.
+func TestTableSnapSetHoldsFour(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	const ways = 4 // snapSetWays, spelled out so that the test holds it to four
+	tb := newTable[int64]()
+	var keys []Key
+	for i := range ways + 1 {
+		k := KeyOf(NewID())
+		if i > 0 {
+			k[0], k[1] = keys[0][0], keys[0][1]
+		}
+		keys = append(keys, k)
+		s := NewSession(NewID(), nil, now, time.Hour, 0)
+		s.Key = k
+		tb.Set(k, s, 1, 0)
+	}
+	decodes := func(keys []Key) int {
+		first := make([]*Session, len(keys))
+		n := 0
+		for round := range 3 {
+			for i, k := range keys {
+				s, ok := tb.Get(k)
+				if !ok {
+					t.Fatalf("session %d is missing", i)
+				}
+				if round > 0 && s != first[i] {
+					n++
+				}
+				first[i] = s
+			}
+		}
+		return n
+	}
+	if n := decodes(keys[:ways]); n != 0 {
+		t.Errorf("%d sessions of one set: %d decodes after the first round, want 0", ways, n)
+	}
+	if n := decodes(keys); n == 0 {
+		t.Errorf("%d sessions of one set: every Get served from the cache, which holds %d", ways+1, ways)
+	}
+}
