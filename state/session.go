@@ -17,31 +17,35 @@ type Session struct {
 	// Key is the SHA-256 of the session id; the id itself is never stored
 	// in the clear.
 	Key Key `json:"key"`
+
+	// The fields the gate reads on every request follow the Key, so that
+	// a snapshot costs it two or three cache lines rather than five.
+
+	Status Status `json:"st"`
+	// ExpiryTime is the absolute end of the session's life.
+	ExpiryTime     time.Time `json:"et"`
+	LastAccessTime time.Time `json:"at"`
+	// IdleTimeout ends the session when LastAccessTime is older than it;
+	// zero disables the idle check. It is fixed at creation, so a change of
+	// configuration applies to new sessions only.
+	IdleTimeout time.Duration `json:"idle,omitempty"`
+	UserID      string        `json:"uid,omitempty"`
+	LoginName   string        `json:"login,omitempty"`
+
 	// SealedID is the id sealed with AES-GCM (see Sealer), kept so that an
 	// answer can return the id of a session the caller did not name.
 	SealedID []byte `json:"sid,omitempty"`
 	// Index is OAM's sessionIndex: a short random id distinct from the id.
 	Index string `json:"idx,omitempty"`
 
-	UserID          string            `json:"uid,omitempty"`
-	LoginName       string            `json:"login,omitempty"`
 	GroupName       string            `json:"group,omitempty"`
 	IDStoreName     string            `json:"ids,omitempty"`
 	ClientIP        string            `json:"ip,omitempty"`
 	IsImpersonating bool              `json:"imp,omitempty"`
 	UserAttributes  map[string]string `json:"attrs,omitempty"`
 
-	CreateTime     time.Time `json:"ct"`
-	UpdateTime     time.Time `json:"ut"`
-	LastAccessTime time.Time `json:"at"`
-	// ExpiryTime is the absolute end of the session's life.
-	ExpiryTime time.Time `json:"et"`
-	// IdleTimeout ends the session when LastAccessTime is older than it;
-	// zero disables the idle check. It is fixed at creation, so a change of
-	// configuration applies to new sessions only.
-	IdleTimeout time.Duration `json:"idle,omitempty"`
-
-	Status Status `json:"st"`
+	CreateTime time.Time `json:"ct"`
+	UpdateTime time.Time `json:"ut"`
 	// BlockedUntil ends a "challenge blocked" status.
 	BlockedUntil time.Time `json:"bu,omitzero"`
 	// StatusReason is the reason recorded with the last status change
