@@ -6,9 +6,9 @@
 # (BENCH_LOAD_CPU), everything on 127.0.0.1, and writes
 # bench/results/<date>.md:
 #
-#  (a) one Caddy process serving `respond`, gate + `respond`, `basic_auth` +
-#      `respond`, `forward_auth` + `respond` and the gate's miss path, each
-#      on its own site address;
+#  (a) one Caddy process serving `respond`, a no-op handler (`vars`) +
+#      `respond`, gate + `respond`, `basic_auth` + `respond`, `forward_auth`
+#      + `respond` and the gate's miss path, each on its own site address;
 #  (b) the same configuration in two processes, one holding 1 session and
 #      one holding BENCH_SESSIONS, created through the OAM API; the process
 #      not being measured is stopped with SIGSTOP (SIGCONT after), so the two
@@ -103,12 +103,12 @@ fact() { printf '%s\t%s\n' "$1" "$2" >>"$WORK/facts.tsv"; }
 : >"$WORK/facts.tsv"
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
-mapfile -t PORTS < <("$BT" freeports 17)
+mapfile -t PORTS < <("$BT" freeports 19)
 P_AUTH=${PORTS[0]}
 declare -A PORT
 i=1
 for proc in small large; do
-	for site in respond gate basic fwd api admin; do
+	for site in respond noop gate basic fwd api admin; do
 		PORT[$proc.$site]=${PORTS[i]}
 		i=$((i + 1))
 	done
@@ -169,6 +169,10 @@ EOF
 	}
 	local respond='respond "ok" 200'
 	site respond "$respond"
+	# A handler that does next to nothing (one variable in the request's
+	# context) before the same respond: what Caddy charges for a second
+	# handler in a route, whatever it does, to read the gate's row against.
+	site noop 'vars authsession_bench 1' "$respond"
 	site gate 'authsession gate {
 		upstream_header X-Auth-User login
 	}' "$respond"
@@ -290,6 +294,7 @@ if part a || part b; then
 	if part a; then
 		CONFIGS+=(
 			"a_respond|small|respond|200|$COOKIE_HEADER"
+			"a_noop|small|noop|200|$COOKIE_HEADER"
 			"a_gate|small|gate|200|$COOKIE_HEADER"
 			"a_basic|small|basic|200|$BASIC_HEADER"
 			"a_fwd|small|fwd|200|$COOKIE_HEADER"
@@ -311,16 +316,21 @@ if part a || part b; then
 	done
 	log "all ${#CONFIGS[@]} configurations answer as expected"
 
-	# run_configs DIR: every configuration once, the other process stopped.
+	# run_configs DIR [reverse]: every configuration once (in reverse
+	# order with "reverse"), the other process stopped.
 	# A process resumed (SIGCONT) after waiting stopped first runs what fell
 	# due meanwhile (its timers: the store sweep, the ops sample, the
 	# runtime's forced collection), all at once: a process that runs on its
 	# own never piles these up, so it gets RESUME_WARMUP of unrecorded load
 	# before it is measured.
 	run_configs() {
-		local dir=$1 c id proc site want header other pid prev=
+		local dir=$1 c id proc site want header other pid prev= order=("${CONFIGS[@]}") i
 		mkdir -p "$dir"
-		for c in "${CONFIGS[@]}"; do
+		if [ "${2:-}" = reverse ]; then
+			order=()
+			for ((i = ${#CONFIGS[@]} - 1; i >= 0; i--)); do order+=("${CONFIGS[i]}"); done
+		fi
+		for c in "${order[@]}"; do
 			IFS='|' read -r id proc site want header <<<"$c"
 			other=
 			if part b; then
@@ -340,9 +350,13 @@ if part a || part b; then
 	log "warm-up: 1 s per configuration"
 	NO_RESUME_WARMUP=1 DURATION_NOW=1s run_configs "$WORK/warmup"
 	fact load_ab_before "$(loadavg)"
+	# Odd rounds run the configurations in order, even rounds in reverse:
+	# a configuration's neighbours and its place in the round change, so
+	# that a drift of the machine over a round (a neighbour's job starting,
+	# the heap growing) favours none of them.
 	for r in $(seq "$ROUNDS"); do
 		log "round $r of $ROUNDS (${#CONFIGS[@]} × $DURATION)"
-		run_configs "$WORK/wrk/$r"
+		if ((r % 2 == 0)); then run_configs "$WORK/wrk/$r" reverse; else run_configs "$WORK/wrk/$r"; fi
 	done
 	fact load_ab "$(loadavg) after, $(sed -n 's/^load_ab_before\t//p' "$WORK/facts.tsv") before"
 	fact rss_small_after "$(rss "$PID_small")"

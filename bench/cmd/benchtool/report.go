@@ -282,6 +282,12 @@ func (r *reporter) targets(restarts []restart) {
 			measured(m["a_basic"], m["a_respond"]), aheadVerdict(gate, basic))
 		r.printf("| `forward_auth` + `respond` ÷ `respond`, same process | (for comparison) | %s | — |\n",
 			measured(m["a_fwd"], m["a_respond"]))
+		if m["a_noop"] != nil {
+			r.printf("| a no-op handler (`vars`) + `respond` ÷ `respond`, same process | (for comparison: what Caddy charges for any second handler) | %s | — |\n",
+				measured(m["a_noop"], m["a_respond"]))
+			r.printf("| gate hit + `respond` ÷ no-op handler + `respond` | (for comparison: the gate's own cost) | %s | — |\n",
+				measured(m["a_gate"], m["a_noop"]))
+		}
 	}
 	n := r.fact("sessions_large")
 	if m["b_large_respond"] != nil {
@@ -373,6 +379,7 @@ func (r *reporter) table(set map[string]*series, rows []row) {
 
 var partARows = []row{
 	{"a_respond", "`respond` (baseline)", "a_respond", 200},
+	{"a_noop", "no-op handler (`vars`) + `respond`", "a_respond", 200},
 	{"a_gate", "gate hit + `respond`", "a_respond", 200},
 	{"a_basic", "`basic_auth` (bcrypt cost 14, cached) + `respond`", "a_respond", 200},
 	{"a_fwd", "`forward_auth` + `respond`", "a_respond", 200},
@@ -383,7 +390,7 @@ func (r *reporter) partA() {
 	if r.main["a_respond"] == nil {
 		return
 	}
-	r.printf("## (a) One Caddy process, four configurations\n\n")
+	r.printf("## (a) One Caddy process, several configurations\n\n")
 	r.printf("The process holding %s session(s), each configuration on its own site address; the process holding %s was stopped (SIGSTOP) meanwhile. Baseline: `respond` in the same process, sent the same requests as the gate (with the session cookie; `basic_auth` gets its Authorization header instead). The `forward_auth` service (benchtool authsvc) runs on wrk's CPU, so that row also measures it competing with wrk. Load average over the rounds: %s.\n\n",
 		r.fact("sessions_small"), r.fact("sessions_large"), r.fact("load_ab"))
 	r.table(r.main, partARows)
@@ -536,7 +543,7 @@ func (r *reporter) everyRound() {
 		row{"b_large_respond", "`respond`, holding " + r.fact("sessions_large"), "", 200},
 		row{"b_small_gate", "gate hit + `respond`, holding " + r.fact("sessions_small"), "", 200},
 		row{"b_large_gate", "gate hit + `respond`, holding " + r.fact("sessions_large"), "", 200})
-	print("Parts (a) and (b), in run order within a round:", r.main, main, r.rounds)
+	print("Parts (a) and (b), in run order within odd rounds (even rounds run them in reverse):", r.main, main, r.rounds)
 	print("Part (d):", r.sweep, []row{
 		{"d_nosweep", "nothing expiring", "", 200},
 		{"d_sweep", "sessions expiring, sweeps every 1 s", "", 200},
