@@ -39,6 +39,14 @@ func (st *SessionTable) Delete(k Key) { st.t.Delete(k) }
 // DeleteExpired removes the sessions whose lifetime has passed.
 func (st *SessionTable) DeleteExpired() { st.t.DeleteExpired(time.Now().UnixNano()) }
 
+// DeleteExpiredPart is DeleteExpired over the i-th of n equal parts of the
+// table (0 ≤ i < n ≤ 256): a sweeper that calls it for each part in turn,
+// at even steps, spreads a sweep's work over its period, as the memory
+// store's does.
+func (st *SessionTable) DeleteExpiredPart(i, n int) {
+	st.t.DeleteExpiredPart(time.Now().UnixNano(), i, n)
+}
+
 // Flush removes every session.
 func (st *SessionTable) Flush() { st.t.Flush() }
 

@@ -49,3 +49,33 @@ func TestSessionTable(t *testing.T) {
 		t.Fatalf("after Flush: found %v, Len %d", ok, st.Len())
 	}
 }
+
+// TestSessionTableDeleteExpiredPart checks the steps of a near-cache
+// sweep: each part removes the expired sessions of its shards only (the
+// shard is the key's first byte), and the parts together remove all.
+func TestSessionTableDeleteExpiredPart(t *testing.T) {
+	st := NewSessionTable()
+	now := time.Now()
+	var inLast, live int
+	for i := range 200 {
+		s := NewSession(NewID(), nil, now, time.Hour, 0)
+		ttl := time.Millisecond
+		if i%5 == 0 {
+			ttl, live = time.Hour, live+1
+		} else if s.Key[0] >= 192 {
+			inLast++
+		}
+		st.Set(s.Key, s, now, ttl)
+	}
+	time.Sleep(5 * time.Millisecond)
+	for i := range 3 {
+		st.DeleteExpiredPart(i, 4)
+	}
+	if n := st.Len(); n != live+inLast {
+		t.Fatalf("after three of four parts: %d sessions, want %d live and %d expired in the last part", n, live, inLast)
+	}
+	st.DeleteExpiredPart(3, 4)
+	if n := st.Len(); n != live {
+		t.Fatalf("after every part: %d sessions, want the %d live", n, live)
+	}
+}

@@ -43,19 +43,29 @@ func newNearCache(ttl time.Duration) *nearCache {
 	return &nearCache{ttl: ttl, c: state.NewSessionTable()}
 }
 
-// sweep removes expired entries every ttl until ctx ends.
+// sweep removes expired entries until ctx ends: every ttl, the whole
+// table, in nearSweepParts steps at even intervals (one step when ttl is
+// under that many milliseconds), so that no one step holds the CPU long
+// while the gate serves from the cache.
 func (n *nearCache) sweep(ctx context.Context) {
-	t := time.NewTicker(n.ttl)
+	parts := nearSweepParts
+	if n.ttl < nearSweepParts*time.Millisecond {
+		parts = 1
+	}
+	t := time.NewTicker(n.ttl / time.Duration(parts))
 	defer t.Stop()
-	for {
+	for part := 0; ; part = (part + 1) % parts {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.c.DeleteExpired()
+			n.c.DeleteExpiredPart(part, parts)
 		}
 	}
 }
+
+// nearSweepParts is how many steps a sweep of the near-cache is cut into.
+const nearSweepParts = 16
 
 func stripe(k state.Key) int { return int(k[0] & 63) }
 
