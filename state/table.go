@@ -419,13 +419,23 @@ func (t *table[A]) deleteExpired(now int64, from, to int) {
 }
 
 // yielder lets the goroutines waiting for a CPU run, between the shards of
-// a walk over the whole table, once the walk has run for a millisecond: on
-// a server with one core a sweep of a million sessions (~100 ms) would
+// a walk over the whole table, once the walk has run for yieldAfter: on a
+// server with one core a sweep of a million sessions (~100 ms) would
 // otherwise hold it until the scheduler preempts it (10 ms at a time), and
 // the gate's p99 would jump at each sweep. Yielding after every shard
 // instead costs the other CPUs (a p99 jump of its own, measured with
 // BenchmarkGateHitDuringSweep on two).
 type yielder struct{ since time.Time }
+
+// yieldAfter is how long a walk runs before it yields. A step of the
+// memory store's sweeper (a sixteenth of the table) that removes ~5 000
+// sessions a second at 1M takes ~1.5 ms of one core: with a yield after
+// each millisecond, requests arriving meanwhile waited up to that, and the
+// gate's p99 in make bench (d) measured 1.28-1.32 times that without
+// sweeps in two noisy runs; a quarter of a millisecond bounds the wait to
+// about that plus one shard's removals (~0.1 ms), for a Gosched (well under
+// a microsecond) every quarter millisecond of sweeping.
+const yieldAfter = 250 * time.Microsecond
 
 func (y *yielder) maybe() {
 	now := time.Now()
@@ -433,7 +443,7 @@ func (y *yielder) maybe() {
 		y.since = now
 		return
 	}
-	if now.Sub(y.since) >= time.Millisecond {
+	if now.Sub(y.since) >= yieldAfter {
 		runtime.Gosched()
 		y.since = time.Now()
 	}
