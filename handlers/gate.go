@@ -102,8 +102,8 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	if !s.Authenticated(now) {
 		return nil, g.refusal(r)
 	}
-	// Not Sub, which checks its result for overflow by adding it back,
-	// and costs as much as the rest of these tests (see state.Elapsed).
+	// Add and After, not Sub: Sub checks its result for overflow by
+	// adding it back, which costs as much as the rest of these tests.
 	if g.MaxAuthAge > 0 && now.After(s.AuthTime.Add(g.MaxAuthAge)) {
 		return nil, g.refusal(r)
 	}

@@ -61,17 +61,31 @@ func NewMemory(opts MemoryOptions) *Memory {
 	return m
 }
 
-// sweep removes expired sessions until Close: every interval, each shard of
-// the table once, a sixteenth of the shards at a time at even steps over
-// the interval. Swept all at once, a million sessions of which thousands
-// expire a second cost one burst of CPU each interval, during which the
-// requests a one-core server is handling take twice as long (the gate's
-// p99 rose by a quarter to a half in `make bench` (d)); cut in steps, the
-// same work slows them by a few percent, all the time.
+// sweep removes expired sessions until Close, in steps (SweepInSteps),
+// and the user index's leftovers once per interval.
 func (m *Memory) sweep(every time.Duration) {
 	defer close(m.done)
-	parts := sweepParts
-	if every < sweepParts*time.Millisecond {
+	SweepInSteps(every, m.stop, func(part, parts int) {
+		m.cache.DeleteExpiredPart(unixNanos(m.now()), part, parts)
+		if part == parts-1 {
+			m.sweepUsers()
+		}
+	})
+}
+
+// SweepInSteps calls step(part, parts) for part 0, 1, …, parts-1, again
+// and again, at even steps that go round once every interval, until done
+// is closed: a sweeper that removes a part of a table at each step
+// (DeleteExpiredPart) spreads a sweep's work over its interval. Swept all
+// at once, a million sessions of which thousands expire a second cost one
+// burst of CPU each interval, during which the requests a one-core server
+// is handling take twice as long (the gate's p99 rose by a quarter to a
+// half in `make bench` (d)); cut in steps, the same work slows them by a
+// few percent, all the time. parts is sweepSteps, or 1 for an interval
+// under that many milliseconds.
+func SweepInSteps(every time.Duration, done <-chan struct{}, step func(part, parts int)) {
+	parts := sweepSteps
+	if every < sweepSteps*time.Millisecond {
 		parts = 1
 	}
 	t := time.NewTicker(every / time.Duration(parts))
@@ -79,18 +93,15 @@ func (m *Memory) sweep(every time.Duration) {
 	for part := 0; ; part = (part + 1) % parts {
 		select {
 		case <-t.C:
-			m.cache.DeleteExpiredPart(unixNanos(m.now()), part, parts)
-			if part == parts-1 {
-				m.sweepUsers()
-			}
-		case <-m.stop:
+			step(part, parts)
+		case <-done:
 			return
 		}
 	}
 }
 
-// sweepParts is how many steps a sweep of the table is cut into.
-const sweepParts = 16
+// sweepSteps is how many steps SweepInSteps cuts an interval into.
+const sweepSteps = 16
 
 // put stores s under k in the table, with its deadline and status beside
 // its encoding (the sweeper and a census read those only). s becomes the

@@ -36,13 +36,10 @@ func (st *SessionTable) Set(k Key, s *Session, at time.Time, ttl time.Duration) 
 // Delete removes the session under k, if any.
 func (st *SessionTable) Delete(k Key) { st.t.Delete(k) }
 
-// DeleteExpired removes the sessions whose lifetime has passed.
-func (st *SessionTable) DeleteExpired() { st.t.DeleteExpired(time.Now().UnixNano()) }
-
-// DeleteExpiredPart is DeleteExpired over the i-th of n equal parts of the
-// table (0 ≤ i < n ≤ 256): a sweeper that calls it for each part in turn,
-// at even steps, spreads a sweep's work over its period, as the memory
-// store's does.
+// DeleteExpiredPart removes the sessions whose lifetime has passed from
+// the i-th of n equal parts of the table (0 ≤ i < n ≤ 256; i = 0, n = 1
+// for all of it): a sweeper that calls it for each part in turn, at even
+// steps (SweepInSteps), spreads a sweep's work over its period.
 func (st *SessionTable) DeleteExpiredPart(i, n int) {
 	st.t.DeleteExpiredPart(time.Now().UnixNano(), i, n)
 }

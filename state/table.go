@@ -429,12 +429,13 @@ type yielder struct{ since time.Time }
 
 // yieldAfter is how long a walk runs before it yields. A step of the
 // memory store's sweeper (a sixteenth of the table) that removes ~5 000
-// sessions a second at 1M takes ~1.5 ms of one core: with a yield after
-// each millisecond, requests arriving meanwhile waited up to that, and the
-// gate's p99 in make bench (d) measured 1.28-1.32 times that without
-// sweeps in two noisy runs; a quarter of a millisecond bounds the wait to
-// about that plus one shard's removals (~0.1 ms), for a Gosched (well under
-// a microsecond) every quarter millisecond of sweeping.
+// sessions a second at 1M takes ~1.5 ms of one core, so with a yield after
+// each millisecond, requests arriving meanwhile waited up to that; a
+// quarter of a millisecond bounds the wait to about that plus one shard's
+// removals (~0.1 ms), for a Gosched (well under a microsecond) every
+// quarter millisecond of walking. (The gate's p99 jumps that make bench
+// (d) still shows come from the operations sample, not from the sweep:
+// docs/performance.md.)
 const yieldAfter = 250 * time.Microsecond
 
 func (y *yielder) maybe() {

@@ -43,29 +43,11 @@ func newNearCache(ttl time.Duration) *nearCache {
 	return &nearCache{ttl: ttl, c: state.NewSessionTable()}
 }
 
-// sweep removes expired entries until ctx ends: every ttl, the whole
-// table, in nearSweepParts steps at even intervals (one step when ttl is
-// under that many milliseconds), so that no one step holds the CPU long
-// while the gate serves from the cache.
+// sweep removes expired entries until ctx ends: the whole table once per
+// ttl, in steps (state.SweepInSteps).
 func (n *nearCache) sweep(ctx context.Context) {
-	parts := nearSweepParts
-	if n.ttl < nearSweepParts*time.Millisecond {
-		parts = 1
-	}
-	t := time.NewTicker(n.ttl / time.Duration(parts))
-	defer t.Stop()
-	for part := 0; ; part = (part + 1) % parts {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n.c.DeleteExpiredPart(part, parts)
-		}
-	}
+	state.SweepInSteps(n.ttl, ctx.Done(), n.c.DeleteExpiredPart)
 }
-
-// nearSweepParts is how many steps a sweep of the near-cache is cut into.
-const nearSweepParts = 16
 
 func stripe(k state.Key) int { return int(k[0] & 63) }
 
