@@ -116,19 +116,14 @@ type opsRuntime struct {
 	// intervals unless used, with when; one gone by the next sample whose
 	// end has come, and which this instance did not revoke, has expired.
 	// Only those are kept: a session further from its end is still live
-	// at the next sample, and holding every session here (strings for the
-	// collector to walk, for a million sessions) would undo the store's
-	// pointer-free table. A sample later than one interval (the process
-	// stopped, a scan slower than the interval) can miss an expiry.
-	live      map[state.Key]liveSession
+	// at the next sample. They are kept without pointers (EndingSet): at a
+	// mass expiry they are hundreds of thousands, and as strings for the
+	// collector to walk they would undo the store's pointer-free table. A
+	// sample later than one interval (the process stopped, a scan slower
+	// than the interval) can miss an expiry.
+	live      *state.EndingSet
 	revokedMu sync.Mutex
 	revoked   map[state.Key]struct{}
-}
-
-type liveSession struct {
-	user     string
-	login    string
-	deadline time.Time
 }
 
 // provisionOps sets up the emitter and the sampler of a provisioned app.
@@ -205,13 +200,15 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	}
 	o.metrics.storeUp.Set(1)
 	now := o.app.env.Now()
-	live := make(map[state.Key]liveSession, len(o.live))
+	hint := 0
+	if o.live != nil {
+		hint = o.live.Len()
+	}
+	live := state.NewEndingSet(hint)
 	// The census reads each session's status in place, and for the
 	// sessions ending within two intervals their user and login: a sample
 	// of a million sessions decodes none.
-	census, err := state.TakeCensus(ctx, st, now, now.Add(2*o.interval), func(e state.Ending) {
-		live[e.Key] = liveSession{user: e.UserID, login: e.LoginName, deadline: e.Deadline}
-	})
+	census, err := state.TakeCensus(ctx, st, now, now.Add(2*o.interval), live.Add)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.logger.Warn("cannot sample the session store", zap.Error(err))
@@ -229,15 +226,18 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	o.revokedMu.Unlock()
 	prev := o.live
 	o.live = live
-	for k, s := range prev {
-		if _, still := live[k]; still || s.deadline.After(now) {
+	if prev == nil {
+		return
+	}
+	for s := range prev.All() {
+		if live.Has(s.Key) || s.Deadline.After(now) {
 			continue
 		}
-		if _, ok := revoked[k]; ok {
+		if _, ok := revoked[s.Key]; ok {
 			continue
 		}
 		o.emitter.Emit(ctx, handlers.Event{
-			Name: handlers.EventSessionExpired, UserKey: s.user, Login: s.login, Session: k, Family: "store",
+			Name: handlers.EventSessionExpired, UserKey: s.UserID, Login: s.LoginName, Session: s.Key, Family: "store",
 		})
 	}
 }

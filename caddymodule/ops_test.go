@@ -176,8 +176,8 @@ func TestSampleReportsExpiredSessions(t *testing.T) {
 		t.Fatalf("store_offheap_bytes = %v (%v), want the store's mapped chunks", g.GetGauge().GetValue(), err)
 	}
 	// Only the sessions that may end before the next sample are held.
-	if _, held := o.live[lasting.Key]; held || len(o.live) != 2 {
-		t.Fatalf("the sample holds %d sessions (the one ending in an hour: %v), want the 2 ending within two intervals", len(o.live), held)
+	if held := o.live.Has(lasting.Key); held || o.live.Len() != 2 {
+		t.Fatalf("the sample holds %d sessions (the one ending in an hour: %v), want the 2 ending within two intervals", o.live.Len(), held)
 	}
 	if _, err := store.Delete(context.Background(), revoked); err != nil {
 		t.Fatal(err)

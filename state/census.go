@@ -114,18 +114,19 @@ func knownStatus(b []byte) Status {
 
 func (d *decoder) skipString() { d.span(d.uvarint()) }
 
-// readEnding reads the UserID and LoginName of a session's stored form in
-// place, and returns copies of them.
-func readEnding(b []byte) (userID, login string, ok bool) {
+// appendEnding appends the UserID and LoginName of a session's stored form
+// to dst, read in place, and returns dst and their lengths.
+func appendEnding(dst, b []byte) (out []byte, userLen, loginLen int, ok bool) {
 	d, i, j, ok := readToUserID(b)
 	if !ok {
-		return "", "", false
+		return dst, 0, 0, false
 	}
 	k, l, ok := d.span(d.uvarint())
 	if !ok || d.err != nil {
-		return "", "", false
+		return dst, 0, 0, false
 	}
-	return string(b[i:j]), string(b[k:l]), true
+	dst = append(dst, b[i:j]...)
+	return append(dst, b[k:l]...), j - i, l - k, true
 }
 
 func (d *decoder) skipBytes() {
@@ -159,7 +160,18 @@ func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func
 	blocked := codeOf(StatusChallengeBlocked)
 	var counts [256]int
 	others := map[Status]int{}
-	var near []Ending
+	// The users and logins of a shard's ending sessions are copied side
+	// by side into names under its lock, and made one string after it:
+	// an allocation a shard rather than two a session, which at a mass
+	// expiry (hundreds of thousands ending by the horizon) made the
+	// census most of the garbage the process had to collect.
+	type nearRef struct {
+		key         Key
+		deadline    int64
+		user, login int
+	}
+	var near []nearRef
+	var names []byte
 	err := m.cache.scanSlots(ctx, func(k Key, sl slot[statusCode], sh *tableShard[statusCode]) {
 		if sl.deadline <= nowN {
 			return
@@ -174,18 +186,25 @@ func (m *Memory) Census(ctx context.Context, now, horizon time.Time, ending func
 			others[f.effective(now)]++
 		}
 		if ending != nil && sl.deadline <= horizonN {
-			uid, login, ok := readEnding(sh.enc(sl))
+			var user, login int
+			var ok bool
+			names, user, login, ok = appendEnding(names, sh.enc(sl))
 			if !ok {
 				panic("state: memory table holds a bad encoding") // written by this package only
 			}
-			near = append(near, Ending{Key: k, UserID: uid, LoginName: login, Deadline: time.Unix(0, sl.deadline).In(now.Location())})
+			near = append(near, nearRef{key: k, deadline: sl.deadline, user: user, login: login})
 		}
 	}, func() {
-		for _, e := range near {
-			ending(e)
+		if len(near) == 0 {
+			return
 		}
-		clear(near)
-		near = near[:0]
+		all, at := string(names), 0
+		for _, e := range near {
+			user, login := all[at:at+e.user], all[at+e.user:at+e.user+e.login]
+			at += e.user + e.login
+			ending(Ending{Key: e.key, UserID: user, LoginName: login, Deadline: time.Unix(0, e.deadline).In(now.Location())})
+		}
+		near, names = near[:0], names[:0]
 	})
 	c := Census{ByStatus: others, OffHeapBytes: m.cache.mappedBytes()}
 	for i, st := range Statuses {
