@@ -208,7 +208,8 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	// The census reads each session's status in place, and for the
 	// sessions ending within two intervals their user and login: a sample
 	// of a million sessions decodes none.
-	census, err := state.TakeCensus(ctx, st, now, now.Add(2*o.interval), live.Add)
+	// Spread over half the interval: see state.SpreadOver.
+	census, err := state.TakeCensus(state.SpreadOver(ctx, o.interval/2), st, now, now.Add(2*o.interval), live.Add)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.logger.Warn("cannot sample the session store", zap.Error(err))
@@ -224,13 +225,19 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	revoked := o.revoked
 	o.revoked = map[state.Key]struct{}{}
 	o.revokedMu.Unlock()
+	// A session of the last sample that this one did not see, and whose
+	// deadline had come by the census's end, has expired (or was deleted
+	// after its deadline, which comes to the same). The end, not the
+	// start: the census is spread out, and a session ending meanwhile
+	// may have been swept before the census came to it.
+	end := o.app.env.Now()
 	prev := o.live
 	o.live = live
 	if prev == nil {
 		return
 	}
 	for s := range prev.All() {
-		if live.Has(s.Key) || s.Deadline.After(now) {
+		if s.Deadline.After(end) || live.Has(s.Key) {
 			continue
 		}
 		if _, ok := revoked[s.Key]; ok {

@@ -211,3 +211,49 @@ func TestPrintSessionsTable(t *testing.T) {
 		t.Fatalf("table:\n%s", b.String())
 	}
 }
+
+// TestSampleReportsSessionsEndingDuringCensus: a census is spread out, so
+// a session of the last sample may reach its deadline while it runs and be
+// swept before it is read. The sample judges by the time the census ended:
+// that session has expired, and is reported.
+func TestSampleReportsSessionsEndingDuringCensus(t *testing.T) {
+	t0 := time.Now()
+	store := state.NewMemory(state.MemoryOptions{Now: func() time.Time { return t0 }, CleanupInterval: time.Hour})
+	defer store.Close()
+	// The app's clock: each sample reads it when its census starts and
+	// when it ends.
+	var reads []time.Time
+	clock := func() time.Time {
+		now := reads[0]
+		reads = reads[1:]
+		return now
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	app := &App{store: store, logger: zap.NewNop(), env: &handlers.Env{Now: clock}}
+	o := &opsRuntime{app: app, logger: zap.NewNop(), metrics: registerOpsMetrics(nil), interval: time.Minute, revoked: map[state.Key]struct{}{}}
+	o.emitter = &emitter{audit: zap.New(core), metrics: o.metrics}
+	s := state.NewSession(state.NewID(), nil, t0, time.Minute, 0)
+	s.UserID = "ending"
+	if err := store.Create(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	reads = []time.Time{t0, t0}
+	o.sample(context.Background())
+	if !o.live.Has(s.Key) {
+		t.Fatal("the first sample does not hold the session ending within two intervals")
+	}
+	// The next census starts a second before the deadline and ends a
+	// second after it; meanwhile the sweeper removed the session.
+	if _, err := store.Delete(context.Background(), s.Key); err != nil {
+		t.Fatal(err)
+	}
+	reads = []time.Time{s.Deadline().Add(-time.Second), s.Deadline().Add(time.Second)}
+	o.sample(context.Background())
+	var got []string
+	for _, l := range logs.All() {
+		got = append(got, l.Message+" "+l.ContextMap()["user"].(string))
+	}
+	if !slices.Equal(got, []string{"session_expired ending"}) {
+		t.Fatalf("reported %v, want the session's expiry", got)
+	}
+}

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"reflect"
 	"slices"
@@ -126,5 +127,60 @@ func TestMemoryCensusDecodesNothing(t *testing.T) {
 	few, many := allocs(10), allocs(5000)
 	if many > few+500 {
 		t.Errorf("a census allocates %.0f times for 5000 sessions, %.0f for 10: it decodes sessions", many, few)
+	}
+}
+
+// TestCensusSpreadOver: under SpreadOver a census counts the same, takes
+// longer than it would at once (it sleeps between shards), stops when its
+// context is done, and does not slow the census of a small table.
+func TestCensusSpreadOver(t *testing.T) {
+	m := NewMemory(MemoryOptions{CleanupInterval: time.Hour})
+	defer m.Close()
+	ctx := context.Background()
+	now := time.Now()
+	census := func(ctx context.Context) (Census, int, time.Duration, error) {
+		ending := 0
+		began := time.Now()
+		c, err := m.Census(ctx, now, now.Add(24*time.Hour), func(Ending) { ending++ })
+		return c, ending, time.Since(began), err
+	}
+	empty, _, _, err := census(SpreadOver(ctx, time.Hour))
+	if err != nil || empty.Total != 0 {
+		t.Fatalf("census of an empty store: %v, %v", empty, err)
+	}
+	// Enough sessions for a census to take a few milliseconds at once.
+	var want Census
+	var wantEnding int
+	var took time.Duration
+	for n := 0; took < 5*time.Millisecond; {
+		if n >= 400_000 {
+			t.Skipf("a census of %d sessions takes %v: too fast a machine for this test", n, took)
+		}
+		for range max(n, 10_000) {
+			s := NewSession(NewID(), nil, now, time.Hour, 0)
+			s.UserID, s.LoginName = "u", "login"
+			if err := m.Create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n = m.Len()
+		if want, wantEnding, took, err = census(ctx); err != nil || want.Total != n || wantEnding != n {
+			t.Fatalf("census of %d: %d, %d ending, %v", n, want.Total, wantEnding, err)
+		}
+	}
+	d := 3 * took
+	got, gotEnding, spreadTook, err := census(SpreadOver(ctx, d))
+	if err != nil || !maps.Equal(got.ByStatus, want.ByStatus) || gotEnding != wantEnding {
+		t.Fatalf("spread census: %v, %d ending, %v; at once: %v, %d ending", got.ByStatus, gotEnding, err, want.ByStatus, wantEnding)
+	}
+	if spreadTook < d/2 {
+		t.Errorf("spread over %v, the census took %v (%v at once): it did not sleep between shards", d, spreadTook, took)
+	}
+	// Spread over an hour, it rests at most spreadRest times what it
+	// works: a deadline of twice the census's time at once cuts it.
+	cut, cancel := context.WithTimeout(ctx, 2*took)
+	defer cancel()
+	if _, _, _, err := census(SpreadOver(cut, time.Hour)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("census under a deadline: %v, want the deadline's error", err)
 	}
 }

@@ -456,9 +456,28 @@ func (y *yielder) maybe() {
 // until ctx is done. each must be quick and must not write to the table,
 // and a stored form is valid only until each returns (copy what must
 // outlive it).
+//
+// Under a context from SpreadOver(ctx, d), shard i is due d·i/tableShards
+// after the walk began; once the walk has worked for a millisecond since
+// it last slept, it sleeps until the next shard is due, but never longer
+// than spreadRest times what it worked. A large table's walk so takes
+// about d, a small one's no longer than it would.
 func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A], sh *tableShard[A]), after func()) error {
 	var y yielder
+	spread, _ := ctx.Value(spreadKey{}).(time.Duration)
+	began := time.Now()
+	woke := began
 	for i := range t.shards {
+		if worked := time.Since(woke); spread > 0 && worked >= time.Millisecond {
+			due := began.Add(spread * time.Duration(i) / tableShards)
+			if rest := min(time.Until(due), spreadRest*worked); rest > 0 {
+				if err := sleepFor(ctx, rest); err != nil {
+					return err
+				}
+				y = yielder{} // a sleep is a yield
+			}
+			woke = time.Now()
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -474,6 +493,39 @@ func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A], s
 		y.maybe()
 	}
 	return nil
+}
+
+// spreadKey is the context key of SpreadOver.
+type spreadKey struct{}
+
+// SpreadOver returns a context under which a census of the memory store
+// (Memory.Census, also the file store's) spreads its walk over about d
+// instead of running it at once (scanSlots says how; a small table's
+// census is not slowed). The operations sampler, which takes a census
+// every stats_interval, spreads each over half its interval: at a mass
+// expiry a census of a million sessions reads the users of hundreds of
+// thousands (~1 s of one core here), which all at once would slow every
+// request of a one-core server by half for that second. Other stores
+// ignore it.
+func SpreadOver(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, spreadKey{}, d)
+}
+
+// spreadRest bounds a spread walk's sleeps: at most this many times as
+// long as it worked since the last, so that it takes at least one part in
+// spreadRest+1 of a CPU while it is ahead of time.
+const spreadRest = 15
+
+// sleepFor sleeps for d or until ctx is done, and then returns its error.
+func sleepFor(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Range calls fn for every session held, expired or not, until fn returns
