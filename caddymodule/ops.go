@@ -236,17 +236,14 @@ func (o *opsRuntime) sample(ctx context.Context) {
 	if prev == nil {
 		return
 	}
-	for s := range prev.All() {
-		if s.Deadline.After(end) || live.Has(s.Key) {
-			continue
-		}
+	prev.Gone(live, end, func(s state.Ending) {
 		if _, ok := revoked[s.Key]; ok {
-			continue
+			return
 		}
 		o.emitter.Emit(ctx, handlers.Event{
 			Name: handlers.EventSessionExpired, UserKey: s.UserID, Login: s.LoginName, Session: s.Key, Family: "store",
 		})
-	}
+	})
 }
 
 // counts returns the live sessions of st by status (every known status

@@ -65,6 +65,27 @@ func (s *EndingSet) All() iter.Seq[Ending] {
 	}
 }
 
+// Gone calls fn with each session of s that next does not hold and whose
+// deadline is not after end: the sessions of one operations sample that
+// the next one found gone and due, in no order. It yields the CPU as the
+// table's walks do (every yieldAfter): at a mass expiry s holds hundreds of
+// thousands of sessions and fn emits an event for each, and without the
+// yields a one-core server's requests would wait for the scheduler's 10 ms
+// preemption, again and again, until it is done.
+func (s *EndingSet) Gone(next *EndingSet, end time.Time, fn func(Ending)) {
+	endN := end.UnixNano()
+	var y yielder
+	for k, r := range s.refs {
+		if r.deadline <= endN && !next.Has(k) {
+			fn(Ending{
+				Key: k, UserID: slabString(s.names, r.at, r.user), LoginName: slabString(s.names, r.at+r.user, r.login),
+				Deadline: time.Unix(0, r.deadline).UTC(),
+			})
+		}
+		y.maybeEvery(256)
+	}
+}
+
 // slabString returns b[at:at+n] as a string without copying it: b is an
 // append-only slab, whose written bytes never change.
 func slabString(b []byte, at, n int) string {

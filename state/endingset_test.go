@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -92,4 +93,36 @@ func hasPointers(t reflect.Type) bool {
 		return true
 	}
 	return true
+}
+
+// TestEndingSetGone: Gone reports the sessions due by end that the next
+// set does not hold, with their users and logins, and no others.
+func TestEndingSetGone(t *testing.T) {
+	end := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	prev, next := NewEndingSet(0), NewEndingSet(0)
+	var want []string
+	for i := range 3000 {
+		e := Ending{Key: KeyOf(fmt.Sprint("id-", i)), UserID: fmt.Sprint("u", i), LoginName: fmt.Sprint("l", i)}
+		switch i % 4 {
+		case 0: // due and gone: expired
+			e.Deadline = end.Add(-time.Duration(i) * time.Millisecond)
+			want = append(want, e.UserID+"/"+e.LoginName)
+		case 1: // due at end exactly and gone: expired
+			e.Deadline = end
+			want = append(want, e.UserID+"/"+e.LoginName)
+		case 2: // due but still there (touched since): not expired
+			e.Deadline = end.Add(-time.Second)
+			next.Add(Ending{Key: e.Key, UserID: e.UserID, LoginName: e.LoginName, Deadline: end.Add(time.Hour)})
+		case 3: // gone before its deadline (deleted): not an expiry
+			e.Deadline = end.Add(time.Nanosecond)
+		}
+		prev.Add(e)
+	}
+	var got []string
+	prev.Gone(next, end, func(e Ending) { got = append(got, e.UserID+"/"+e.LoginName) })
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Gone reported %d sessions, want %d (first: %v, want %v)", len(got), len(want), got[:min(3, len(got))], want[:3])
+	}
 }

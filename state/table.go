@@ -425,7 +425,10 @@ func (t *table[A]) deleteExpired(now int64, from, to int) {
 // the gate's p99 would jump at each sweep. Yielding after every shard
 // instead costs the other CPUs (a p99 jump of its own, measured with
 // BenchmarkGateHitDuringSweep on two).
-type yielder struct{ since time.Time }
+type yielder struct {
+	since time.Time
+	calls int
+}
 
 // yieldAfter is how long a walk runs before it yields. A step of the
 // memory store's sweeper (a sixteenth of the table) that removes ~5 000
@@ -433,10 +436,18 @@ type yielder struct{ since time.Time }
 // each millisecond, requests arriving meanwhile waited up to that; a
 // quarter of a millisecond bounds the wait to about that plus one shard's
 // removals (~0.1 ms), for a Gosched (well under a microsecond) every
-// quarter millisecond of walking. (The gate's p99 jumps that make bench
-// (d) still shows come from the operations sample, not from the sweep:
-// docs/performance.md.)
+// quarter millisecond of walking.
 const yieldAfter = 250 * time.Microsecond
+
+// maybeEvery is maybe for loops whose steps are much shorter than a
+// reading of the clock: it reads it once in n calls.
+func (y *yielder) maybeEvery(n int) {
+	if y.calls++; y.calls < n {
+		return
+	}
+	y.calls = 0
+	y.maybe()
+}
 
 func (y *yielder) maybe() {
 	now := time.Now()
