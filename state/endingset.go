@@ -56,9 +56,7 @@ func (s *EndingSet) Len() int { return len(s.refs) }
 func (s *EndingSet) All() iter.Seq[Ending] {
 	return func(yield func(Ending) bool) {
 		for k, r := range s.refs {
-			user := slabString(s.names, r.at, r.user)
-			login := slabString(s.names, r.at+r.user, r.login)
-			if !yield(Ending{Key: k, UserID: user, LoginName: login, Deadline: time.Unix(0, r.deadline).UTC()}) {
+			if !yield(s.ending(k, r)) {
 				return
 			}
 		}
@@ -77,12 +75,17 @@ func (s *EndingSet) Gone(next *EndingSet, end time.Time, fn func(Ending)) {
 	var y yielder
 	for k, r := range s.refs {
 		if r.deadline <= endN && !next.Has(k) {
-			fn(Ending{
-				Key: k, UserID: slabString(s.names, r.at, r.user), LoginName: slabString(s.names, r.at+r.user, r.login),
-				Deadline: time.Unix(0, r.deadline).UTC(),
-			})
+			fn(s.ending(k, r))
 		}
 		y.maybeEvery(256)
+	}
+}
+
+// ending is the Ending held under k as r, its strings in the slab.
+func (s *EndingSet) ending(k Key, r endingRef) Ending {
+	return Ending{
+		Key: k, UserID: slabString(s.names, r.at, r.user), LoginName: slabString(s.names, r.at+r.user, r.login),
+		Deadline: time.Unix(0, r.deadline).UTC(),
 	}
 }
 

@@ -479,15 +479,17 @@ func (t *table[A]) scanSlots(ctx context.Context, each func(k Key, sl slot[A], s
 	began := time.Now()
 	woke := began
 	for i := range t.shards {
-		if worked := time.Since(woke); spread > 0 && worked >= time.Millisecond {
-			due := began.Add(spread * time.Duration(i) / tableShards)
-			if rest := min(time.Until(due), spreadRest*worked); rest > 0 {
-				if err := sleepFor(ctx, rest); err != nil {
-					return err
+		if spread > 0 {
+			if worked := time.Since(woke); worked >= time.Millisecond {
+				due := began.Add(spread * time.Duration(i) / tableShards)
+				if rest := min(time.Until(due), spreadRest*worked); rest > 0 {
+					if err := sleepFor(ctx, rest); err != nil {
+						return err
+					}
+					y = yielder{} // a sleep is a yield
 				}
-				y = yielder{} // a sleep is a yield
+				woke = time.Now()
 			}
-			woke = time.Now()
 		}
 		if err := ctx.Err(); err != nil {
 			return err
