@@ -82,7 +82,7 @@ type Gate struct {
 
 	app       *App
 	gate      *handlers.Gate
-	decisions [handlers.Unavailable + 1]prometheus.Counter
+	decisions [handlers.Outcomes]prometheus.Counter
 	providers *providerCache
 }
 
@@ -180,11 +180,12 @@ func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, o handlers.Outcome
 
 // refusalErrors are the errors handed to handle_errors ({err.message}),
 // one per outcome, made once.
-var refusalErrors = [handlers.Unavailable + 1]error{
+var refusalErrors = [handlers.Outcomes]error{
 	handlers.Redirected:   errors.New("authsession: no authenticated session, redirected to the login page"),
 	handlers.Unauthorized: errors.New("authsession: a valid authenticated session is required"),
 	handlers.Forbidden:    errors.New("authsession: the session's group may not use this resource"),
 	handlers.Unavailable:  errors.New("authsession: session store unavailable"),
+	handlers.StepUp:       errors.New("authsession: a fresh sign-in is required, redirected to the login page"),
 }
 
 // placeholder resolves the gate's placeholders for the session s.

@@ -24,11 +24,18 @@ const (
 	Unauthorized
 	Forbidden
 	Unavailable
+	// StepUp is a redirect to the login page asking for a fresh sign-in
+	// (reauth=1): the browser's session is authenticated but too old for
+	// MaxAuthAge, or lacks RequireFactor. API clients get Unauthorized.
+	StepUp
 )
+
+// Outcomes is the number of outcomes, for arrays indexed by Outcome.
+const Outcomes = int(StepUp) + 1
 
 // String names the outcome (used as a metrics label).
 func (o Outcome) String() string {
-	return [...]string{"pass", "redirect", "unauthorized", "forbidden", "unavailable"}[o]
+	return [...]string{"pass", "redirect", "unauthorized", "forbidden", "unavailable", "step_up"}[o]
 }
 
 // HeaderField maps an upstream request header to a session field.
@@ -105,10 +112,10 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	// Add and After, not Sub: Sub checks its result for overflow by
 	// adding it back, which costs as much as the rest of these tests.
 	if g.MaxAuthAge > 0 && now.After(s.AuthTime.Add(g.MaxAuthAge)) {
-		return nil, g.refusal(r)
+		return nil, g.stepUp(r)
 	}
 	if g.RequireFactor != "" && !slices.Contains(s.Factors, g.RequireFactor) {
-		return nil, g.refusal(r)
+		return nil, g.stepUp(r)
 	}
 	if len(g.RequireGroups) > 0 && !InGroups(g.RequireGroups, s) {
 		return nil, Forbidden
@@ -255,7 +262,7 @@ func (g *Gate) dropCredentials(r *http.Request, sc *cookieLine) {
 // Status is the HTTP status of a refusal with outcome o (0 for Pass).
 func (o Outcome) Status() int {
 	switch o {
-	case Redirected:
+	case Redirected, StepUp:
 		return http.StatusFound
 	case Unauthorized:
 		return http.StatusUnauthorized
@@ -273,8 +280,8 @@ func (o Outcome) Status() int {
 // with a small JSON body.
 func (g *Gate) Refuse(w http.ResponseWriter, r *http.Request, o Outcome) {
 	switch o {
-	case Redirected:
-		http.Redirect(w, r, LoginRedirect(g.LoginURL, r.URL.RequestURI()), http.StatusFound)
+	case Redirected, StepUp:
+		http.Redirect(w, r, g.loginRedirect(r, o), http.StatusFound)
 	case Unauthorized:
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
 		WriteJSON(w, http.StatusUnauthorized, "", gateBody{Error: "unauthorized", Message: "a valid authenticated session is required"})
@@ -292,8 +299,8 @@ func (g *Gate) Refuse(w http.ResponseWriter, r *http.Request, o Outcome) {
 // body.
 func (g *Gate) PrepareRefusal(w http.ResponseWriter, r *http.Request, o Outcome) int {
 	switch o {
-	case Redirected:
-		w.Header().Set("Location", LoginRedirect(g.LoginURL, r.URL.RequestURI()))
+	case Redirected, StepUp:
+		w.Header().Set("Location", g.loginRedirect(r, o))
 	case Unauthorized:
 		w.Header().Set("WWW-Authenticate", wwwAuthenticate)
 	default: // no header of its own
@@ -340,6 +347,38 @@ func (g *Gate) refusal(r *http.Request) Outcome {
 		return Redirected
 	}
 	return Unauthorized
+}
+
+// stepUp refuses an authenticated session that does not meet the gate's
+// MaxAuthAge or RequireFactor: browsers are sent to sign in again
+// (StepUp), everyone else gets 401.
+func (g *Gate) stepUp(r *http.Request) Outcome {
+	if o := g.refusal(r); o != Redirected {
+		return o
+	}
+	return StepUp
+}
+
+// loginRedirect is the Location of a redirect to the login page: the
+// original URI in "redirect" and, for StepUp, reauth=1 (and the required
+// factor in "need"), which tell the portal to ask for a fresh sign-in
+// instead of sending a signed-in browser straight back.
+func (g *Gate) loginRedirect(r *http.Request, o Outcome) string {
+	loc := LoginRedirect(g.LoginURL, r.URL.RequestURI())
+	if o != StepUp {
+		return loc
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return loc
+	}
+	q := u.Query()
+	q.Set("reauth", "1")
+	if g.RequireFactor != "" {
+		q.Set("need", g.RequireFactor)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // isLoginPage reports whether r asks for the login URL's own path (on this

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -319,9 +321,30 @@ func TestGateMaxAuthAge(t *testing.T) {
 	f.clk.Advance(time.Second)
 	o, w, _ := f.check(apiRequest("GET", "/app", id))
 	assertUnauthorized(t, o, w)
-	// A browser is sent to log in again.
-	if o, _, _ := f.check(browserRequest("GET", "/app", id)); o != Redirected {
-		t.Fatalf("browser with a stale authentication: %v", o)
+	// A browser is sent to sign in again, and told so: without reauth=1
+	// the portal sends a signed-in browser straight back (a loop).
+	o, w, _ = f.check(browserRequest("GET", "/app?x=1", id))
+	if o != StepUp || w.Code != http.StatusFound {
+		t.Fatalf("browser with a stale authentication: %v %d", o, w.Code)
+	}
+	assertLocation(t, w, "/auth/login", url.Values{"redirect": {"/app?x=1"}, "reauth": {"1"}})
+	// No session at all is the plain redirect.
+	o, w, _ = f.check(browserRequest("GET", "/app", ""))
+	if o != Redirected {
+		t.Fatalf("browser without a session: %v", o)
+	}
+	assertLocation(t, w, "/auth/login", url.Values{"redirect": {"/app"}})
+}
+
+// assertLocation checks a redirect's path and its whole query.
+func assertLocation(t *testing.T, w *httptest.ResponseRecorder, path string, q url.Values) {
+	t.Helper()
+	u, err := url.Parse(w.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Path != path || !reflect.DeepEqual(u.Query(), q) {
+		t.Fatalf("Location %q, want %s?%s", w.Header().Get("Location"), path, q.Encode())
 	}
 }
 
@@ -337,6 +360,12 @@ func TestGateRequireFactor(t *testing.T) {
 	if o, _, _ := f.check(apiRequest("GET", "/app", totp)); o != Pass {
 		t.Fatalf("session with the factor: %v", o)
 	}
+	// A browser is asked for a fresh sign-in with the factor it lacks.
+	o, w, _ = f.check(browserRequest("GET", "/app", otp))
+	if o != StepUp {
+		t.Fatalf("browser without the factor: %v", o)
+	}
+	assertLocation(t, w, "/auth/login", url.Values{"redirect": {"/app"}, "reauth": {"1"}, "need": {"ChallengeOMATOTP"}})
 }
 
 func TestGateTouchAtMostOncePerInterval(t *testing.T) {
@@ -403,7 +432,7 @@ func TestGateStoreUnavailable(t *testing.T) {
 func TestOutcomeNames(t *testing.T) {
 	for o, want := range map[Outcome]string{
 		Pass: "pass", Redirected: "redirect", Unauthorized: "unauthorized",
-		Forbidden: "forbidden", Unavailable: "unavailable",
+		Forbidden: "forbidden", Unavailable: "unavailable", StepUp: "step_up",
 	} {
 		if o.String() != want {
 			t.Errorf("%d.String() = %q, want %q", o, o.String(), want)

@@ -66,6 +66,7 @@ type portalFixture struct {
 	clk    *testkit.Clock
 	store  *state.Memory
 	portal *Portal
+	gate   *handlers.Gate // the app's; set its rules before the first request
 	mail   *mailbox
 	logs   *observer.ObservedLogs
 }
@@ -131,6 +132,7 @@ func newPortalFixture(t *testing.T, templates string) *portalFixture {
 		Store: f.store, Now: f.clk.Now, Logger: logger, CookieName: "authsession",
 		LoginURL: "/auth/login", SetHeaders: []handlers.HeaderField{{Name: "X-Auth-User", Field: "login"}},
 	}
+	f.gate = gate
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.portal.Owns(r.URL.Path) {
 			f.portal.ServeHTTP(w, r)

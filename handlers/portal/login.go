@@ -18,35 +18,91 @@ import (
 const maxLoginLen = 256
 
 // loginPage shows the sign-in form. A browser that is already signed in
-// goes straight on to the redirect target.
+// goes straight on to the redirect target, unless a gate asked for a fresh
+// sign-in (reauth=1: the session is too old for its max_auth_age, or lacks
+// its require_factor); then the form is shown again, and the sign-in it
+// starts replaces the session.
 func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
-	if s, err := p.current(ctx, r); err == nil && s != nil && s.Authenticated(p.Env.Now()) {
-		finish(w, r, target(r))
-		return
+	q := r.URL.Query()
+	reauth := q.Get("reauth") == "1"
+	if !reauth {
+		if s, err := p.current(ctx, r); err == nil && s != nil && s.Authenticated(p.Env.Now()) {
+			finish(w, r, target(r))
+			return
+		}
 	}
 	d := pageData{Redirect: target(r), Passwordless: p.passwordless()}
-	if r.URL.Query().Get("signed_out") == "1" {
+	if q.Get("signed_out") == "1" {
 		d.Notice = "You are signed out."
 	}
+	if reauth {
+		d.Reauth = true
+		d.Notice = "Please sign in again to continue."
+		if k := neededFactor(q.Get("need")); k != "" {
+			d.Need = q.Get("need")
+			d.Notice = "This page needs a sign-in with " + factorLabel(k) + ": please sign in again."
+		}
+	}
 	p.render(w, r, http.StatusOK, "login", d)
+}
+
+// neededFactor is the portal factor key that gives a session the factor
+// named by a gate's require_factor (the login page's need parameter), or
+// "" if the portal cannot ask for that factor by itself.
+func neededFactor(f string) string {
+	switch f {
+	case state.FactorEmail:
+		return factorKeyEmail
+	case state.FactorSMS:
+		return factorKeySMS
+	case state.FactorTOTP:
+		return factorKeyTOTP
+	case state.FactorFIDO2:
+		return factorKeyPasskey
+	}
+	return ""
+}
+
+// factorLabel names a portal factor key for the sign-in page's notice.
+func factorLabel(k string) string {
+	switch k {
+	case factorKeyEmail:
+		return "a code sent by email"
+	case factorKeySMS:
+		return "a code sent by SMS"
+	case factorKeyTOTP:
+		return "your authenticator app"
+	case factorKeyPasskey:
+		return "a passkey"
+	}
+	return k
 }
 
 // login checks the login and password. On success it replaces any session
 // of the browser by a new one in "pending verification" and sends the
 // browser to the second-factor page (mailing a code right away when email
-// is the user's only factor).
+// is the user's only factor). A fresh sign-in asked for by a gate
+// (reauth=1) never takes the trusted-browser shortcut, and with a needed
+// factor (need) goes straight to that factor's form.
 func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	now := p.Env.Time()
 	login := strings.TrimSpace(r.PostFormValue("login"))
 	password := r.PostFormValue("password")
 	t := target(r)
 	ip := p.clientIP(r)
+	reauth := r.PostFormValue("reauth") == "1"
+	need, needName := "", ""
+	if reauth {
+		if need = neededFactor(r.PostFormValue("need")); need != "" {
+			needName = r.PostFormValue("need")
+		}
+	}
 	if login == "" || password == "" || len(login) > maxLoginLen || len(password) > maxLoginLen ||
 		state.ValidateUserName(login) != nil {
 		p.render(w, r, http.StatusBadRequest, "login", pageData{
-			Redirect: t, Login: login,
+			Redirect: t, Login: login, Reauth: reauth, Need: needName,
 			Error: "Enter your login and password.",
 		})
 		return
@@ -63,7 +119,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.Limiter.Release(r.Context(), res)
 		p.Env.Logger.Error("portal sign-in: identity store unavailable", zap.String("client_ip", ip), zap.Error(err))
 		p.render(w, r, http.StatusServiceUnavailable, "login", pageData{
-			Redirect: t, Login: login,
+			Redirect: t, Login: login, Reauth: reauth, Need: needName,
 			Error: "Sign-in is unavailable right now. Please try again in a moment.",
 		})
 		return
@@ -73,7 +129,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		p.Env.Logger.Info("portal sign-in failed", zap.String("client_ip", ip))
 		p.loginFailed(r, login, ip)
 		p.render(w, r, http.StatusUnauthorized, "login", pageData{
-			Redirect: t, Login: login,
+			Redirect: t, Login: login, Reauth: reauth, Need: needName,
 			Error: "Wrong login or password.",
 		})
 		return
@@ -83,6 +139,13 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if len(factors) == 0 {
 		p.Env.Logger.Warn("portal sign-in refused: user has no usable second factor", zap.String("user", u.ID))
 		p.fail(w, r, http.StatusForbidden, "Your account has no second factor set up. Please contact your administrator.")
+		return
+	}
+	if need != "" && !hasFactor(factors, need) {
+		p.Env.Logger.Info("portal fresh sign-in refused: user lacks the factor the page needs",
+			zap.String("user", u.ID), zap.String("factor", need))
+		p.fail(w, r, http.StatusForbidden, "This page needs a sign-in with "+factorLabel(need)+
+			", which your account does not have. Set it up on your account page, or contact your administrator.")
 		return
 	}
 	ctx, cancel := p.Env.StoreContext(r)
@@ -96,7 +159,7 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 	if u.Store != "" {
 		s.IDStoreName = u.Store
 	}
-	trusted := p.trusted(ctx, r, u, now)
+	trusted := !reauth && p.trusted(ctx, r, u, now)
 	if trusted {
 		err := p.OTP.Pass(s, FactorTrustedDevice, now)
 		if err != nil {
@@ -119,11 +182,17 @@ func (p *Portal) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Env.Logger.Info("portal password accepted", zap.String("session", s.Key.Short()), zap.String("user", u.ID))
-	if len(factors) == 1 && sent(factors[0].Key) {
-		if !p.sendCode(w, r, s.Key, u, factors[0].Key, now) {
+	only := need
+	if only == "" && len(factors) == 1 {
+		only = factors[0].Key
+	}
+	if sent(only) {
+		if !p.sendCode(w, r, s.Key, u, only, now) {
 			return
 		}
-		http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor="+factors[0].Key, t), http.StatusSeeOther)
+	}
+	if sent(only) || need != "" {
+		http.Redirect(w, r, withTarget(p.Prefix+"/otp?factor="+only, t), http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, withTarget(p.Prefix+"/otp", t), http.StatusSeeOther)

@@ -300,11 +300,15 @@ type providerButton struct {
 }
 
 // oidcButtons returns the sign-in page's provider buttons, carrying the
-// redirect target t.
-func (p *Portal) oidcButtons(t string) []providerButton {
+// redirect target t and, for a fresh sign-in asked for by a gate, reauth=1.
+func (p *Portal) oidcButtons(t string, reauth bool) []providerButton {
 	bs := make([]providerButton, 0, len(p.OIDC))
 	for _, o := range p.OIDC {
-		bs = append(bs, providerButton{Title: o.title(), URL: withTarget(p.Prefix+"/oidc/"+o.Name+"/login", t)})
+		start := p.Prefix + "/oidc/" + o.Name + "/login"
+		if reauth {
+			start += "?reauth=1"
+		}
+		bs = append(bs, providerButton{Title: o.title(), URL: withTarget(start, t)})
 	}
 	return bs
 }

@@ -59,7 +59,13 @@ func (p *Portal) oidcLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, p.pendingCookie(cookie, int(pendingLifetime/time.Second)))
-	u := o.oauth(d, redirectURI).AuthCodeURL(st, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if r.URL.Query().Get("reauth") == "1" {
+		// A gate asked for a fresh sign-in: the provider is asked to
+		// authenticate the user again rather than reuse its own session.
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	u := o.oauth(d, redirectURI).AuthCodeURL(st, opts...)
 	http.Redirect(w, r, u, http.StatusFound)
 }
 

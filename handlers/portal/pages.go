@@ -118,6 +118,11 @@ type pageData struct {
 	NoPasswords bool
 	// Passwordless offers the passkey sign-in on the login page.
 	Passwordless bool
+	// Reauth marks the sign-in page of a fresh sign-in asked for by a
+	// gate; Need is the factor it needs (a require_factor the portal can
+	// ask for, see neededFactor), if any.
+	Reauth bool
+	Need   string
 	// Account is the account page's content.
 	Account *accountData
 }
@@ -143,7 +148,7 @@ type sessionRow struct {
 func (p *Portal) render(w http.ResponseWriter, r *http.Request, status int, page string, d pageData) {
 	d.Title, d.Logo, d.Prefix, d.Page = p.Title, p.Logo, p.Prefix, page
 	if page == "login" && len(p.OIDC) > 0 {
-		d.Providers, d.NoPasswords = p.oidcButtons(d.Redirect), p.NoPasswords
+		d.Providers, d.NoPasswords = p.oidcButtons(d.Redirect, d.Reauth), p.NoPasswords
 	}
 	if d.CSRF == "" {
 		d.CSRF = p.csrfToken(w, r)
