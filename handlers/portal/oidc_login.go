@@ -53,6 +53,10 @@ func (p *Portal) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	pending.UserAttributes["oidc_res_key"] = res.Keys[0]
 	pending.UserAttributes["oidc_res_at"] = res.At.Format(time.RFC3339Nano)
 	pending.UserAttributes["oidc_res_member"] = res.Member
+	reauth := r.URL.Query().Get("reauth") == "1"
+	if reauth {
+		pending.UserAttributes["oidc_reauth"] = "1"
+	}
 	if err := p.Env.Store.Create(ctx, pending); err != nil {
 		p.Limiter.Release(r.Context(), res)
 		p.storeFailed(w, r, "oidc pending", err)
@@ -60,7 +64,7 @@ func (p *Portal) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, p.pendingCookie(cookie, int(pendingLifetime/time.Second)))
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
-	if r.URL.Query().Get("reauth") == "1" {
+	if reauth {
 		// A gate asked for a fresh sign-in: the provider is asked to
 		// authenticate the user again rather than reuse its own session.
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
@@ -116,7 +120,7 @@ func (p *Portal) oidcCallback(w http.ResponseWriter, r *http.Request) {
 			// The exchange may have used up the first store deadline.
 			sctx, scancel := p.Env.StoreContext(r)
 			defer scancel()
-			p.openOIDCSession(sctx, w, r, o, u, pending.UserAttributes["oidc_target"])
+			p.openOIDCSession(sctx, w, r, o, u, pending.UserAttributes["oidc_target"], pending.UserAttributes["oidc_reauth"] == "1")
 			return
 		}
 	}

@@ -18,8 +18,9 @@ import (
 // the browser's former session is dropped, a new one made under a new id,
 // authenticated with the factor OIDC:<name> or, when the user has one of
 // our second factors and the provider's policy asks for it, waiting for
-// it on the factor page.
-func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *http.Request, o *OIDCProvider, ou oidcUser, t string) {
+// it on the factor page. A fresh sign-in asked for by a gate (reauth)
+// does not let a trusted browser skip that factor.
+func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *http.Request, o *OIDCProvider, ou oidcUser, t string, reauth bool) {
 	if !handlers.SafeRedirect(t) {
 		t = ""
 	}
@@ -66,7 +67,7 @@ func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *
 	if len(ou.groups) > 0 {
 		s.UserAttributes[attrGroups] = strings.Join(ou.groups, ",")
 	}
-	done := len(fs) == 0 || p.trusted(ctx, r, u, now)
+	done := len(fs) == 0 || (!reauth && p.trusted(ctx, r, u, now))
 	if done {
 		err = p.OTP.Pass(s, factor, now)
 		if err == nil && len(fs) > 0 {

@@ -101,6 +101,12 @@ func (f *oidcFixture) atProvider(b *browser, u oidctest.User, redirect string) s
 	if redirect != "" {
 		start += "?redirect=" + url.QueryEscape(redirect)
 	}
+	return f.atProviderFrom(b, u, start)
+}
+
+// atProviderFrom is atProvider from the sign-in start URL start.
+func (f *oidcFixture) atProviderFrom(b *browser, u oidctest.User, start string) string {
+	b.t.Helper()
 	resp := b.get(start)
 	wantStatus(b.t, resp, http.StatusFound, b.page)
 	authz := resp.Header.Get("Location")

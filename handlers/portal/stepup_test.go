@@ -221,3 +221,37 @@ func TestPortalStepUpAtProvider(t *testing.T) {
 		t.Fatalf("a fresh sign-in asks the provider for prompt=%q, want login", q.Get("prompt"))
 	}
 }
+
+// TestOIDCStepUpSkipsTrustedBrowser: a sign-in through a provider on a
+// trusted browser skips our second factor, except for a fresh sign-in
+// asked for by a gate.
+func TestOIDCStepUpSkipsTrustedBrowser(t *testing.T) {
+	f := newOIDCFixture(t, func(o *OIDCProvider) { o.LinkByEmail = true })
+	f.portal.TrustFor = 30 * 24 * time.Hour
+	// The provider's tokens follow the real clock: the gate asks for the
+	// factor, not for a recent sign-in.
+	f.gate.RequireFactor = state.FactorEmail
+	b := f.browser(t)
+	// mallory links to mailonly, whose one factor (mail) is sent at once.
+	resp := b.abs(http.MethodGet, f.atProvider(b, mallory, "/app"), nil)
+	wantLocation(t, resp, "/auth/otp?factor=email&redirect=%2Fapp")
+	b.get("/auth/otp?factor=email&redirect=%2Fapp")
+	resp = b.post("/auth/otp", "factor", "email", "code", f.mail.last(t).Code, "redirect", "/app", "trust", "1")
+	wantLocation(t, resp, "/app")
+	if b.deviceCookie() == "" {
+		t.Fatal("no device cookie after trust")
+	}
+	// An ordinary sign-in again: the trusted browser skips the factor, and
+	// the gate asks for it.
+	resp = b.abs(http.MethodGet, f.atProvider(b, mallory, "/app"), nil)
+	wantLocation(t, resp, "/app")
+	followStepUp(t, b, state.FactorEmail)
+	resp = b.abs(http.MethodGet, f.atProviderFrom(b, mallory, "/auth/oidc/corp/login?reauth=1&redirect=%2Fapp"), nil)
+	wantStatus(t, resp, http.StatusSeeOther, b.page)
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/auth/otp") {
+		t.Fatalf("a fresh sign-in through the provider on a trusted browser went to %q, not to the second factor", loc)
+	}
+	if f.session(t, b).Authenticated(f.clk.Now()) {
+		t.Fatal("the fresh sign-in is authenticated before its second factor")
+	}
+}
