@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,7 +21,10 @@ import (
 // the file name under Caddy's data directory, which is made on first use.
 // The file appears whole or not at all (written aside, then linked into
 // place), so instances starting together on one data directory all read
-// the same complete key. option names the setting in errors.
+// the same complete key. option names the setting in errors. With a store
+// that instances share (redis), a key from the data directory draws a
+// warning: instances on other machines make keys of their own, and then
+// cannot read what this one sealed (session ids, codes).
 func (a *App) loadOrCreateKey(repl *caddy.Replacer, configured, option, name string) ([]byte, error) {
 	if configured != "" {
 		key, err := decodeKey(repl.ReplaceAll(configured, ""))
@@ -30,6 +34,11 @@ func (a *App) loadOrCreateKey(repl *caddy.Replacer, configured, option, name str
 		return key, nil
 	}
 	path := filepath.Join(caddy.AppDataDir(), "authsession", name)
+	if store := a.configuredStore(); store == "redis" {
+		a.logger.Warn(option+" is not set: this instance uses the key file in its data directory, but the "+store+
+			" store is shared, and every instance must use the same key; set "+option+" (e.g. from {env.*}) "+
+			"or copy the file to every instance", zap.String("file", path))
+	}
 	b, err := os.ReadFile(path)
 	if err == nil {
 		key, err := decodeKey(strings.TrimSpace(string(b)))
@@ -51,6 +60,18 @@ func (a *App) loadOrCreateKey(repl *caddy.Replacer, configured, option, name str
 	}
 	a.logger.Info("generated a new key", zap.String("file", path))
 	return key, nil
+}
+
+// configuredStore is the name of the store module in the configuration
+// (memory when there is none), read before the module is loaded.
+func (a *App) configuredStore() string {
+	var m struct {
+		Module string `json:"module"`
+	}
+	if len(a.StoreRaw) == 0 || json.Unmarshal(a.StoreRaw, &m) != nil || m.Module == "" {
+		return "memory"
+	}
+	return m.Module
 }
 
 // createFileOnce writes data to path unless path exists (then it reports
