@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,7 +143,16 @@ type adminHandler struct {
 }
 
 func (h *adminHandler) serve(w http.ResponseWriter, r *http.Request) error {
-	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/authsession/"), "/")
+	// Split the path as sent, then decode each part: a user name may hold
+	// a '/' (sent as %2F), which must not end its segment.
+	parts := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/authsession/"), "/")
+	for i, p := range parts {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return apiError(http.StatusBadRequest, "malformed path: %v", err)
+		}
+		parts[i] = u
+	}
 	method := func(m string) error {
 		if r.Method != m {
 			w.Header().Set("Allow", m)

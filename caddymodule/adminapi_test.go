@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,25 @@ func TestAdminListKeepsTheOldest(t *testing.T) {
 		if s.Hash != keys[i].String()[:AdminHashChars] {
 			t.Fatalf("session %d is %s, want %s", i, s.Hash, keys[i].String()[:AdminHashChars])
 		}
+	}
+}
+
+// TestAdminNamesUsersWithSlash: a user name may hold '/'; the CLI sends it
+// escaped (%2F) and the admin routes read it as one segment, so such a
+// user's sessions can be revoked and counters reset.
+func TestAdminNamesUsersWithSlash(t *testing.T) {
+	f := newAdminFixture(t)
+	f.session("team/alice")
+	f.session("team")
+	code, body := f.do("DELETE", "/authsession/users/"+url.PathEscape("team/alice")+"/sessions")
+	var out AdminRevoked
+	if err := json.Unmarshal([]byte(body), &out); code != http.StatusOK || err != nil || len(out.Revoked) != 1 {
+		t.Fatalf("revoke team/alice: %d %s", code, body)
+	}
+	if ss, err := f.app.store.ByUser(context.Background(), "team"); err != nil || len(ss) != 1 {
+		t.Fatalf("team's sessions after revoking team/alice's: %d, %v", len(ss), err)
+	}
+	if code, body := f.do("DELETE", "/authsession/users/"+url.PathEscape("team/alice")+"/counters"); code != http.StatusOK {
+		t.Fatalf("reset team/alice's counters: %d %s", code, body)
 	}
 }
