@@ -40,6 +40,22 @@ func ReserveAttempt(ctx context.Context, st state.Store, p state.OTPPolicy, key 
 	return last, err
 }
 
+// FactorBlock returns the end of the block of factor of the user under key,
+// or the zero time when the factor is not blocked at now. It changes
+// nothing.
+func FactorBlock(ctx context.Context, st state.Store, key, factor string, now time.Time) (time.Time, error) {
+	u, err := st.GetUser(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return time.Time{}, nil
+	} else if err != nil {
+		return time.Time{}, err
+	}
+	if until, blocked := u.FactorBlocked(factor, now); blocked {
+		return until, nil
+	}
+	return time.Time{}, nil
+}
+
 // ClearAttempts forgets the counts of factors of the user under key (a
 // right answer).
 func ClearAttempts(ctx context.Context, st state.Store, key string, factors ...string) error {

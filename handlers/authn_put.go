@@ -109,6 +109,20 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			a.storeFail(w, outXML, "user", err)
 			return
 		}
+		if op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) && slices.Contains(user.factors, factor) {
+			// A code factor blocked for the user is refused before a code
+			// is made or sent, and nothing is written (its Validate would
+			// be refused anyway).
+			until, err := FactorBlock(ctx, a.Env.Store, UserKey(ctx, a.Users, user.id), factor, now)
+			if err != nil {
+				a.storeFail(w, outXML, "attempts", err)
+				return
+			}
+			if !until.IsZero() {
+				a.blockedInit(w, outXML, key, until, now)
+				return
+			}
+		}
 		switch {
 		case op == opInit && factor == state.FactorFIDO2 && localFIDO2 && slices.Contains(user.factors, factor):
 			var err error
@@ -129,8 +143,15 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		case op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) &&
 			slices.Contains(user.factors, factor) && !a.inCooldown(cur, now):
 			if _, err := a.Env.Store.UpdateUser(ctx, UserKey(ctx, a.Users, user.id), func(u *state.UserState) error {
+				if until, blocked := u.FactorBlocked(factor, now); blocked {
+					return &state.BlockedError{Until: until} // blocked meanwhile
+				}
 				return a.OTP.AllowSend(u, now)
 			}); err != nil {
+				if be, ok := errors.AsType[*state.BlockedError](err); ok {
+					a.blockedInit(w, outXML, key, be.Until, now)
+					return
+				}
 				if re, ok := errors.AsType[*state.RetryError](err); ok {
 					w.Header().Set("Retry-After", RetryAfter(re.After, now))
 					a.fail(w, outXML, http.StatusTooManyRequests, authnCodeRetry, re.Err.Error(), "")
@@ -175,12 +196,18 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var out putOutcome
+	var kept *state.Session // the private copy of a session left unwritten
 	s, err := a.Env.UpdateSession(ctx, "authn", "", key, func(s *state.Session) error {
-		out = putOutcome{}
+		out, kept = putOutcome{}, nil
 		if !userBlock.IsZero() {
 			BlockSession(s, now, userBlock)
 			out.blocked = true
 			return nil
+		}
+		if s.EffectiveStatus(now) == state.StatusChallengeBlocked {
+			// Refused as it stands: nothing to write.
+			out.blocked, kept = true, s
+			return ErrNoChange
 		}
 		a.apply(ctx, s, &in, op, cid, now, answerOK, localFIDO2, &out)
 		if lastAttempt && (out.wrong || (out.refusal != nil && out.refusal.fault == nil)) {
@@ -190,6 +217,9 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNoChange) {
+		s, err = kept, nil
+	}
 	if errors.Is(err, state.ErrNotFound) {
 		a.fail(w, outXML, http.StatusBadRequest, authnCodeUnknownCID, "unknown correlationId", "")
 		return
@@ -243,6 +273,15 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 		resp.InitContext = a.passkeyInitContext(passkeyOptions)
 	}
 	writeAuthn(w, http.StatusOK, outXML, resp)
+}
+
+// blockedInit answers an Init of a factor blocked for the user: 400 with
+// 1009 "challenge blocked" and Retry-After, as a blocked session is
+// answered. Nothing was sent or written.
+func (a *Authn) blockedInit(w http.ResponseWriter, outXML bool, key state.Key, until, now time.Time) {
+	a.Env.Logger.Info("authn init refused: the factor is blocked", zap.String("session", key.Short()))
+	w.Header().Set("Retry-After", RetryAfter(until, now))
+	a.fail(w, outXML, http.StatusBadRequest, authnCodeBlocked, state.ReasonTooManyAttempts, state.StatusChallengeBlocked)
 }
 
 // canonicalOp returns the documented spelling of a challengeop given in

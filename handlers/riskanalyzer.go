@@ -347,6 +347,9 @@ func (ra *RiskAnalyzer) apply(s *state.Session, q *raRequest, now time.Time) err
 
 func (ra *RiskAnalyzer) update(w http.ResponseWriter, r *http.Request) {
 	d, err := readDoc(w, r)
+	if err == nil {
+		err = d.checkRoot("SessionData")
+	}
 	if err != nil {
 		ra.failInput(w, r, err)
 		return

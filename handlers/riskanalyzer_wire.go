@@ -28,6 +28,9 @@ type doc struct {
 	// XML element's children by name, every occurrence in order.
 	items []*doc
 	reps  map[string][]*doc
+	// root is the local name of an XML document's root element, as sent
+	// ("" for JSON and for every element but the root).
+	root string
 }
 
 // decodeDoc decodes a JSON or XML body into a doc.
@@ -148,6 +151,7 @@ func decodeXMLDoc(body []byte) (*doc, error) {
 					return nil, &FieldError{Msg: "XML has more than one root element"}
 				}
 				root = d
+				d.root = t.Name.Local
 			} else {
 				parent := stack[len(stack)-1]
 				if parent.kids == nil {
@@ -179,6 +183,16 @@ func decodeXMLDoc(body []byte) (*doc, error) {
 	}
 	root.kind = "object"
 	return root, nil
+}
+
+// checkRoot refuses an XML document whose root element is not name (any
+// letter case, as member names; the namespace is not checked, as the
+// vendor names none). A JSON document has no root to check.
+func (d *doc) checkRoot(name string) error {
+	if d.root == "" || strings.EqualFold(d.root, name) {
+		return nil
+	}
+	return &FieldError{Msg: "the XML root element must be " + name}
 }
 
 // member returns the member named name (any case), or nil.

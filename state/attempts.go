@@ -52,6 +52,16 @@ func (p OTPPolicy) ReserveAttempt(u *UserState, factor string, now time.Time) (l
 	return last, nil
 }
 
+// FactorBlocked reports whether factor of u is blocked at now and, if so,
+// until when. It changes nothing.
+func (u *UserState) FactorBlocked(factor string, now time.Time) (until time.Time, blocked bool) {
+	if u == nil {
+		return time.Time{}, false
+	}
+	a := u.Attempts[factor]
+	return a.BlockedUntil, now.Before(a.BlockedUntil)
+}
+
 // ClearAttempts forgets the count and any block of each of factors of u (a
 // right answer, or an administrator's reset); with no factors, of every
 // factor. It reports whether anything was forgotten.

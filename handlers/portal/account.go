@@ -558,7 +558,9 @@ func (p *Portal) verifyRegistered(w http.ResponseWriter, r *http.Request, ctx co
 	}
 	var res state.OTPResult
 	var authed *state.Session
-	_, err = p.Env.Store.Update(ctx, s.Key, func(cur *state.Session) error {
+	// Through Env.UpdateSession, as verify does, so that a session this
+	// answer blocks is reported (challenge_blocked event and metric).
+	_, err = p.Env.UpdateSession(ctx, "portal", p.clientIP(r), s.Key, func(cur *state.Session) error {
 		authed = nil
 		c := cur.Clone()
 		switch {
@@ -592,6 +594,11 @@ func (p *Portal) verifyRegistered(w http.ResponseWriter, r *http.Request, ctx co
 		checked = true // the reservation is the failure
 		reason := "wrong_answer"
 		switch {
+		case !userBlock.IsZero():
+			// The factor was blocked already: the answer was refused
+			// unchecked, as verify reports it.
+			reason = "blocked"
+			log.Info("portal second factor refused: the factor is blocked")
 		case errors.Is(why, state.ErrSignCount):
 			reason = "cloned_authenticator"
 			log.Warn("portal passkey refused: its signature counter went back (cloned authenticator?)")

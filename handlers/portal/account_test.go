@@ -272,6 +272,12 @@ func TestPasswordlessSignIn(t *testing.T) {
 	if c.cookie() == pre || c.cookie() == ans.Ceremony {
 		t.Error("the session id was not rotated")
 	}
+	// The start's session ended with its ceremony; the signed-in one
+	// lives its full lifetime.
+	if s, err := f.store.Get(t.Context(), state.KeyOf(c.cookie())); err != nil ||
+		!s.ExpiryTime.Equal(f.clk.Now().Add(f.portal.Env.Policy.Lifetime)) {
+		t.Errorf("signed-in session: %+v %v, want a full lifetime", s, err)
+	}
 	// The ceremony's session is gone: its id signs nothing in.
 	if _, err := f.store.Get(t.Context(), state.KeyOf(ans.Ceremony)); err == nil {
 		t.Error("the ceremony's session outlived the sign-in")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -29,6 +30,44 @@ import (
 // ceremony until it is used (single use, CeremonyTTL).
 const ceremonyAttr = "authsession.webauthn_ceremony"
 
+// Limits of the passwordless starts (see Portal.PasswordlessLimiter): a
+// page view of the sign-in page starts one when the browser offers
+// passkeys in its autofill, so a client address, which may be a whole
+// office behind NAT, gets some room.
+const (
+	DefaultPasswordlessPerIP = 30    // starts a minute per client address
+	DefaultPasswordlessAll   = 10000 // starts per ceremony lifetime, all clients together
+)
+
+// passwordlessAllKey is the one key of Portal.PasswordlessBudget.
+const passwordlessAllKey = "passwordless:all"
+
+// reserveStart counts a passwordless start of the client at ip against its
+// address's limit and the budget of all clients, in that order, before
+// anything is stored. On refusal it answers 429 with Retry-After in the
+// endpoint's JSON shape and counts nothing; otherwise it returns release,
+// which gives both counts back (for a start that stored nothing).
+func (p *Portal) reserveStart(w http.ResponseWriter, r *http.Request, now time.Time, ip string) (release func(), ok bool) {
+	ctx := r.Context()
+	mine, until, blocked := p.PasswordlessLimiter.Reserve(ctx, now, "passwordless-ip:"+ip)
+	if !blocked {
+		var all Reservation
+		if all, until, blocked = p.PasswordlessBudget.Reserve(ctx, now, passwordlessAllKey); !blocked {
+			return func() {
+				p.PasswordlessBudget.Release(ctx, all)
+				p.PasswordlessLimiter.Release(ctx, mine)
+			}, true
+		}
+		p.PasswordlessLimiter.Release(ctx, mine)
+		p.Env.Logger.Warn("portal passkey sign-in refused: too many started by all clients")
+	} else {
+		p.Env.Logger.Info("portal passkey sign-in refused: too many started", zap.String("client_ip", ip))
+	}
+	w.Header().Set("Retry-After", handlers.RetryAfter(until, now))
+	writeJSON(w, http.StatusTooManyRequests, ceremonyAnswer{Error: "too many passkey sign-ins started; please wait a minute and try again"})
+	return nil, false
+}
+
 // passwordless reports whether a passkey alone may sign in.
 func (p *Portal) passwordless() bool {
 	return p.Passkeys != nil && p.Passkeys.Config.Passwordless
@@ -42,9 +81,26 @@ func (p *Portal) passwordlessOptions(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	now := p.Env.Time()
+	ip := p.clientIP(r)
+	release, ok := p.reserveStart(w, r, now, ip)
+	if !ok {
+		return
+	}
+	stored := false
+	defer func() {
+		if !stored {
+			release()
+		}
+	}()
 	id := state.NewID()
 	s := p.Env.NewSession(id, now)
-	s.ClientIP = p.clientIP(r)
+	s.ClientIP = ip
+	// The session only holds the ceremony: it ends with it (the sign-in
+	// gives the rotated session its full lifetime), so the budget of
+	// starts per ceremony lifetime bounds the ceremonies stored.
+	if end := now.Add(state.CeremonyTTL); end.Before(s.ExpiryTime) {
+		s.ExpiryTime = end
+	}
 	if err := s.SetStatus(state.StatusPendingVerification, now, "", 0); err != nil {
 		writeJSON(w, http.StatusInternalServerError, ceremonyAnswer{Error: "internal error"})
 		return
@@ -63,6 +119,7 @@ func (p *Portal) passwordlessOptions(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, ceremonyAnswer{Error: "unavailable"})
 		return
 	}
+	stored = true
 	writeJSON(w, http.StatusOK, ceremonyAnswer{Ceremony: id, Options: opts})
 }
 
@@ -188,6 +245,7 @@ func (p *Portal) passwordlessSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authed := s.Clone()
+	authed.ExpiryTime = now.Add(p.Env.Policy.Lifetime) // the start's session ended with its ceremony
 	authed.UserID, authed.LoginName, authed.GroupName = u.ID, u.Login, u.Group
 	authed.UserAttributes = nil
 	authed.SetDisplayName(u.Name)

@@ -68,6 +68,16 @@ type Portal struct {
 	// Limiter counts failures per IP and per login. Default: a
 	// FailureLimiter in memory with its defaults.
 	Limiter FailureCounter
+	// PasswordlessLimiter counts the passwordless sign-ins started per
+	// client address (each start stores a ceremony for a client nobody
+	// knows yet); PasswordlessBudget counts those of every client together
+	// under one key, within a ceremony's lifetime, which bounds the
+	// ceremonies held at once. Both count before anything is stored, so
+	// parallel starts cannot pass the limits. Defaults: FailureLimiters in
+	// memory of DefaultPasswordlessPerIP a minute and DefaultPasswordlessAll
+	// per state.CeremonyTTL.
+	PasswordlessLimiter FailureCounter
+	PasswordlessBudget  FailureCounter
 	// ClientIP returns the client's address; default: the host of
 	// RemoteAddr.
 	ClientIP func(*http.Request) string
@@ -137,6 +147,12 @@ func (p *Portal) Init() error {
 	}
 	if p.Limiter == nil {
 		p.Limiter = &FailureLimiter{}
+	}
+	if p.PasswordlessLimiter == nil {
+		p.PasswordlessLimiter = &FailureLimiter{Max: DefaultPasswordlessPerIP, Window: time.Minute}
+	}
+	if p.PasswordlessBudget == nil {
+		p.PasswordlessBudget = &FailureLimiter{Max: DefaultPasswordlessAll, Window: state.CeremonyTTL}
 	}
 	if p.Title == "" {
 		p.Title = "Sign in"
