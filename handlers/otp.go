@@ -243,9 +243,15 @@ func (o *OTPSessions) bindUser(ctx context.Context, s *state.Session) error {
 	return nil
 }
 
-// allowSend applies the user's hourly send limit; on refusal it answers 429.
+// allowSend applies the user's hourly send limit (on refusal it answers
+// 429) and refuses a code while wrong login codes on any session have
+// blocked the user's login-code factor (403 challenge-blocked): the block
+// is read in the same update of the user's state that counts the send.
 func (o *OTPSessions) allowSend(w http.ResponseWriter, ctx context.Context, userID string, now time.Time) bool {
 	_, err := o.Env.Store.UpdateUser(ctx, UserKey(ctx, o.Users, userID), func(u *state.UserState) error {
+		if until, blocked := u.FactorBlocked(state.FactorOTP, now); blocked {
+			return &state.BlockedError{Until: until}
+		}
 		return o.OTP.AllowSend(u, now)
 	})
 	if err == nil {

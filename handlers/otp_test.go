@@ -407,3 +407,43 @@ func TestOTPHourlySendLimit(t *testing.T) {
 	f.advance(time.Hour)
 	answerOf(t, f.do(t, "PUT", "/sessions/"+id, `{"userId":"busy","passedLoginOTP":false}`), 200)
 }
+
+// TestOTPSendOnBlockedFactorSendsNothing: once wrong login codes on one
+// session have blocked the user's login-code factor, no session of the
+// user gets a new code sent (a new session, a new code on another one, or
+// sendmail): 403 challenge-blocked with Retry-After, nothing created or
+// mailed. The block's end lets codes go again.
+func TestOTPSendOnBlockedFactorSendsNothing(t *testing.T) {
+	f := newOTPFixture(t, true)
+	other := state.NewID()
+	answerOf(t, f.do(t, "PUT", "/sessions/"+other, `{"userId":"alice-id","passedLoginOTP":false}`), 200)
+	a := answerOf(t, f.do(t, "PUT", "/sessions/"+seedID, `{"userId":"alice-id","passedLoginOTP":false}`), 200)
+	for range state.DefaultOTPMaxAttempts - 1 {
+		jsonAPI(t, f.do(t, "POST", "/user/otp/verify", `{"otp":"`+wrong(a.OTP)+`","types":["login"],"sessionId":"`+seedID+`"}`), 404, "invalid-otp")
+	}
+	jsonAPI(t, f.do(t, "POST", "/user/otp/verify", `{"otp":"`+wrong(a.OTP)+`","types":["login"],"sessionId":"`+seedID+`"}`), 403, "challenge-blocked")
+	mailed := func() int {
+		t.Helper()
+		return len(f.smtp.Mails()) // Deliver returns once the server took the mail
+	}
+	sent := mailed()
+
+	f.advance(6 * time.Minute) // past the cool-down and the codes' lifetime
+	fresh := state.NewID()
+	w := f.do(t, "PUT", "/sessions/"+fresh, `{"userId":"alice-id","passedLoginOTP":false}`)
+	jsonAPI(t, w, 403, "challenge-blocked")
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	if _, err := f.store.Get(context.Background(), state.KeyOf(fresh)); err == nil {
+		t.Fatal("a refused request created the session")
+	}
+	jsonAPI(t, f.do(t, "POST", "/user/otp/sendmail", `{"sessionId":"`+other+`"}`), 403, "challenge-blocked")
+	jsonAPI(t, f.do(t, "PUT", "/sessions/"+other, `{"userId":"alice-id","passedLoginOTP":false}`), 403, "challenge-blocked")
+	if n := mailed(); n != sent {
+		t.Fatalf("codes were mailed for a blocked factor: %d mails, want %d", n, sent)
+	}
+
+	f.advance(state.DefaultOTPBlockFor)
+	answerOf(t, f.do(t, "PUT", "/sessions/"+fresh, `{"userId":"alice-id","passedLoginOTP":false}`), 200)
+}

@@ -133,13 +133,19 @@ func (p *Portal) send(w http.ResponseWriter, r *http.Request) {
 
 // sendCode issues a code on the session under key and sends it to u by
 // mail or SMS (factor). It answers failures itself (429 with Retry-After
-// for the cool-down and the hourly limit, 502 for a failed delivery).
+// for the cool-down, the hourly limit and a factor blocked for the user by
+// wrong codes on any session, 502 for a failed delivery). The block is read
+// in the same update of the user's state that counts the send, so no code
+// leaves for a blocked factor however the requests interleave.
 func (p *Portal) sendCode(w http.ResponseWriter, r *http.Request, key state.Key, u state.User, factor string, now time.Time) bool {
 	ctx, cancel := p.Env.StoreContext(r)
 	defer cancel()
 	var re *state.RetryError
 	var be *state.BlockedError
-	_, err := p.Env.Store.UpdateUser(ctx, u.ID, func(us *state.UserState) error {
+	_, err := p.Env.Store.UpdateUser(ctx, handlers.UserKey(r.Context(), p.Users, u.ID), func(us *state.UserState) error {
+		if until, blocked := us.FactorBlocked(factorState(factor), now); blocked {
+			return &state.BlockedError{Until: until}
+		}
 		return p.OTP.AllowSend(us, now)
 	})
 	var code string
