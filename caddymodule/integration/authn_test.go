@@ -262,11 +262,24 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 			t.Fatalf("right code while blocked: %d", st)
 		}
 		// The count is alice's, not the session's: a new challenge on the
-		// factor is blocked too, until an administrator resets the counters.
+		// factor is refused at its Init, with no code sent, until an
+		// administrator resets the counters.
+		it.mu.Lock()
+		hooks := len(it.hook)
+		it.mu.Unlock()
 		a2 := it.start("alice")
-		b2 := it.initOp(a2, a2.Nonce, "ChallengeSMS")
-		if st, c := it.validate(a2, b2.Nonce, it.lastHook().OTP); st != 400 || c.Status.Status != "challenge blocked" {
-			t.Fatalf("right code on a new challenge of a blocked factor: %d %+v", st, c)
+		st, c = it.put(map[string]any{
+			"challengeop": "Init", "correlationId": a2.CorrelationID, "nonce": a2.Nonce,
+			"challengedata": map[string]any{"factor": "ChallengeSMS"},
+		})
+		if st != 400 || c.Status.Code != "1009" || c.Status.Status != "challenge blocked" {
+			t.Fatalf("Init of a new challenge on a blocked factor: %d %+v", st, c)
+		}
+		it.mu.Lock()
+		sent := len(it.hook) - hooks
+		it.mu.Unlock()
+		if sent != 0 {
+			t.Fatalf("%d code(s) sent for a blocked factor", sent)
 		}
 		req, _ := http.NewRequest(http.MethodDelete, it.base+"/authn/v1/users/alice/counters?factor=ChallengeSMS", nil)
 		req.SetBasicAuth(testAPIUser, "admin-password")
@@ -278,6 +291,11 @@ func TestAuthnFlowsThroughCaddy(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"code":"0"`) {
 			t.Fatalf("counter reset: %d %s", resp.StatusCode, body)
+		}
+		// Reset: the factor works again.
+		b2 := it.initOp(a2, a2.Nonce, "ChallengeSMS")
+		if st, c := it.validate(a2, b2.Nonce, it.lastHook().OTP); st != 200 || c.Status.Status != "authenticated" {
+			t.Fatalf("right code after the reset: %d %+v", st, c)
 		}
 	})
 	t.Run("nonce replay and older nonce", func(t *testing.T) {
