@@ -234,7 +234,11 @@ func (a *Authn) resolveUser(ctx context.Context, userID, group string) (authnUse
 			u.phone = userID
 		}
 	}
-	if u.passkeys = a.passkeyCount(ctx, u.id); u.passkeys > 0 && !slices.Contains(factors, state.FactorFIDO2) {
+	n, err := a.passkeyCount(ctx, u.id)
+	if err != nil {
+		return authnUser{}, err
+	}
+	if u.passkeys = n; u.passkeys > 0 && !slices.Contains(factors, state.FactorFIDO2) {
 		factors = append(slices.Clip(factors), state.FactorFIDO2)
 	}
 	for _, f := range state.Factors {

@@ -21,21 +21,22 @@ const (
 )
 
 // passkeyCount returns how many passkeys the user id has registered here;
-// 0 when passkeys are off. A store that cannot answer counts as none (the
-// factor then stays external) and is logged.
-func (a *Authn) passkeyCount(ctx context.Context, id string) int {
+// 0 when passkeys are off. A store that cannot answer is an error, never
+// "none": a user with passkeys here would otherwise have ChallengeFIDO2
+// taken as an external factor, which the caller may finalize with Success
+// unchecked.
+func (a *Authn) passkeyCount(ctx context.Context, id string) (int, error) {
 	if a.Passkeys == nil || id == "" {
-		return 0
+		return 0, nil
 	}
 	u, err := a.Env.Store.GetUser(ctx, UserKey(ctx, a.Users, id))
 	switch {
 	case errors.Is(err, state.ErrNotFound):
-		return 0
+		return 0, nil
 	case err != nil:
-		a.Env.Logger.Warn("authn could not read the user's passkeys", zap.Error(err))
-		return 0
+		return 0, err
 	}
-	return len(u.Passkeys)
+	return len(u.Passkeys), nil
 }
 
 // passiveFor reports whether factor f is checked here by Validate for a
@@ -95,10 +96,10 @@ func (a *Authn) checkPasskey(ctx context.Context, key state.Key, cid, ukey strin
 }
 
 // localFIDO2 reports whether the PUT is about ChallengeFIDO2 for a user
-// with passkeys registered here.
-func (a *Authn) localFIDO2(ctx context.Context, s *state.Session, in *updateAuthnRequest, op string) bool {
+// with passkeys registered here; err is a store that could not tell.
+func (a *Authn) localFIDO2(ctx context.Context, s *state.Session, in *updateAuthnRequest, op string) (bool, error) {
 	if a.Passkeys == nil {
-		return false
+		return false, nil
 	}
 	factor := ""
 	if s.Challenge != nil {
@@ -110,7 +111,11 @@ func (a *Authn) localFIDO2(ctx context.Context, s *state.Session, in *updateAuth
 			factor = string(in.ChallengeData.Factor)
 		}
 	}
-	return factor == state.FactorFIDO2 && a.passkeyCount(ctx, a.userOf(s, in)) > 0
+	if factor != state.FactorFIDO2 {
+		return false, nil
+	}
+	n, err := a.passkeyCount(ctx, a.userOf(s, in))
+	return n > 0, err
 }
 
 // passkeyInitContext is the initContext of the answer to an Init of

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -317,5 +318,45 @@ func TestAuthnPasskeyOffKeepsFIDO2External(t *testing.T) {
 	_, ans = f.put(initReq(start.CorrelationID, start.Nonce, state.FactorFIDO2))
 	if code, a := f.put(finalizeReq(start.CorrelationID, ans.Nonce, resultSuccess, "")); code != 200 || a.Status.Status != string(state.StatusAuthenticated) {
 		t.Errorf("Finalize Success of external FIDO2: %d %+v", code, a.Status)
+	}
+}
+
+// userStatesDown is a store that cannot read users' states (their
+// passkeys among them) while sessions still work.
+type userStatesDown struct{ state.Store }
+
+func (userStatesDown) GetUser(context.Context, string) (*state.UserState, error) {
+	return nil, state.ErrUnavailable
+}
+
+// TestAuthnPasskeyStoreErrorFailsClosed: when the store cannot say
+// whether a user has passkeys here, the challenge API answers 503; it used
+// to count none, which made ChallengeFIDO2 an external factor that a
+// Finalize with Success authenticated without any assertion.
+func TestAuthnPasskeyStoreErrorFailsClosed(t *testing.T) {
+	f := newPasskeyFixture(t, "memory")
+	cid, nonce, opts := f.initFIDO2()
+	st := f.a.Env.Store
+	f.a.Env.Store = userStatesDown{st}
+	code, ans, raw := f.putRaw(finalizeReq(cid, nonce, "Success", ""))
+	if code != http.StatusServiceUnavailable || ans.Status.Code != authnCodeStore {
+		t.Fatalf("Finalize Success while passkeys cannot be read: %d %s", code, raw)
+	}
+	if w := f.do("POST", `{"clientInfo":{"clientId":"`+authnClientID+`","clientSecret":"`+authnClientSecret+`"},
+		"userInfo":{"userId":"alice","groups":["Default"]}}`); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("POST while passkeys cannot be read: %d %s", w.Code, w.Body)
+	}
+	// Back up: the challenge is where it was, and Success still needs the
+	// assertion.
+	f.a.Env.Store = st
+	if code, ans := f.put(finalizeReq(cid, nonce, "Success", "")); code != http.StatusBadRequest || ans.Status.Code != authnCodeOutOfOrder {
+		t.Fatalf("Finalize Success without an assertion: %d %+v", code, ans.Status)
+	}
+	answer, err := f.auth.Assert(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, ans := f.put(validateReq(cid, nonce, string(answer))); code != 200 || ans.Status.Status != string(state.StatusAuthenticated) {
+		t.Fatalf("Validate after the outage: %d %+v", code, ans.Status)
 	}
 }

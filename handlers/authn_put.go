@@ -98,7 +98,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 	var userBlock time.Time        // the end of the block of the user's factor
 	var passkeyOptions []byte      // the request options made by an Init of FIDO2
 	var passkeyWhy error           // why a passkey's answer was refused
-	localFIDO2 := a.localFIDO2(ctx, cur, &in, op)
+	localFIDO2, err := a.localFIDO2(ctx, cur, &in, op)
+	if err != nil {
+		a.storeFail(w, outXML, "passkeys", err)
+		return
+	}
 	if pre := a.check(ctx, cur, &in, op, cid, now, localFIDO2); pre == nil && cur.EffectiveStatus(now) != state.StatusChallengeBlocked {
 		factor := cur.Challenge.Factor
 		if op == opInit {
