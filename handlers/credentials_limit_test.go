@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -214,5 +215,49 @@ func TestBasicAuthThrottleAnswersAsDocumented(t *testing.T) {
 	w := send(f.mux, "DELETE", "/authn/v1/users/alice/counters", "")
 	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || readAuthn(t, w).Status.Code != authnCodeRetry {
 		t.Fatalf("counter reset: %d, Retry-After %q, %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+}
+
+// TestMemoryLimiterFullFailsClosed: with the table full of a flood's keys,
+// an attempt on a key the limiter cannot count is refused for the window;
+// it used to pass uncounted, every time, so fresh usernames or addresses
+// could switch the API credentials' limit off.
+func TestMemoryLimiterFullFailsClosed(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	l := &MemoryLimiter{Max: 2, Window: time.Minute, MaxKeys: 100}
+	for i := range 100 {
+		if _, _, blocked := l.Reserve(ctx, now, "basic-ip:flood-"+strconv.Itoa(i)); blocked {
+			t.Fatalf("flood key %d refused before the table was full", i)
+		}
+	}
+	passed := 0
+	for range 10 {
+		if _, _, blocked := l.Reserve(ctx, now, "basic-user:admin", "basic-ip:flood-3"); !blocked {
+			passed++
+		}
+	}
+	if passed != 0 {
+		t.Fatalf("%d attempts on an untracked key passed a full limiter", passed)
+	}
+	if _, until, blocked := l.Reserve(ctx, now, "basic-user:admin"); !blocked || !until.After(now) {
+		t.Fatalf("refusal until %v, %v", until, blocked)
+	}
+	if _, _, blocked := l.Reserve(ctx, now, "basic-ip:flood-7"); blocked {
+		t.Fatal("a tracked key under its limit is refused")
+	}
+	// Once the flood leaves the window, the key is counted up to its limit.
+	later := now.Add(time.Minute + time.Second)
+	for i := range 3 {
+		release, _, blocked := l.Reserve(ctx, later, "basic-user:admin")
+		if blocked != (i == 2) {
+			t.Fatalf("attempt %d after the flood: blocked %v", i+1, blocked)
+		}
+		if i == 0 {
+			release() // a success gives its attempt back
+			if _, _, blocked := l.Reserve(ctx, later, "basic-user:admin"); blocked {
+				t.Fatal("refused after a release")
+			}
+		}
 	}
 }

@@ -23,14 +23,18 @@ type AttemptLimiter interface {
 type MemoryLimiter struct {
 	Max    int
 	Window time.Duration
+	// MaxKeys bounds the keys kept (default maxLimiterKeys); see Reserve.
+	MaxKeys int
 
 	mu   sync.Mutex
 	hits map[string][]time.Time
+	// swept is when a full table was last swept: at most once a second.
+	swept time.Time
 }
 
-// maxLimiterKeys bounds the keys a MemoryLimiter keeps; beyond it, keys
-// with nothing in the window are swept, and if still full a new key is not
-// counted.
+// maxLimiterKeys is the default bound of the keys a MemoryLimiter keeps;
+// beyond it, keys with nothing in the window are swept, and if there is
+// still no room, an attempt on a key not tracked yet is refused.
 const maxLimiterKeys = 100000
 
 // Reserve implements AttemptLimiter.
@@ -41,31 +45,53 @@ func (l *MemoryLimiter) Reserve(_ context.Context, now time.Time, keys ...string
 		l.hits = map[string][]time.Time{}
 	}
 	var until time.Time
+	untracked := 0
 	for _, k := range keys {
 		ts := l.recent(k, now)
+		if ts == nil {
+			untracked++
+		}
 		if len(ts) >= l.Max {
 			if u := ts[len(ts)-l.Max].Add(l.Window); u.After(until) {
 				until = u
 			}
 		}
 	}
+	// No room for the keys not tracked yet: the attempt is refused for the
+	// window rather than let through uncounted, so that a flood of fresh
+	// keys (usernames, addresses) cannot switch the limit off.
+	if untracked > 0 && l.full(now, untracked) {
+		if u := now.Add(l.Window); u.After(until) {
+			until = u
+		}
+	}
 	if !until.IsZero() {
 		return func() {}, until, true
 	}
-	var counted []string
 	for _, k := range keys {
-		if _, ok := l.hits[k]; !ok && len(l.hits) >= maxLimiterKeys {
-			for k2 := range l.hits {
-				l.recent(k2, now)
-			}
-			if len(l.hits) >= maxLimiterKeys {
-				continue
-			}
-		}
 		l.hits[k] = append(l.hits[k], now)
-		counted = append(counted, k)
 	}
-	return func() { l.release(counted, now) }, time.Time{}, false
+	return func() { l.release(keys, now) }, time.Time{}, false
+}
+
+// full reports whether the table has no room for n more keys, sweeping the
+// keys with nothing in the window first (at most once a second). l.mu must
+// be held.
+func (l *MemoryLimiter) full(now time.Time, n int) bool {
+	maxKeys := l.MaxKeys
+	if maxKeys <= 0 {
+		maxKeys = maxLimiterKeys
+	}
+	if len(l.hits)+n <= maxKeys {
+		return false
+	}
+	if now.Sub(l.swept) >= time.Second || now.Before(l.swept) {
+		l.swept = now
+		for k := range l.hits {
+			l.recent(k, now)
+		}
+	}
+	return len(l.hits)+n > maxKeys
 }
 
 func (l *MemoryLimiter) release(keys []string, at time.Time) {

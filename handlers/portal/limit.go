@@ -156,26 +156,31 @@ func (l *FailureLimiter) Reserve(_ context.Context, now time.Time, keys ...strin
 		l.fail = map[string][]time.Time{}
 	}
 	var until time.Time
+	untracked := 0
 	for _, k := range keys {
 		ts := l.recent(k, now, window)
+		if ts == nil {
+			untracked++
+		}
 		if len(ts) >= max {
 			if u := ts[len(ts)-max].Add(window); u.After(until) {
 				until = u
 			}
 		}
 	}
+	// As Blocked: with no room for the keys not tracked yet, the attempt
+	// is refused rather than let through uncounted, so a flood of fresh
+	// keys cannot switch the limit off.
+	if untracked > 0 && l.full(now, window, maxKeys-untracked+1) {
+		if u := now.Add(window); u.After(until) {
+			until = u
+		}
+	}
 	if !until.IsZero() {
 		return Reservation{}, until, true
 	}
 	for _, k := range keys {
-		ts := l.fail[k]
-		if ts == nil && len(l.fail) >= maxKeys {
-			l.sweep(now, window)
-			if len(l.fail) >= maxKeys {
-				continue
-			}
-		}
-		l.fail[k] = append(ts, now)
+		l.fail[k] = append(l.fail[k], now)
 	}
 	return Reservation{Keys: keys, At: now}, time.Time{}, false
 }
