@@ -119,7 +119,7 @@ func (b *BasicAuth) Authenticate(r *http.Request) (string, AuthResult, time.Time
 	}
 	// Count the attempt before checking it, so that parallel wrong
 	// attempts check at most the limit.
-	release, until, blocked := lim.Reserve(r.Context(), now, "basic-user:"+user, "basic-ip:"+remoteIP(r))
+	release, until, blocked := lim.Reserve(r.Context(), now, "basic-user:"+user, "basic-ip:"+AddressKey(remoteIP(r)))
 	if blocked {
 		return "", AuthThrottled, until
 	}

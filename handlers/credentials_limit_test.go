@@ -261,3 +261,20 @@ func TestMemoryLimiterFullFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+func TestAddressKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":                  "192.0.2.1",
+		"::ffff:192.0.2.1":           "192.0.2.1",
+		"2001:db8:1:2:aaaa::1":       "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:ffff::99": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":            "2001:db8:1:3::/64",
+		"fe80::1%eth0":               "fe80::/64",
+		"not an address":             "not an address",
+		"":                           "",
+	} {
+		if got := AddressKey(in); got != want {
+			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -17,6 +18,23 @@ import (
 // the attempt back (it succeeded).
 type AttemptLimiter interface {
 	Reserve(ctx context.Context, now time.Time, keys ...string) (release func(), until time.Time, blocked bool)
+}
+
+// AddressKey is what a limiter counts a client address under: an IPv4
+// address as it is (an IPv4-mapped IPv6 one unmapped), an IPv6 address by
+// its /64, the block a single subscriber or host is usually given (so that
+// a client cannot step past a per-address limit by taking each attempt
+// from another of its 2^64 addresses). Anything else is its own key.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
 }
 
 // MemoryLimiter is an AttemptLimiter in this process's memory.

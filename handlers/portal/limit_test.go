@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -182,5 +183,40 @@ func TestFailureLimiterReserve(t *testing.T) {
 		if _, _, blocked := l.Reserve(ctx, now, "b"); blocked {
 			t.Fatalf("b blocked at %d", i)
 		}
+	}
+}
+
+// TestPortalLoginSprayFromOneIPv6Block: wrong passwords for 60 different
+// logins, at once, each from another address of one IPv6 /64 (which one
+// client can take each attempt from), are counted against one address:
+// at most max_failures are checked. Each address used to count alone.
+func TestPortalLoginSprayFromOneIPv6Block(t *testing.T) {
+	f := newPortalFixture(t, "")
+	b := f.browser(t)
+	b.get("/auth/login")
+	token := b.csrf()
+	codes, _ := parallel(t, 60, func(i int) (int, string, error) {
+		c := *b
+		c.ip = fmt.Sprintf("2001:db8:7:7:%x::%x", i, i+1)
+		return c.postForm("/auth/login", url.Values{"csrf": {token}, "login": {fmt.Sprintf("nobody-%d", i)}, "password": {"wrong"}})
+	})
+	checked := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d", c)
+		}
+	}
+	if checked > DefaultFailureMax {
+		t.Fatalf("%d passwords checked from one /64, want at most %d", checked, DefaultFailureMax)
+	}
+	// Another /64 is another client.
+	c := *b
+	c.ip = "2001:db8:7:8::1"
+	if code, _, err := c.postForm("/auth/login", url.Values{"csrf": {token}, "login": {"nobody-x"}, "password": {"wrong"}}); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("another /64: %d, %v", code, err)
 	}
 }

@@ -49,7 +49,7 @@ const passwordlessAllKey = "passwordless:all"
 // which gives both counts back (for a start that stored nothing).
 func (p *Portal) reserveStart(w http.ResponseWriter, r *http.Request, now time.Time, ip string) (release func(), ok bool) {
 	ctx := r.Context()
-	mine, until, blocked := p.PasswordlessLimiter.Reserve(ctx, now, "passwordless-ip:"+ip)
+	mine, until, blocked := p.PasswordlessLimiter.Reserve(ctx, now, "passwordless-ip:"+handlers.AddressKey(ip))
 	if !blocked {
 		var all Reservation
 		if all, until, blocked = p.PasswordlessBudget.Reserve(ctx, now, passwordlessAllKey); !blocked {

@@ -324,7 +324,9 @@ func (p *Portal) reserve(w http.ResponseWriter, r *http.Request, now time.Time, 
 	return Reservation{}, false
 }
 
-func ipKey(ip string) string { return "ip:" + ip }
+// ipKey is the limiter key of a client address: an IPv6 address counts
+// as its /64 (handlers.AddressKey).
+func ipKey(ip string) string { return "ip:" + handlers.AddressKey(ip) }
 
 // userKey is the limiter key of a login: the user's canonical key (see
 // state.UserKey), so that every spelling of a login counts as one.
