@@ -5,6 +5,7 @@
 //	benchtool freeports N                        N free loopback ports
 //	benchtool sessionid I                        the I-th benchmark session id
 //	benchtool report -dir D                      the report's Markdown sections
+//	benchtool share -func F [-next N]            a handler's own share of perf samples (stdin)
 //
 // Every server it starts listens on loopback only.
 package main
@@ -41,6 +42,8 @@ func main() {
 		}
 	case "report":
 		err = runReport(args)
+	case "share":
+		err = runShare(args)
 	default:
 		usage()
 	}
@@ -51,7 +54,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchtool authsvc|preload|freeports|sessionid|report [flags]")
+	fmt.Fprintln(os.Stderr, "usage: benchtool authsvc|preload|freeports|sessionid|report|share [flags]")
 	os.Exit(2)
 }
 
