@@ -66,8 +66,10 @@ func (p *Portal) oidcLogin(w http.ResponseWriter, r *http.Request) {
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
 	if reauth {
 		// A gate asked for a fresh sign-in: the provider is asked to
-		// authenticate the user again rather than reuse its own session.
-		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+		// authenticate the user again rather than reuse its own session;
+		// max_age makes auth_time a required claim, which the callback
+		// checks (a provider may ignore prompt).
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"), oauth2.SetAuthURLParam("max_age", "0"))
 	}
 	u := o.oauth(d, redirectURI).AuthCodeURL(st, opts...)
 	http.Redirect(w, r, u, http.StatusFound)
@@ -191,6 +193,10 @@ func (p *Portal) takePending(ctx context.Context, w http.ResponseWriter, r *http
 }
 
 // oidcUser is what a verified ID token says of the user.
+// authTimeSkew is how much earlier than the start of a fresh sign-in the
+// provider's auth_time may be: the two clocks differ a little.
+const authTimeSkew = time.Minute
+
 type oidcUser struct {
 	sub, sid, id, login, mail string
 	mailVerified              bool
@@ -232,6 +238,14 @@ func (p *Portal) exchange(r *http.Request, o *OIDCProvider, pending *state.Sessi
 	azp, _ := claims["azp"].(string)
 	if (len(idt.Audience) > 1 && azp == "") || (azp != "" && azp != o.ClientID) {
 		return bad("azp", errors.New("the ID token's azp is not our client"))
+	}
+	if a["oidc_reauth"] == "1" {
+		// A fresh sign-in: the provider must have authenticated the user
+		// during it, not reused an older sign-in of its own.
+		at, ok := claims["auth_time"].(float64)
+		if !ok || time.Unix(int64(at), 0).Before(pending.CreateTime.Add(-authTimeSkew)) {
+			return oidcUser{}, &oidcRefusal{http.StatusUnauthorized, o.title() + " did not ask you to sign in again, which this page needs. Please start again.", "stale_auth_time", nil}
+		}
 	}
 	u := oidcUser{sub: idt.Subject}
 	u.sid, _ = claims["sid"].(string)

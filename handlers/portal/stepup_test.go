@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/internal/oidctest"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -253,5 +254,46 @@ func TestOIDCStepUpSkipsTrustedBrowser(t *testing.T) {
 	}
 	if f.session(t, b).Authenticated(f.clk.Now()) {
 		t.Fatal("the fresh sign-in is authenticated before its second factor")
+	}
+}
+
+// TestOIDCStepUpNeedsFreshAuthTime: a fresh sign-in through a provider asks
+// for prompt=login and max_age=0, and takes the provider's word only if its
+// auth_time falls within the sign-in: a provider that ignored the request
+// and answered from an older sign-in of its own is refused, and nothing is
+// opened. An ordinary sign-in does not look at auth_time.
+func TestOIDCStepUpNeedsFreshAuthTime(t *testing.T) {
+	f := newOIDCFixture(t, nil)
+	const start = "/auth/oidc/corp/login?reauth=1&redirect=%2Fapp"
+
+	b := f.browser(t)
+	resp := b.get(start)
+	wantStatus(t, resp, http.StatusFound, b.page)
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || u.Query().Get("prompt") != "login" || u.Query().Get("max_age") != "0" {
+		t.Fatalf("authorization request of a fresh sign-in: %q", resp.Header.Get("Location"))
+	}
+
+	f.op.OverrideIDTokens(&oidctest.IDTokenOverride{AuthTime: time.Now().Add(-time.Hour)})
+	b = f.browser(t)
+	resp = b.abs(http.MethodGet, f.atProviderFrom(b, alice, start), nil)
+	wantStatus(t, resp, http.StatusUnauthorized, b.page)
+	if !strings.Contains(b.page, "did not ask you to sign in again") {
+		t.Fatalf("refusal page:\n%s", b.page)
+	}
+	f.noSession(t, b)
+	// An ordinary sign-in takes the same token.
+	resp = b.abs(http.MethodGet, f.atProvider(b, alice, "/app"), nil)
+	wantStatus(t, resp, http.StatusSeeOther, b.page)
+	wantLocation(t, resp, "/app")
+
+	// A provider that did sign the user in again: the fresh sign-in opens.
+	f.op.OverrideIDTokens(nil)
+	b = f.browser(t)
+	resp = b.abs(http.MethodGet, f.atProviderFrom(b, alice, start), nil)
+	wantStatus(t, resp, http.StatusSeeOther, b.page)
+	wantLocation(t, resp, "/app")
+	if !f.session(t, b).Authenticated(f.clk.Now()) {
+		t.Fatal("the fresh sign-in is not authenticated")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -23,6 +24,9 @@ type IDTokenOverride struct {
 	AZP string
 	// Nonce replaces the nonce claim.
 	Nonce string
+	// AuthTime, if not zero, replaces the auth_time claim (a provider that
+	// reused an older sign-in of its own).
+	AuthTime time.Time
 }
 
 // OverrideIDTokens makes the token endpoint issue ID tokens changed by o
@@ -91,6 +95,9 @@ func (p *Provider) rewriteTokenResponse(body []byte, o *IDTokenOverride) ([]byte
 	}
 	if o.Nonce != "" {
 		claims["nonce"] = o.Nonce
+	}
+	if !o.AuthTime.IsZero() {
+		claims["auth_time"] = o.AuthTime.Unix()
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
