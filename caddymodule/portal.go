@@ -84,6 +84,7 @@ func (p *Portal) Provision(ctx caddy.Context) error {
 		ClientIP: clientIP,
 		Passkeys: app.passkeys,
 	}
+	hp.PasswordlessLimiter, hp.PasswordlessBudget = portal.NewPasswordlessLimits(app.store, ctx.Logger())
 	if app.otp.async != nil {
 		hp.Delivery = app.otp.async
 		hp.Channels = app.otpChannels

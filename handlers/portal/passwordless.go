@@ -39,6 +39,16 @@ const (
 	DefaultPasswordlessAll   = 10000 // starts per ceremony lifetime, all clients together
 )
 
+// NewPasswordlessLimits returns the two counters of the passwordless
+// starts (Portal.PasswordlessLimiter and PasswordlessBudget) for store, at
+// the default limits: in memory, and with the Redis store also in Redis,
+// shared by every instance, so that N instances behind a load balancer do
+// not allow N times the starts (see NewFailureCounter).
+func NewPasswordlessLimits(store state.Store, log *zap.Logger) (perAddress, all FailureCounter) {
+	return NewFailureCounter(store, DefaultPasswordlessPerIP, time.Minute, log),
+		NewFailureCounter(store, DefaultPasswordlessAll, state.CeremonyTTL, log)
+}
+
 // passwordlessAllKey is the one key of Portal.PasswordlessBudget.
 const passwordlessAllKey = "passwordless:all"
 

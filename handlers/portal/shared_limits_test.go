@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,5 +123,40 @@ func TestPortalFailuresReserveParallelAcrossInstances(t *testing.T) {
 	}
 	if _, until, blocked := counters[1].Reserve(ctx, now, "user:alice"); !blocked || until.Sub(now) < 4*time.Minute {
 		t.Fatalf("fifth attempt: blocked %v until %v", blocked, until)
+	}
+}
+
+// TestPasswordlessLimitsSharedThroughRedis: the passwordless starts of one
+// address, made at once on two instances sharing a Redis store, pass the
+// per-address limit once in all, not once per instance.
+func TestPasswordlessLimitsSharedThroughRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	open := func() FailureCounter {
+		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		perAddress, all := NewPasswordlessLimits(st, zap.NewNop())
+		if all == nil {
+			t.Fatal("no budget counter")
+		}
+		return perAddress
+	}
+	counters := []FailureCounter{open(), open()}
+	ctx := context.Background()
+	now := time.Now()
+	var passed atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 2 * DefaultPasswordlessPerIP {
+		wg.Go(func() {
+			if _, _, blocked := counters[i%2].Reserve(ctx, now, "passwordless-ip:198.51.100.7"); !blocked {
+				passed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := int(passed.Load()); n != DefaultPasswordlessPerIP {
+		t.Fatalf("%d of %d parallel starts on two instances passed, want %d", n, 2*DefaultPasswordlessPerIP, DefaultPasswordlessPerIP)
 	}
 }
