@@ -81,3 +81,30 @@ func TestGateRefusalsThroughHandleErrors(t *testing.T) {
 		t.Fatalf("wrong group: %d %q", code, body)
 	}
 }
+
+// TestGateStepUpThroughCaddy: a session without the factor a gate requires
+// sends a browser to sign in again (reauth=1, need=<factor>), with and
+// without error routes on the site; an API client gets the plain 401.
+func TestGateStepUpThroughCaddy(t *testing.T) {
+	const loc = "/auth/login?need=ChallengeOMATOTP&reauth=1&redirect=%2Fapp"
+	for _, errorRoutes := range []bool{false, true} {
+		up := echoUpstream(t)
+		cfg := strings.Replace(gatedConfig, "UPSTREAM", strings.TrimPrefix(up.URL, "http://"), 1)
+		cfg = strings.Replace(cfg, "upstream_header X-Auth-Group group", "upstream_header X-Auth-Group group\nrequire_factor ChallengeOMATOTP", 1)
+		if errorRoutes {
+			cfg = strings.Replace(cfg, "\tauthsession api\n", "\tauthsession api\n\thandle_errors 401 {\n\t\trespond \"custom\" 401\n\t}\n", 1)
+		}
+		_, port := newTester(t, cfg)
+		base := fmt.Sprintf("http://localhost:%d", port)
+		s := createSession(t, base, `{"userId":"alice"}`) // made by the API: no factor
+		cookie := "authsession=" + s["sessionId"].(string)
+		code, h, _ := call(t, "GET", base+"/app", map[string]string{"Cookie": cookie, "Accept": "text/html"}, "")
+		if code != 302 || h.Get("Location") != loc {
+			t.Fatalf("error routes %v: browser %d Location %q, want 302 %q", errorRoutes, code, h.Get("Location"), loc)
+		}
+		code, h, _ = call(t, "GET", base+"/app", map[string]string{"Cookie": cookie}, "")
+		if code != 401 || h.Get("WWW-Authenticate") != `Bearer realm="authsession"` {
+			t.Fatalf("error routes %v: API client %d, want 401 with the challenge", errorRoutes, code)
+		}
+	}
+}
