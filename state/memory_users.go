@@ -20,7 +20,8 @@ type userEntry struct {
 // sweepUsers drops the per-user states that nothing needs any longer: the
 // user holds no session, the state was last written more than
 // UserStateRetention ago, and it holds no valid trusted device, no live
-// factor block and no registered passkey or recovery code.
+// factor block and no registered factor (passkey, recovery code, TOTP
+// secret).
 // Without it the map would only grow: one entry per user ever seen.
 func (m *Memory) sweepUsers() {
 	now := m.now()
@@ -37,9 +38,10 @@ func (m *Memory) sweepUsers() {
 }
 
 // holdsFactors reports whether u holds factors the user registered
-// (passkeys, recovery codes): those are kept for good.
+// (passkeys, recovery codes, the TOTP secret of a user whose identity
+// store cannot hold it): those are kept for good.
 func holdsFactors(u *UserState) bool {
-	return len(u.Passkeys) > 0 || len(u.Recovery) > 0
+	return len(u.Passkeys) > 0 || len(u.Recovery) > 0 || u.TOTPSecret != ""
 }
 
 // holdsBlock reports whether one of u's factors is still blocked.

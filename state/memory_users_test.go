@@ -68,3 +68,27 @@ func TestMemoryDropsIdleUserStates(t *testing.T) {
 		t.Errorf("%d user states held, want 3", n)
 	}
 }
+
+// TestMemoryKeepsStoredTOTPSecrets: a directory or provider user's TOTP
+// secret lives in their per-user state (their identity store cannot hold
+// it), so that state is kept for good, as passkeys are. It used to be
+// dropped an hour after the user's last session, and with it the factor:
+// their next sign-in went without it (a provider's if_registered) or could
+// not pass it.
+func TestMemoryKeepsStoredTOTPSecrets(t *testing.T) {
+	clk := newFakeClock()
+	m := newTestMemory(t, clk)
+	ctx := context.Background()
+	if _, err := m.UpdateUser(ctx, "corp:alice", func(u *UserState) error {
+		u.TOTPSecret = "JBSWY3DPEHPK3PXP"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(UserStateRetention + time.Minute)
+	m.sweepUsers()
+	u, err := m.GetUser(ctx, "corp:alice")
+	if err != nil || u.TOTPSecret != "JBSWY3DPEHPK3PXP" {
+		t.Fatalf("an idle user's stored TOTP secret: %+v, %v", u, err)
+	}
+}
