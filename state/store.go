@@ -98,6 +98,12 @@ type UserState struct {
 	// Attempts count the wrong answers per factor (see
 	// OTPPolicy.ReserveAttempt).
 	Attempts map[string]FactorAttempts `json:"fa,omitempty"`
+	// Subject is the exact account name ("<provider>:<sub>") of the
+	// OpenID Provider account that first signed in under this user key.
+	// Keys fold letter case, a provider's subjects do not: a second
+	// account whose subject differs only in case is refused rather than
+	// let in as the first (see the portal's oidcAccount).
+	Subject string `json:"sub,omitempty"`
 	// Version counts writes, like Session.Version.
 	Version uint64 `json:"v"`
 }

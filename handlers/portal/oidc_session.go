@@ -27,6 +27,13 @@ func (p *Portal) openOIDCSession(ctx context.Context, w http.ResponseWriter, r *
 	now := p.Env.Time()
 	ip := p.clientIP(r)
 	u, linked, err := p.oidcAccount(ctx, o, ou)
+	if errors.Is(err, errSubjectConflict) {
+		p.Env.Logger.Warn("oidc sign-in refused: another account of the provider signs in under this user key (subjects differing only in letter case)",
+			zap.String("provider", o.Name), zap.String("user", u.ID))
+		p.Env.Emit(ctx, handlers.Event{Name: handlers.EventLoginFailed, UserKey: u.ID, Family: "oidc", Factor: FactorOIDCPrefix + o.Name, Reason: "subject_conflict", ClientIP: ip})
+		p.fail(w, r, http.StatusForbidden, "This account cannot sign in here: its name at "+o.title()+" collides with another account's. Please contact your administrator.")
+		return
+	}
 	if err != nil {
 		p.storeFailed(w, r, "oidc user", err)
 		return
@@ -125,11 +132,48 @@ func (p *Portal) oidcAccount(ctx context.Context, o *OIDCProvider, ou oidcUser) 
 			return u, ok, err
 		}
 	}
-	key, err := state.UserKey(nil, o.Name+":"+ou.id)
+	account := o.Name + ":" + ou.id
+	key, err := state.UserKey(nil, account)
 	if err != nil {
 		return state.User{}, false, err
 	}
+	if err := p.claimSubject(ctx, key, account); err != nil {
+		return state.User{ID: key}, false, err
+	}
 	return p.providerUser(ctx, key, ou.login, ou.mail)
+}
+
+// errSubjectConflict is a provider account refused because another one,
+// whose subject differs only in letter case, signs in under the same key.
+var errSubjectConflict = errors.New("the user key belongs to another account of the provider")
+
+// claimSubject binds the user key to the provider account named (in its
+// exact letter case) on the key's first sign-in, and refuses any other
+// account after: keys fold case (state.UserKey), so two accounts whose subjects
+// differ only in case would otherwise be one user here, sharing sessions,
+// factors and the upstream identity. A key signed in before this binding
+// existed is bound by its next sign-in.
+func (p *Portal) claimSubject(ctx context.Context, key, account string) error {
+	if us, err := p.Env.Store.GetUser(ctx, key); err == nil && us.Subject == account {
+		return nil
+	} else if err != nil && !errors.Is(err, state.ErrNotFound) {
+		return err
+	}
+	_, err := p.Env.Store.UpdateUser(ctx, key, func(us *state.UserState) error {
+		switch us.Subject {
+		case "":
+			us.Subject = account
+			return nil
+		case account:
+			return handlers.ErrNoChange
+		default:
+			return errSubjectConflict
+		}
+	})
+	if errors.Is(err, handlers.ErrNoChange) {
+		return nil
+	}
+	return err
 }
 
 // providerUser returns the provider's user under key with the second

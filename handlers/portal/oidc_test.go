@@ -622,3 +622,38 @@ func TestOIDCModifiedIDTokenPayload(t *testing.T) {
 		t.Fatal("no login_failed event")
 	}
 }
+
+// TestOIDCSubjectsDifferingInCase: user keys fold letter case and a
+// provider's subjects do not, so two accounts whose subjects differ only
+// in case map to one key. The first to sign in holds it; the other is
+// refused (403, nothing opened, login_failed subject_conflict) instead of
+// becoming the same user here, with the first one's sessions, factors and
+// upstream identity.
+func TestOIDCSubjectsDifferingInCase(t *testing.T) {
+	f := newOIDCFixture(t, nil)
+	upper := oidctest.User{Sub: "Case-Sub-7", Username: "upper", Password: "upper-pw", Email: "upper@example.com"}
+	lower := oidctest.User{Sub: "case-sub-7", Username: "lower", Password: "lower-pw", Email: "lower@example.com"}
+	f.op.AddUser(upper)
+	f.op.AddUser(lower)
+
+	b := f.browser(t)
+	resp := b.abs(http.MethodGet, f.atProvider(b, upper, "/app"), nil)
+	wantLocation(t, resp, "/app")
+	first := f.session(t, b)
+
+	c := f.browser(t)
+	c.ip = "192.0.2.77"
+	resp = c.abs(http.MethodGet, f.atProvider(c, lower, "/app"), nil)
+	wantStatus(t, resp, http.StatusForbidden, c.page)
+	f.noSession(t, c)
+	if ev, ok := f.events.find(handlers.EventLoginFailed, "subject_conflict"); !ok || ev.UserKey != first.UserID {
+		t.Fatalf("no login_failed subject_conflict for %s: %+v", first.UserID, ev)
+	}
+	// The first account still signs in, as itself.
+	b = f.browser(t)
+	resp = b.abs(http.MethodGet, f.atProvider(b, upper, "/app"), nil)
+	wantLocation(t, resp, "/app")
+	if s := f.session(t, b); s.UserID != first.UserID || s.UserAttributes["oidc_sub"] != upper.Sub {
+		t.Fatalf("the first account's second sign-in: %+v", s)
+	}
+}
