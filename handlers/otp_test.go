@@ -447,3 +447,22 @@ func TestOTPSendOnBlockedFactorSendsNothing(t *testing.T) {
 	f.advance(state.DefaultOTPBlockFor)
 	answerOf(t, f.do(t, "PUT", "/sessions/"+fresh, `{"userId":"alice-id","passedLoginOTP":false}`), 200)
 }
+
+// TestOTPCreateCountsTowardsSendLimit: a code handed to the caller by
+// POST /user/otp counts towards sends_per_hour, as the documentation says
+// and as a mailed one does; it used to be handed out without limit, one
+// every cool-down.
+func TestOTPCreateCountsTowardsSendLimit(t *testing.T) {
+	f := newOTPFixture(t, true)
+	answerOf(t, f.do(t, "PUT", "/sessions/"+seedID, `{"userId":"busy","passedLoginOTP":false}`), 200) // the 1st send
+	for i := 2; i <= state.DefaultOTPSendsPerHour; i++ {
+		f.advance(31 * time.Second) // past the session's cool-down
+		answerOf(t, f.do(t, "POST", "/user/otp", `{"sessionId":"`+seedID+`"}`), 201)
+	}
+	f.advance(31 * time.Second)
+	w := f.do(t, "POST", "/user/otp", `{"sessionId":"`+seedID+`"}`)
+	jsonAPI(t, w, 429, "too-many-requests")
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+}

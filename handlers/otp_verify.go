@@ -286,9 +286,11 @@ func (o *OTPSessions) issue(w http.ResponseWriter, r *http.Request, mail bool) {
 			jsonAPIFail(w, http.StatusUnprocessableEntity, "no-destination", "no mail address or delivery is configured for this user", "")
 			return
 		}
-		if !o.allowSend(w, ctx, cur.UserID, now) {
-			return
-		}
+	}
+	// A code handed to the caller (who delivers it) counts as one sent:
+	// the hourly limit and the factor's block hold for both.
+	if !o.allowSend(w, ctx, cur.UserID, now) {
+		return
 	}
 	var code string
 	var exp time.Time
