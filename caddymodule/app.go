@@ -246,6 +246,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.store = val.(pooledStore).Store
 	a.basic.Limiter = handlers.NewCredentialLimiter(a.store, a.logger)
+	a.bearer.Limiter = handlers.NewCredentialLimiter(a.store, a.logger)
 	a.otp.withStoredTOTP(a.store, a.IDStoreName)
 
 	a.env = &handlers.Env{

@@ -15,9 +15,10 @@ import (
 )
 
 // BasicAuth checks HTTP Basic credentials against bcrypt hashes, with a
-// cache of verified pairs (as Caddy's basic_auth does) so bcrypt runs once
-// per distinct good pair rather than on every call. The cache holds only
-// SHA-256 digests of the pairs, never a password.
+// cache of verified pairs per client address (as Caddy's basic_auth has
+// one of pairs) so bcrypt runs once per distinct good pair and client
+// rather than on every call. The cache holds only SHA-256 digests, never a
+// password.
 //
 // Wrong credentials are throttled: failures are counted per username and
 // per client address (Limiter; shared by every instance when the store is
@@ -102,13 +103,11 @@ func (b *BasicAuth) Authenticate(r *http.Request) (string, AuthResult, time.Time
 	if !ok || b.Empty() {
 		return "", AuthBad, time.Time{}
 	}
-	digest := sha256.Sum256([]byte(user + "\x00" + pass))
-	b.mu.RLock()
-	_, hit := b.cache[digest]
-	b.mu.RUnlock()
-	if hit {
-		return user, AuthOK, time.Time{}
-	}
+	// The cache is per client address: a pair verified for one client does
+	// not let another skip the count and the bcrypt, or the right guess of
+	// a password in use would cost a SHA-256 and pass any limit.
+	addr := AddressKey(remoteIP(r))
+	digest := sha256.Sum256([]byte(user + "\x00" + pass + "\x00" + addr))
 	now := time.Now()
 	if b.Now != nil {
 		now = b.Now()
@@ -117,9 +116,21 @@ func (b *BasicAuth) Authenticate(r *http.Request) (string, AuthResult, time.Time
 	if lim == nil {
 		lim = b.localLimiter()
 	}
+	b.mu.RLock()
+	_, hit := b.cache[digest]
+	b.mu.RUnlock()
+	if hit {
+		// Verified before from this address, but not while the address
+		// is refused: a guess from there would otherwise be told right
+		// (a hit) from wrong (refused) without limit.
+		if until, blocked := lim.Blocked(now, "basic-ip:"+addr); blocked {
+			return "", AuthThrottled, until
+		}
+		return user, AuthOK, time.Time{}
+	}
 	// Count the attempt before checking it, so that parallel wrong
 	// attempts check at most the limit.
-	release, until, blocked := lim.Reserve(r.Context(), now, "basic-user:"+user, "basic-ip:"+AddressKey(remoteIP(r)))
+	release, until, blocked := lim.Reserve(r.Context(), now, "basic-user:"+user, "basic-ip:"+addr)
 	if blocked {
 		return "", AuthThrottled, until
 	}
@@ -201,29 +212,102 @@ func remoteIP(r *http.Request) string {
 }
 
 // BearerAuth checks bearer tokens against SHA-256 hashes of the configured
-// tokens, in constant time over every configured hash.
-type BearerAuth struct{ hashes [][32]byte }
+// tokens, in constant time over every configured hash. Wrong tokens are
+// throttled as wrong Basic credentials are: each check of a token not yet
+// verified from the client's address is counted first (Limiter, per client
+// address), and once the address has BasicMaxFailures in
+// BasicFailureWindow its next tokens, the right one included, are refused
+// unchecked (AuthThrottled). A token verified from an address is
+// remembered for it (as a digest), so its calls skip the count.
+type BearerAuth struct {
+	hashes [][32]byte
+
+	// Limiter counts attempts; nil counts in this process alone.
+	Limiter AttemptLimiter
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	mu    sync.RWMutex
+	cache map[[32]byte]struct{} // SHA-256 of a verified token's hash and address
+	local *MemoryLimiter
+}
 
 // NewBearerAuth returns a checker for the given token hashes.
-func NewBearerAuth(hashes [][32]byte) *BearerAuth { return &BearerAuth{hashes: hashes} }
+func NewBearerAuth(hashes [][32]byte) *BearerAuth {
+	return &BearerAuth{hashes: hashes, cache: map[[32]byte]struct{}{}}
+}
 
 // Empty reports whether no tokens are configured (every call refused).
 func (b *BearerAuth) Empty() bool { return b == nil || len(b.hashes) == 0 }
 
 // Check reports whether r carries one of the configured bearer tokens.
+// A throttled request does not.
 func (b *BearerAuth) Check(r *http.Request) bool {
+	res, _ := b.Authenticate(r)
+	return res == AuthOK
+}
+
+// Authenticate checks r's bearer token. AuthThrottled comes with the time
+// the caller may try again (for Retry-After). A request without a bearer
+// token is AuthBad and counts nothing (it guesses nothing).
+func (b *BearerAuth) Authenticate(r *http.Request) (AuthResult, time.Time) {
 	if b.Empty() {
-		return false
+		return AuthBad, time.Time{}
 	}
 	h := r.Header.Get("Authorization")
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
+		return AuthBad, time.Time{}
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
+	addr := AddressKey(remoteIP(r))
+	seen := sha256.Sum256(append(sum[:], addr...))
+	now := time.Now()
+	if b.Now != nil {
+		now = b.Now()
+	}
+	lim := b.Limiter
+	if lim == nil {
+		lim = b.localLimiter()
+	}
+	key := "bearer-ip:" + addr
+	b.mu.RLock()
+	_, hit := b.cache[seen]
+	b.mu.RUnlock()
+	if hit {
+		// Verified before from this address, but not while the address
+		// is refused (see BasicAuth.Authenticate).
+		if until, blocked := lim.Blocked(now, key); blocked {
+			return AuthThrottled, until
+		}
+		return AuthOK, time.Time{}
+	}
+	release, until, blocked := lim.Reserve(r.Context(), now, key)
+	if blocked {
+		return AuthThrottled, until
+	}
 	match := 0
 	for i := range b.hashes {
 		match |= subtle.ConstantTimeCompare(sum[:], b.hashes[i][:])
 	}
-	return match == 1
+	if match != 1 {
+		return AuthBad, time.Time{} // the reservation is the failure
+	}
+	release()
+	b.mu.Lock()
+	if len(b.cache) >= maxCachedPairs {
+		clear(b.cache)
+	}
+	b.cache[seen] = struct{}{}
+	b.mu.Unlock()
+	return AuthOK, time.Time{}
+}
+
+func (b *BearerAuth) localLimiter() AttemptLimiter {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.local == nil {
+		b.local = &MemoryLimiter{Max: BasicMaxFailures, Window: BasicFailureWindow}
+	}
+	return b.local
 }

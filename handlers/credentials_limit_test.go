@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -68,6 +70,7 @@ func TestBasicAuthThrottlesWrongPasswords(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			req := httptest.NewRequest("POST", authnPathV1, nil)
+			req.RemoteAddr = "198.51.100.50:999" // not the administrator's address
 			req.SetBasicAuth(apiUser, "wrong-"+strconv.Itoa(i))
 			w := httptest.NewRecorder()
 			f.mux.ServeHTTP(w, req)
@@ -102,13 +105,23 @@ func TestBasicAuthThrottlesWrongPasswords(t *testing.T) {
 	if peak := c.peak.Load(); peak > int64(cap(bcryptSlots)) {
 		t.Fatalf("%d bcrypt runs at once, want at most %d", peak, cap(bcryptSlots))
 	}
-	// The verified pair is remembered: the administrator is not locked out.
+	// The pair verified from the administrator's address is remembered
+	// for it: the administrator is not locked out.
 	if code, _ := f.put(map[string]any{"challengeop": "Init"}); code == http.StatusUnauthorized || code == http.StatusTooManyRequests {
 		t.Fatalf("the right credentials got %d during the throttle", code)
 	}
+	// From the guessing address the right pair is refused unchecked: a
+	// remembered pair must not tell a right guess (a pass) from a wrong
+	// one (429) there.
+	req := httptest.NewRequest("POST", authnPathV1, nil)
+	req.RemoteAddr = "198.51.100.50:1000"
+	req.SetBasicAuth(apiUser, apiPass)
+	if _, res, _ := f.a.Auth.Authenticate(req); res != AuthThrottled {
+		t.Fatalf("the right pair from the guessing address: %v, want throttled", res)
+	}
 	// The OAM family answers 429 in its own shape.
 	o := &OAM{Env: f.a.Env, Auth: f.a.Auth}
-	req := httptest.NewRequest("GET", "/", nil)
+	req = httptest.NewRequest("GET", "/", nil)
 	req.SetBasicAuth(apiUser, "wrong")
 	w := httptest.NewRecorder()
 	o.guard(func(http.ResponseWriter, *http.Request) {}).ServeHTTP(w, req)
@@ -275,6 +288,87 @@ func TestAddressKey(t *testing.T) {
 	} {
 		if got := AddressKey(in); got != want {
 			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestBasicAuthCachedPairNoBypass: the cache of verified pairs is per
+// client address. It was per pair, so once the real client had signed in,
+// anyone guessing the password from elsewhere hit the cache with the right
+// guess: no bcrypt (a guess cost a SHA-256) and no limit (the cache was
+// read before the count). Now a guess from another address is counted and
+// checked like any: with the user blocked it is refused, while the real
+// client's own cached pair still passes.
+func TestBasicAuthCachedPairNoBypass(t *testing.T) {
+	b := newLimitedAuth(t)
+	from := func(addr, pass string) AuthResult {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = addr
+		r.SetBasicAuth(apiUser, pass)
+		_, res, _ := b.Authenticate(r)
+		return res
+	}
+	if res := from("192.0.2.1:4000", apiPass); res != AuthOK {
+		t.Fatalf("the real client: %v", res)
+	}
+	for i := range BasicMaxFailures {
+		if res := from("198.51.100.9:5000", fmt.Sprintf("guess-%d", i)); res != AuthBad {
+			t.Fatalf("wrong guess %d: %v", i, res)
+		}
+	}
+	// The user is blocked: the right password from a fresh address is
+	// refused unchecked.
+	if res := from("203.0.113.5:6000", apiPass); res != AuthThrottled {
+		t.Fatalf("the right password from elsewhere while the user is blocked: %v, want throttled", res)
+	}
+	if res := from("198.51.100.9:5001", apiPass); res != AuthThrottled {
+		t.Fatalf("the right password from the guessing address: %v, want throttled", res)
+	}
+	// The real client's pair, verified from its address, still passes.
+	if res := from("192.0.2.1:4001", apiPass); res != AuthOK {
+		t.Fatalf("the real client during the attack: %v", res)
+	}
+}
+
+// TestCachedCredentialsNoOracleFromGuessingAddress: a pair or token
+// verified from an address is refused there too once wrong guesses from
+// that address are refused, so that a guess from the real client's own
+// address is not told right (a pass) from wrong (429) without limit.
+func TestCachedCredentialsNoOracleFromGuessingAddress(t *testing.T) {
+	basic := newLimitedAuth(t)
+	bearer := NewBearerAuth([][32]byte{sha256.Sum256([]byte("right-token"))})
+	basicFrom := func(pass string) AuthResult {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "192.0.2.1:4000"
+		r.SetBasicAuth(apiUser, pass)
+		_, res, _ := basic.Authenticate(r)
+		return res
+	}
+	bearerFrom := func(token string) AuthResult {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "[2001:db8:5:5::1]:4000"
+		r.Header.Set("Authorization", "Bearer "+token)
+		res, _ := bearer.Authenticate(r)
+		return res
+	}
+	for name, try := range map[string]func(string) AuthResult{"basic": basicFrom, "bearer": bearerFrom} {
+		right := apiPass
+		if name == "bearer" {
+			right = "right-token"
+		}
+		if res := try(right); res != AuthOK {
+			t.Fatalf("%s: the real client: %v", name, res)
+		}
+		for i := range BasicMaxFailures {
+			if res := try(fmt.Sprintf("guess-%d", i)); res != AuthBad {
+				t.Fatalf("%s: wrong guess %d: %v", name, i, res)
+			}
+		}
+		if res := try("guess-x"); res != AuthThrottled {
+			t.Fatalf("%s: a guess past the limit: %v", name, res)
+		}
+		if res := try(right); res != AuthThrottled {
+			t.Fatalf("%s: the right, remembered credentials from the guessing address: %v, want throttled", name, res)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -28,6 +29,44 @@ type sharedAttempts struct {
 	local  *MemoryLimiter
 	shared *redisstore.FailureWindow
 	log    *zap.Logger
+
+	// held are the refusals the shared count gave, by key, until when:
+	// what Blocked knows of the other instances' counts.
+	mu   sync.Mutex
+	held map[string]time.Time
+}
+
+// Blocked implements AttemptLimiter: this instance's count, and the
+// refusals the shared count gave it.
+func (s *sharedAttempts) Blocked(now time.Time, keys ...string) (time.Time, bool) {
+	until, blocked := s.local.Blocked(now, keys...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		if u, ok := s.held[k]; ok {
+			if !now.Before(u) {
+				delete(s.held, k)
+				continue
+			}
+			if u.After(until) {
+				until = u
+			}
+			blocked = true
+		}
+	}
+	return until, blocked
+}
+
+// hold remembers that the shared count refused keys until until.
+func (s *sharedAttempts) hold(until time.Time, keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil || len(s.held) >= maxLimiterKeys {
+		s.held = map[string]time.Time{}
+	}
+	for _, k := range keys {
+		s.held[k] = until
+	}
 }
 
 func (s *sharedAttempts) Reserve(ctx context.Context, now time.Time, keys ...string) (func(), time.Time, bool) {
@@ -43,6 +82,7 @@ func (s *sharedAttempts) Reserve(ctx context.Context, now time.Time, keys ...str
 	}
 	if sb {
 		release()
+		s.hold(su, keys...)
 		return func() {}, su, true
 	}
 	return func() {

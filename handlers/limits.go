@@ -16,8 +16,14 @@ import (
 // with the check, unless one of them has reached the limit (then it counts
 // nothing and reports when the last of them may try again); release takes
 // the attempt back (it succeeded).
+//
+// Blocked reports whether one of keys is refused at now as far as this
+// process knows, without a round trip to a shared store and without
+// counting: for a request that needs no check (a pair or token verified
+// before) but must not pass while its address is refused.
 type AttemptLimiter interface {
 	Reserve(ctx context.Context, now time.Time, keys ...string) (release func(), until time.Time, blocked bool)
+	Blocked(now time.Time, keys ...string) (until time.Time, blocked bool)
 }
 
 // AddressKey is what a limiter counts a client address under: an IPv4
@@ -90,6 +96,21 @@ func (l *MemoryLimiter) Reserve(_ context.Context, now time.Time, keys ...string
 		l.hits[k] = append(l.hits[k], now)
 	}
 	return func() { l.release(keys, now) }, time.Time{}, false
+}
+
+// Blocked implements AttemptLimiter.
+func (l *MemoryLimiter) Blocked(now time.Time, keys ...string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var until time.Time
+	for _, k := range keys {
+		if ts := l.recent(k, now); len(ts) >= l.Max {
+			if u := ts[len(ts)-l.Max].Add(l.Window); u.After(until) {
+				until = u
+			}
+		}
+	}
+	return until, !until.IsZero()
 }
 
 // full reports whether the table has no room for n more keys, sweeping the

@@ -62,7 +62,13 @@ var otpMedia = []string{mediaJSON}
 // guard checks the bearer token and the media types.
 func (o *OTPSessions) guard(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !o.Auth.Check(r) {
+		switch res, until := o.Auth.Authenticate(r); res {
+		case AuthOK:
+		case AuthThrottled:
+			w.Header().Set("Retry-After", RetryAfter(until, o.Env.Time()))
+			jsonAPIFail(w, http.StatusTooManyRequests, "too-many-requests", "too many wrong bearer tokens from this address; try again later", "")
+			return
+		default:
 			if r.Header.Get("Authorization") != "" {
 				o.Env.EmitLoginFailed(r.Context(), "otp", FactorAPICredentials, "wrong_credentials", "", "", RemoteIP(r))
 			}

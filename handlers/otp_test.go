@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -464,5 +466,53 @@ func TestOTPCreateCountsTowardsSendLimit(t *testing.T) {
 	jsonAPI(t, w, 429, "too-many-requests")
 	if w.Header().Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
+	}
+}
+
+// TestOTPWrongBearerTokensThrottled: wrong bearer tokens are counted per
+// client address before they are checked, as wrong Basic credentials are:
+// of 60 sent at once from one address at most BasicMaxFailures are
+// checked (401), the rest answer 429 with Retry-After, and then the right
+// token from that address is refused too. Another address is not held up.
+// Tokens were checked without any limit, so a short one could be guessed.
+func TestOTPWrongBearerTokensThrottled(t *testing.T) {
+	f := newOTPFixture(t, true)
+	from := func(addr, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("POST", "/user/otp", strings.NewReader(`{"sessionId":"`+seedID+`"}`))
+		r.RemoteAddr = addr
+		r.Header.Set("Authorization", "Bearer "+token)
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		return w
+	}
+	answerOf(t, f.do(t, "PUT", "/sessions/"+seedID, `{"userId":"u3","passedLoginOTP":false}`), 200)
+	codes := make([]int, 60)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() { codes[i] = from("198.51.100.9:1234", fmt.Sprintf("guess-%d", i)).Code })
+	}
+	wg.Wait()
+	checked := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d", c)
+		}
+	}
+	if checked > BasicMaxFailures {
+		t.Fatalf("%d wrong tokens checked from one address, want at most %d", checked, BasicMaxFailures)
+	}
+	w := from("198.51.100.9:1235", otpToken)
+	jsonAPI(t, w, http.StatusTooManyRequests, "too-many-requests")
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	f.advance(31 * time.Second)
+	if w := from("192.0.2.1:1234", otpToken); w.Code != http.StatusCreated {
+		t.Fatalf("the right token from another address: %d %s", w.Code, w.Body)
 	}
 }
