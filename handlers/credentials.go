@@ -28,21 +28,71 @@ import (
 // costs no bcrypt. Every bcrypt comparison runs on a bounded pool
 // (bcryptSlots), so password checks cannot take every core from the gate.
 type BasicAuth struct {
+	credentialGuard
+
 	users map[string][]byte
 	dummy []byte
 
-	mu    sync.RWMutex
-	cache map[[32]byte]struct{}
+	failKey [32]byte
+	fmu     sync.Mutex
+	failed  map[[32]byte]time.Time // keyed hash of a failing pair → forgotten at
+}
 
+// credentialGuard is what BasicAuth and BearerAuth share: the clock, the
+// limiter of wrong credentials, and the digests of the credentials verified
+// per client address, whose calls skip the count (and bcrypt) unless the
+// address is being refused.
+type credentialGuard struct {
 	// Limiter counts failures; nil counts in this process alone.
 	Limiter AttemptLimiter
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	failKey [32]byte
-	fmu     sync.Mutex
-	failed  map[[32]byte]time.Time // keyed hash of a failing pair → forgotten at
-	local   *MemoryLimiter
+	mu       sync.RWMutex
+	verified map[[32]byte]struct{}
+	local    *MemoryLimiter
+}
+
+// setup returns the time and the limiter of one check.
+func (g *credentialGuard) setup() (time.Time, AttemptLimiter) {
+	now := time.Now()
+	if g.Now != nil {
+		now = g.Now()
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.Limiter != nil {
+		return now, g.Limiter
+	}
+	if g.local == nil {
+		g.local = &MemoryLimiter{Max: BasicMaxFailures, Window: BasicFailureWindow}
+	}
+	return now, g.local
+}
+
+// verifiedBefore reports whether the credentials of digest d were verified
+// before (d covers the client's address) and, if so, whether the address
+// (addrKey) is being refused, until when: a guess from there would
+// otherwise be told right (a hit) from wrong (refused) without limit.
+func (g *credentialGuard) verifiedBefore(d [32]byte, lim AttemptLimiter, now time.Time, addrKey string) (hit bool, until time.Time, blocked bool) {
+	g.mu.RLock()
+	_, hit = g.verified[d]
+	g.mu.RUnlock()
+	if !hit {
+		return false, time.Time{}, false
+	}
+	until, blocked = lim.Blocked(now, addrKey)
+	return true, until, blocked
+}
+
+// remember records the credentials of digest d as verified.
+func (g *credentialGuard) remember(d [32]byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.verified == nil || len(g.verified) >= maxCachedPairs {
+		g.verified = map[[32]byte]struct{}{}
+	}
+	g.verified[d] = struct{}{}
 }
 
 // Limits of wrong Basic credentials.
@@ -71,7 +121,7 @@ func NewBasicAuth(users map[string][]byte) *BasicAuth {
 		cost = bcrypt.DefaultCost
 	}
 	dummy, _ := bcrypt.GenerateFromPassword([]byte("authsession-dummy-password"), cost)
-	b := &BasicAuth{users: users, dummy: dummy, cache: make(map[[32]byte]struct{}), failed: map[[32]byte]time.Time{}}
+	b := &BasicAuth{users: users, dummy: dummy, failed: map[[32]byte]time.Time{}}
 	_, _ = rand.Read(b.failKey[:])
 	return b
 }
@@ -108,24 +158,10 @@ func (b *BasicAuth) Authenticate(r *http.Request) (string, AuthResult, time.Time
 	// a password in use would cost a SHA-256 and pass any limit.
 	addr := AddressKey(remoteIP(r))
 	digest := sha256.Sum256([]byte(user + "\x00" + pass + "\x00" + addr))
-	now := time.Now()
-	if b.Now != nil {
-		now = b.Now()
-	}
-	lim := b.Limiter
-	if lim == nil {
-		lim = b.localLimiter()
-	}
-	b.mu.RLock()
-	_, hit := b.cache[digest]
-	b.mu.RUnlock()
-	if hit {
-		// Verified before from this address, but not while the address
-		// is refused: a guess from there would otherwise be told right
-		// (a hit) from wrong (refused) without limit.
-		if until, blocked := lim.Blocked(now, "basic-ip:"+addr); blocked {
-			return "", AuthThrottled, until
-		}
+	now, lim := b.setup()
+	if hit, until, blocked := b.verifiedBefore(digest, lim, now, "basic-ip:"+addr); blocked {
+		return "", AuthThrottled, until
+	} else if hit {
 		return user, AuthOK, time.Time{}
 	}
 	// Count the attempt before checking it, so that parallel wrong
@@ -150,22 +186,8 @@ func (b *BasicAuth) Authenticate(r *http.Request) (string, AuthResult, time.Time
 		return "", AuthBad, time.Time{}
 	}
 	release()
-	b.mu.Lock()
-	if len(b.cache) >= maxCachedPairs {
-		clear(b.cache)
-	}
-	b.cache[digest] = struct{}{}
-	b.mu.Unlock()
+	b.remember(digest)
 	return user, AuthOK, time.Time{}
-}
-
-func (b *BasicAuth) localLimiter() AttemptLimiter {
-	b.fmu.Lock()
-	defer b.fmu.Unlock()
-	if b.local == nil {
-		b.local = &MemoryLimiter{Max: BasicMaxFailures, Window: BasicFailureWindow}
-	}
-	return b.local
 }
 
 // failDigest is the keyed hash under which a failing pair is remembered:
@@ -220,22 +242,13 @@ func remoteIP(r *http.Request) string {
 // unchecked (AuthThrottled). A token verified from an address is
 // remembered for it (as a digest), so its calls skip the count.
 type BearerAuth struct {
+	credentialGuard
+
 	hashes [][32]byte
-
-	// Limiter counts attempts; nil counts in this process alone.
-	Limiter AttemptLimiter
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-
-	mu    sync.RWMutex
-	cache map[[32]byte]struct{} // SHA-256 of a verified token's hash and address
-	local *MemoryLimiter
 }
 
 // NewBearerAuth returns a checker for the given token hashes.
-func NewBearerAuth(hashes [][32]byte) *BearerAuth {
-	return &BearerAuth{hashes: hashes, cache: map[[32]byte]struct{}{}}
-}
+func NewBearerAuth(hashes [][32]byte) *BearerAuth { return &BearerAuth{hashes: hashes} }
 
 // Empty reports whether no tokens are configured (every call refused).
 func (b *BearerAuth) Empty() bool { return b == nil || len(b.hashes) == 0 }
@@ -262,24 +275,11 @@ func (b *BearerAuth) Authenticate(r *http.Request) (AuthResult, time.Time) {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
 	addr := AddressKey(remoteIP(r))
 	seen := sha256.Sum256(append(sum[:], addr...))
-	now := time.Now()
-	if b.Now != nil {
-		now = b.Now()
-	}
-	lim := b.Limiter
-	if lim == nil {
-		lim = b.localLimiter()
-	}
+	now, lim := b.setup()
 	key := "bearer-ip:" + addr
-	b.mu.RLock()
-	_, hit := b.cache[seen]
-	b.mu.RUnlock()
-	if hit {
-		// Verified before from this address, but not while the address
-		// is refused (see BasicAuth.Authenticate).
-		if until, blocked := lim.Blocked(now, key); blocked {
-			return AuthThrottled, until
-		}
+	if hit, until, blocked := b.verifiedBefore(seen, lim, now, key); blocked {
+		return AuthThrottled, until
+	} else if hit {
 		return AuthOK, time.Time{}
 	}
 	release, until, blocked := lim.Reserve(r.Context(), now, key)
@@ -294,20 +294,6 @@ func (b *BearerAuth) Authenticate(r *http.Request) (AuthResult, time.Time) {
 		return AuthBad, time.Time{} // the reservation is the failure
 	}
 	release()
-	b.mu.Lock()
-	if len(b.cache) >= maxCachedPairs {
-		clear(b.cache)
-	}
-	b.cache[seen] = struct{}{}
-	b.mu.Unlock()
+	b.remember(seen)
 	return AuthOK, time.Time{}
-}
-
-func (b *BearerAuth) localLimiter() AttemptLimiter {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.local == nil {
-		b.local = &MemoryLimiter{Max: BasicMaxFailures, Window: BasicFailureWindow}
-	}
-	return b.local
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -281,7 +282,7 @@ func TestAccountTOTPParallelWrongCodes(t *testing.T) {
 	codes, _ := parallel(t, 40, func(int) (int, string, error) {
 		return b.postForm("/auth/account/totp", url.Values{"csrf": {token}, "ceremony": {cer}, "code": {wrong}})
 	})
-	if checked := countChecked(t, codes); checked > DefaultFailureMax {
+	if checked := testkit.CountChecked(t, codes); checked > DefaultFailureMax {
 		t.Fatalf("%d codes checked, want at most %d", checked, DefaultFailureMax)
 	}
 	right, _ := f.portal.TOTP.Code(secret, f.clk.Now())

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/authsession/caddy-authsession/internal/testkit"
 	"github.com/authsession/caddy-authsession/state"
 )
 
@@ -63,24 +64,6 @@ func parallel(t *testing.T, n int, fn func(i int) (int, string, error)) ([]int, 
 	return codes, bodies
 }
 
-// countChecked returns how many of the statuses of parallel wrong answers
-// say the answer was checked (401); the others must be refusals before any
-// check (429).
-func countChecked(t *testing.T, codes []int) int {
-	t.Helper()
-	checked := 0
-	for _, c := range codes {
-		switch c {
-		case http.StatusUnauthorized:
-			checked++
-		case http.StatusTooManyRequests:
-		default:
-			t.Fatalf("status %d", c)
-		}
-	}
-	return checked
-}
-
 // TestPortalLoginParallelWrongPasswords: 60 wrong passwords for one login
 // from one address, all at once, check at most max_failures passwords; the
 // rest are refused with 429 before any check.
@@ -108,7 +91,7 @@ func TestPortalLoginParallelWrongPasswords(t *testing.T) {
 	codes, _ := parallel(t, 60, func(int) (int, string, error) {
 		return b.postForm("/auth/login", url.Values{"csrf": {token}, "login": {"demo"}, "password": {"wrong"}})
 	})
-	checked := countChecked(t, codes)
+	checked := testkit.CountChecked(t, codes)
 	t.Logf("60 parallel wrong passwords: %d checked, %d refused", checked, len(codes)-checked)
 	if checked > DefaultFailureMax {
 		t.Fatalf("%d passwords checked, want at most %d", checked, DefaultFailureMax)
@@ -208,7 +191,7 @@ func TestPortalLoginSprayFromOneIPv6Block(t *testing.T) {
 		c.ip = fmt.Sprintf("2001:db8:7:7:%x::%x", i, i+1)
 		return c.postForm("/auth/login", url.Values{"csrf": {token}, "login": {fmt.Sprintf("nobody-%d", i)}, "password": {"wrong"}})
 	})
-	if checked := countChecked(t, codes); checked > DefaultFailureMax {
+	if checked := testkit.CountChecked(t, codes); checked > DefaultFailureMax {
 		t.Fatalf("%d passwords checked from one /64, want at most %d", checked, DefaultFailureMax)
 	}
 	// Another /64 is another client.

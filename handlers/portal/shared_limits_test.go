@@ -80,11 +80,7 @@ func TestPortalFailuresSharedThroughRedis(t *testing.T) {
 func TestPortalFailuresReserveParallelAcrossInstances(t *testing.T) {
 	srv := redistest.Start(t)
 	open := func() FailureCounter {
-		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
+		st := openRedisStore(t, srv.Addr())
 		return NewFailureCounter(st, 4, 5*time.Minute, zap.NewNop())
 	}
 	counters := []FailureCounter{open(), open()}
@@ -132,11 +128,7 @@ func TestPortalFailuresReserveParallelAcrossInstances(t *testing.T) {
 func TestPasswordlessLimitsSharedThroughRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	open := func() FailureCounter {
-		st, err := redisstore.New(redisstore.Options{Addrs: []string{srv.Addr()}, Timeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
+		st := openRedisStore(t, srv.Addr())
 		perAddress, all := NewPasswordlessLimits(st, zap.NewNop())
 		if all == nil {
 			t.Fatal("no budget counter")
@@ -159,4 +151,16 @@ func TestPasswordlessLimitsSharedThroughRedis(t *testing.T) {
 	if n := int(passed.Load()); n != DefaultPasswordlessPerIP {
 		t.Fatalf("%d of %d parallel starts on two instances passed, want %d", n, 2*DefaultPasswordlessPerIP, DefaultPasswordlessPerIP)
 	}
+}
+
+// openRedisStore opens a Redis store on addr, closed with the test: one
+// instance of several sharing the server.
+func openRedisStore(t *testing.T, addr string) *redisstore.Store {
+	t.Helper()
+	st, err := redisstore.New(redisstore.Options{Addrs: []string{addr}, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }

@@ -1,12 +1,14 @@
 // Package testkit holds what the tests of several packages share: a clock
-// moved by hand, free loopback ports and a poll for conditions that come
-// true asynchronously. Only tests import it.
+// moved by hand, free loopback ports, a poll for conditions that come true
+// asynchronously and the tally of a limit's answers. Only tests import it.
 package testkit
 
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -68,4 +70,22 @@ func WaitFor(timeout time.Duration, cond func() bool) (time.Duration, bool) {
 		time.Sleep(pause)
 		pause = min(2*pause, 50*time.Millisecond)
 	}
+}
+
+// CountChecked returns how many of the statuses of wrong answers sent to a
+// limit say the answer was checked (401); every other must be a refusal
+// before any check (429).
+func CountChecked(t testing.TB, codes []int) int {
+	t.Helper()
+	checked := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("status %d, want 401 or 429", c)
+		}
+	}
+	return checked
 }
