@@ -107,12 +107,23 @@ for r in $(seq "$ROUNDS"); do
 		perf record -q -F "$HZ" -g -p "$PID" -o "$WORK/$site-$r.data" -- sleep "$SECONDS_PER" 2>/dev/null
 		wait "$wrkpid"
 		rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/$site-$r.wrk")
+		if grep -q 'Non-2xx' "$WORK/$site-$r.wrk"; then
+			echo "| $r | $site | $rps | answers not 2xx: round not counted | — |"
+			continue
+		fi
 		if [ "$site" = respond ]; then
 			echo "| $r | respond | $rps | — | — |"
 			continue
 		fi
 		pct=$(perf script -i "$WORK/$site-$r.data" -F ip,sym 2>/dev/null |
-			"$BT" share -func "${FUNC[$site]}" -top 0 | sed -n 's/.*share \([0-9.]*\)%.*/\1/p')
+			"$BT" share -func "${FUNC[$site]}" -top 0 2>/dev/null | sed -n 's/.*share \([0-9.]*\)%.*/\1/p')
+		samples=$(perf script -i "$WORK/$site-$r.data" -F ip,sym 2>/dev/null |
+			"$BT" share -func "${FUNC[$site]}" -top 0 2>/dev/null | sed -n 's/^samples \([0-9]*\),.*/\1/p')
+		if [ -z "$pct" ] || [ "${samples:-0}" -lt $((HZ * SECONDS_PER / 4)) ]; then
+			# perf attached late or not at all: too few samples to read.
+			echo "| $r | $site | $rps | perf recorded ${samples:-no} samples: round not counted | — |"
+			continue
+		fi
 		us=$(awk -v p="$pct" -v r="$rps" 'BEGIN {printf "%.2f", p / 100 * 1e6 / r}')
 		echo "| $r | $site | $rps | $pct% | $us |"
 	done
