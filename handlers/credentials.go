@@ -59,11 +59,11 @@ func (g *credentialGuard) setup() (time.Time, AttemptLimiter) {
 	if g.Now != nil {
 		now = g.Now()
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.Limiter != nil {
+	if g.Limiter != nil { // set once, before any call
 		return now, g.Limiter
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.local == nil {
 		g.local = &MemoryLimiter{Max: BasicMaxFailures, Window: BasicFailureWindow}
 	}

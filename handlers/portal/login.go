@@ -52,15 +52,13 @@ func (p *Portal) loginPage(w http.ResponseWriter, r *http.Request) {
 // named by a gate's require_factor (the login page's need parameter), or
 // "" if the portal cannot ask for that factor by itself.
 func neededFactor(f string) string {
-	switch f {
-	case state.FactorEmail:
-		return factorKeyEmail
-	case state.FactorSMS:
-		return factorKeySMS
-	case state.FactorTOTP:
-		return factorKeyTOTP
-	case state.FactorFIDO2:
+	if f == state.FactorFIDO2 {
 		return factorKeyPasskey
+	}
+	for _, k := range []string{factorKeyEmail, factorKeySMS, factorKeyTOTP} {
+		if challengeFactor(k) == f {
+			return k
+		}
 	}
 	return ""
 }

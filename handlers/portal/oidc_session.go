@@ -137,10 +137,11 @@ func (p *Portal) oidcAccount(ctx context.Context, o *OIDCProvider, ou oidcUser) 
 	if err != nil {
 		return state.User{}, false, err
 	}
-	if err := p.claimSubject(ctx, key, account); err != nil {
+	us, err := p.claimSubject(ctx, key, account)
+	if err != nil {
 		return state.User{ID: key}, false, err
 	}
-	return p.providerUser(ctx, key, ou.login, ou.mail)
+	return providerUserOf(key, ou.login, ou.mail, us), false, nil
 }
 
 // errSubjectConflict is a provider account refused because another one,
@@ -152,44 +153,55 @@ var errSubjectConflict = errors.New("the user key belongs to another account of 
 // account after: keys fold case (state.UserKey), so two accounts whose subjects
 // differ only in case would otherwise be one user here, sharing sessions,
 // factors and the upstream identity. A key signed in before this binding
-// existed is bound by its next sign-in.
-func (p *Portal) claimSubject(ctx context.Context, key, account string) error {
-	if us, err := p.Env.Store.GetUser(ctx, key); err == nil && us.Subject == account {
-		return nil
-	} else if err != nil && !errors.Is(err, state.ErrNotFound) {
-		return err
+// existed is bound by its next sign-in. It returns the key's per-user
+// state, as read or as bound, for the sign-in to read its factor from.
+func (p *Portal) claimSubject(ctx context.Context, key, account string) (*state.UserState, error) {
+	us, err := p.Env.Store.GetUser(ctx, key)
+	switch {
+	case err == nil && us.Subject == account:
+		return us, nil
+	case errors.Is(err, state.ErrNotFound):
+		us = nil
+	case err != nil:
+		return nil, err
 	}
-	_, err := p.Env.Store.UpdateUser(ctx, key, func(us *state.UserState) error {
+	if us != nil && us.Subject != "" {
+		return nil, errSubjectConflict
+	}
+	// Unbound (or new): bind it, unless another sign-in bound it meanwhile.
+	return p.Env.Store.UpdateUser(ctx, key, func(us *state.UserState) error {
 		switch us.Subject {
-		case "":
+		case "", account:
 			us.Subject = account
 			return nil
-		case account:
-			return handlers.ErrNoChange
 		default:
 			return errSubjectConflict
 		}
 	})
-	if errors.Is(err, handlers.ErrNoChange) {
-		return nil
-	}
-	return err
 }
 
 // providerUser returns the provider's user under key with the second
 // factor kept in its per-user state.
 func (p *Portal) providerUser(ctx context.Context, key, login, mail string) (state.User, bool, error) {
-	u := state.User{ID: key, Login: login, Mail: mail}
 	us, err := p.Env.Store.GetUser(ctx, key)
 	switch {
 	case errors.Is(err, state.ErrNotFound):
+		us = nil
 	case err != nil:
 		return state.User{}, false, err
-	case us.TOTPSecret != "":
+	}
+	return providerUserOf(key, login, mail, us), false, nil
+}
+
+// providerUserOf is the provider's user under key given its per-user
+// state us (nil: none yet).
+func providerUserOf(key, login, mail string, us *state.UserState) state.User {
+	u := state.User{ID: key, Login: login, Mail: mail}
+	if us != nil && us.TOTPSecret != "" {
 		u.TOTPSecret = us.TOTPSecret
 		u.Factors = []string{state.FactorTOTP}
 	}
-	return u, false, nil
+	return u
 }
 
 // sessionUser returns the user of a session waiting for its second
