@@ -115,10 +115,10 @@ for r in $(seq "$ROUNDS"); do
 			echo "| $r | respond | $rps | — | — |"
 			continue
 		fi
-		pct=$(perf script -i "$WORK/$site-$r.data" -F ip,sym 2>/dev/null |
-			"$BT" share -func "${FUNC[$site]}" -top 0 2>/dev/null | sed -n 's/.*share \([0-9.]*\)%.*/\1/p')
-		samples=$(perf script -i "$WORK/$site-$r.data" -F ip,sym 2>/dev/null |
-			"$BT" share -func "${FUNC[$site]}" -top 0 2>/dev/null | sed -n 's/^samples \([0-9]*\),.*/\1/p')
+		line=$(perf script -i "$WORK/$site-$r.data" -F ip,sym 2>/dev/null |
+			"$BT" share -func "${FUNC[$site]}" -top 0 2>/dev/null || true)
+		pct=$(sed -n 's/.*share \([0-9.]*\)%.*/\1/p' <<<"$line")
+		samples=$(sed -n 's/^samples \([0-9]*\),.*/\1/p' <<<"$line")
 		if [ -z "$pct" ] || [ "${samples:-0}" -lt $((HZ * SECONDS_PER / 4)) ]; then
 			# perf attached late or not at all: too few samples to read.
 			echo "| $r | $site | $rps | perf recorded ${samples:-no} samples: round not counted | — |"
