@@ -5,8 +5,10 @@
 # A throughput ratio (make bench) moves by several percent from one run to
 # the next on a shared machine, more than the gate costs. This measures the
 # cost inside one process instead: bin/caddy-sym (this repository's Caddy
-# with its symbols) serves `respond` behind the gate, behind a no-op handler
-# (`vars`), and alone, pinned to BENCH_CADDY_CPU, loaded by wrk pinned to
+# with its symbols) serves `respond` behind the gate, behind the gate with
+# nothing to rewrite (gatemin: no upstream header, credentials passed on, so
+# it does only what every gate must: read the cookie, hash the id, find the
+# session, check it), behind a no-op handler (`vars`), and alone, pinned to BENCH_CADDY_CPU, loaded by wrk pinned to
 # BENCH_LOAD_CPU, all on 127.0.0.1; for each of SHARE_ROUNDS interleaved
 # rounds `perf record` samples Caddy (cpu-clock at SHARE_HZ, call graphs by
 # frame pointers) for SHARE_SECONDS under each configuration, and
@@ -15,6 +17,9 @@
 # time per request (1 / req/s, the core being saturated) is the handler's
 # cost per request. The shares of one round are samples of the same
 # seconds of the machine, so its noise moves them together.
+#
+# SHARE_KEEP=dir keeps the perf recordings (and the binary) there, for
+# `perf report` or `benchtool share -func` on a callee.
 #
 # Needs perf (Debian: linux-perf) and wrk; perf_event_paranoid ≤ 2 for a
 # process of one's own. Never part of make test.
@@ -39,6 +44,9 @@ PID=
 cleanup() {
 	[ -z "$PID" ] || kill "$PID" 2>/dev/null || true
 	wait 2>/dev/null || true
+	if [ -n "${SHARE_KEEP:-}" ]; then # keep the recordings and the binary they sample
+		mkdir -p "$SHARE_KEEP" && cp "$WORK"/*.data "$CADDY" "$SHARE_KEEP"/ 2>/dev/null || true
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -46,7 +54,7 @@ trap cleanup EXIT
 (cd "$ROOT" && go build -o "$WORK/benchtool" ./bench/cmd/benchtool)
 BT=$WORK/benchtool
 mapfile -t P < <("$BT" freeports 5)
-declare -A PORT=([respond]=${P[0]} [noop]=${P[1]} [gate]=${P[2]} [api]=${P[3]})
+declare -A PORT=([respond]=${P[0]} [noop]=${P[1]} [gate]=${P[2]} [api]=${P[3]} [gatemin]=${P[4]})
 cat >"$WORK/Caddyfile" <<EOF
 {
 	admin off
@@ -77,6 +85,12 @@ http://127.0.0.1:${PORT[gate]} {
 	}
 	respond "ok" 200
 }
+http://127.0.0.1:${PORT[gatemin]} {
+	authsession gate {
+		pass_session_credentials
+	}
+	respond "ok" 200
+}
 http://127.0.0.1:${PORT[api]} {
 	authsession api
 }
@@ -91,15 +105,15 @@ done
 COOKIE="Cookie: authsession=$("$BT" sessionid 0)"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$COOKIE" "http://127.0.0.1:${PORT[gate]}/")" = 200 ] ||
 	{ echo "the gate refused the benchmark session" >&2; exit 1; }
-for site in respond noop gate; do
+for site in respond noop gate gatemin; do
 	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "$COOKIE" "http://127.0.0.1:${PORT[$site]}/" >/dev/null
 done
 
-declare -A FUNC=([gate]='caddymodule.(*Gate).ServeHTTP' [noop]='caddyhttp.VarsMiddleware.ServeHTTP')
+declare -A FUNC=([gate]='caddymodule.(*Gate).ServeHTTP' [gatemin]='caddymodule.(*Gate).ServeHTTP' [noop]='caddyhttp.VarsMiddleware.ServeHTTP')
 echo "| round | configuration | req/s | own share of Caddy's CPU | own µs per request |"
 echo "| --: | --- | --: | --: | --: |"
 for r in $(seq "$ROUNDS"); do
-	for site in gate noop respond; do
+	for site in gate gatemin noop respond; do
 		taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$((SECONDS_PER + 2))s" -H "$COOKIE" \
 			"http://127.0.0.1:${PORT[$site]}/" >"$WORK/$site-$r.wrk" &
 		wrkpid=$!
@@ -133,6 +147,12 @@ echo "The gate's own work in the last round, by what it called:"
 echo
 echo '```'
 perf script -i "$WORK/gate-$ROUNDS.data" -F ip,sym 2>/dev/null | "$BT" share -func "${FUNC[gate]}" -top 15
+echo '```'
+echo
+echo "The same for the gate with nothing to rewrite (gatemin: no upstream_header, pass_session_credentials):"
+echo
+echo '```'
+perf script -i "$WORK/gatemin-$ROUNDS.data" -F ip,sym 2>/dev/null | "$BT" share -func "${FUNC[gatemin]}" -top 15
 echo '```'
 echo
 echo "Machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end (a shared machine: read single rounds as noisy)."
