@@ -319,18 +319,29 @@ func loop(wg *sync.WaitGroup, stop <-chan struct{}, fn func(i int)) {
 }
 
 // checkDense fails unless every shard's dense lists match its map: one
-// entry per slot, at the index the slot holds, with its deadline.
+// entry per slot, at the index the slot holds, with its deadline and
+// block, and every other index free and listed as such once.
 func (t *table[A]) checkDense(tb testing.TB) {
 	tb.Helper()
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.RLock()
-		if len(sh.dl) != len(sh.slots) || len(sh.keys) != len(sh.slots) {
-			tb.Fatalf("shard %d: %d slots, %d deadlines, %d keys", i, len(sh.slots), len(sh.dl), len(sh.keys))
+		if len(sh.keys) != len(sh.dl) || len(sh.blocks) != len(sh.dl) || len(sh.slots)+len(sh.free) != len(sh.dl) {
+			tb.Fatalf("shard %d: %d slots, %d free, %d deadlines, %d keys, %d blocks", i, len(sh.slots), len(sh.free), len(sh.dl), len(sh.keys), len(sh.blocks))
+		}
+		free := make(map[uint32]bool, len(sh.free))
+		for _, j := range sh.free {
+			if free[j] || sh.dl[j] != freeDeadline {
+				tb.Fatalf("shard %d: free index %d listed twice or holding deadline %d", i, j, sh.dl[j])
+			}
+			free[j] = true
 		}
 		for j, k := range sh.keys {
-			if sl, ok := sh.slots[k]; !ok || sl.at != uint32(j) || sl.deadline != sh.dl[j] {
-				tb.Fatalf("shard %d entry %d: slot %+v (found %v), deadline listed %d", i, j, sl, ok, sh.dl[j])
+			if free[uint32(j)] {
+				continue
+			}
+			if sl, ok := sh.slots[k]; !ok || sl.at != uint32(j) || sl.deadline != sh.dl[j] || sl.block != sh.blocks[j] {
+				tb.Fatalf("shard %d entry %d: slot %+v (found %v), deadline listed %d, block %d", i, j, sl, ok, sh.dl[j], sh.blocks[j])
 			}
 		}
 		sh.mu.RUnlock()

@@ -21,7 +21,7 @@ func (t *table[A]) reserve(n int) {
 		sh.mu.Lock()
 		if len(sh.slots) == 0 {
 			sh.slots = make(map[Key]slot[A], per)
-			sh.dl, sh.keys = make([]int64, 0, per), make([]Key, 0, per)
+			sh.dl, sh.keys, sh.blocks = make([]int64, 0, per), make([]Key, 0, per), make([]blockRef, 0, per)
 		}
 		sh.mu.Unlock()
 	}

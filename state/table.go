@@ -54,18 +54,33 @@ const (
 type tableShard[A any] struct {
 	mu    sync.RWMutex
 	slots map[Key]slot[A]
-	// dl and keys list the shard's sessions densely, in no particular
-	// order: the deadline and key of each at the index its slot holds
-	// (slot.at). A sweep reads dl, 8 bytes a session side by side, instead
-	// of walking the map's 64-byte slots: ~4 000 comparisons a shard at 1M
-	// sessions, so a sweep every second costs next to nothing when little
-	// expires.
-	dl    []int64
-	keys  []Key
-	arena *arena // in the table's arenas
-	seq   uint64 // the last slot written's seq
-	snaps [snapWays]atomic.Pointer[Session]
+	// dl, keys and blocks list the shard's sessions densely, in no
+	// particular order: the deadline, key and block of each at the index
+	// its slot holds (slot.at). A sweep reads dl, 8 bytes a session side by
+	// side, instead of walking the map's 64-byte slots: ~4 000 comparisons
+	// a shard at 1M sessions, so a sweep every second costs next to nothing
+	// when little expires. It finds what it removes there too, so that a
+	// removal costs the map one probe, its delete: a removed session's
+	// index is left free (deadline freeDeadline) for the next new session
+	// instead of taking the last entry's place, which would cost two more
+	// probes (the moved entry's slot, read and written back), each a cache
+	// miss in a large table. compact closes the gaps a mass expiry leaves.
+	dl     []int64
+	keys   []Key
+	blocks []blockRef
+	free   []uint32 // the free indexes of dl, keys and blocks
+	arena  *arena   // in the table's arenas
+	seq    uint64   // the last slot written's seq
+	snaps  [snapWays]atomic.Pointer[Session]
 }
+
+// freeDeadline marks a free index of a shard's dense lists. No sweep
+// removes an entry with this deadline, so a session whose deadline is
+// clamped to it (beyond the year 2262) is never swept.
+const freeDeadline = math.MaxInt64
+
+// due reports whether a sweep at now removes the entry with deadline d.
+func due(d, now int64) bool { return d <= now && d != freeDeadline }
 
 // slot is one session: the instant (Unix nanoseconds, on the owner's
 // clock) after which the sweeper may drop it, the block of its stored form,
@@ -135,18 +150,10 @@ func snapIndex(k Key) int { return int(k[1]) % snapWays &^ (snapSetWays - 1) }
 // written, and only while the shard's lock is held.
 func (sh *tableShard[A]) enc(sl slot[A]) []byte { return sh.arena.bytes(sl.block) }
 
-// drop frees the block of sl, which the caller has just removed from the
-// shard, and every chunk once the shard holds no session. The lock is held.
-func (sh *tableShard[A]) drop(sl slot[A]) {
-	sh.arena.release(sl.block)
-	if len(sh.slots) == 0 {
-		sh.arena.reset()
-	}
-}
-
-// userIDOf appends the UserID of sl to buf. The lock is held.
-func (sh *tableShard[A]) userIDOf(buf []byte, sl slot[A]) []byte {
-	uid, ok := encodedUserID(sh.enc(sl))
+// userIDOf appends the UserID of the session stored in block to buf. The
+// lock is held.
+func (sh *tableShard[A]) userIDOf(buf []byte, block blockRef) []byte {
+	uid, ok := encodedUserID(sh.arena.bytes(block))
 	if !ok {
 		panic("state: memory table holds a bad encoding") // written by this package only
 	}
@@ -271,43 +278,65 @@ func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) {
 	sh.seq++
 	sl.seq = sh.seq
 	old, had := sh.slots[k]
-	if had {
+	switch n := len(sh.free); {
+	case had:
 		sl.at = old.at
-		sh.dl[sl.at] = sl.deadline
-	} else {
+	case n > 0:
+		sl.at = sh.free[n-1]
+		sh.free = sh.free[:n-1]
+		sh.keys[sl.at] = k
+	default:
 		if len(sh.dl) >= math.MaxUint32 {
 			panic("state: too many sessions in one table shard")
 		}
 		sl.at = uint32(len(sh.dl))
-		sh.dl = append(sh.dl, sl.deadline)
+		sh.dl = append(sh.dl, 0)
 		sh.keys = append(sh.keys, k)
+		sh.blocks = append(sh.blocks, 0)
 	}
+	sh.dl[sl.at], sh.blocks[sl.at] = sl.deadline, sl.block
 	sh.slots[k] = sl
 	if had {
 		sh.arena.release(old.block)
 	}
 }
 
-// remove deletes the slot sl under k: from the map, from the dense lists
-// (the last entry moving into its place) and its block from the arena.
-// The lock is held.
-func (sh *tableShard[A]) remove(k Key, sl slot[A]) {
+// remove deletes the session under k, whose index in the dense lists is
+// at and whose block is block: from the map, from the dense lists (its
+// index left free) and its block from the arena. It reports whether it
+// rebuilt the lists (every index moved). The lock is held.
+func (sh *tableShard[A]) remove(k Key, at uint32, block blockRef) (moved bool) {
 	sh.forget(k)
 	delete(sh.slots, k)
-	last := uint32(len(sh.dl) - 1)
-	if sl.at != last {
-		moved := sh.keys[last]
-		sh.dl[sl.at], sh.keys[sl.at] = sh.dl[last], moved
-		m := sh.slots[moved]
-		m.at = sl.at
-		sh.slots[moved] = m
+	sh.dl[at], sh.keys[at], sh.blocks[at] = freeDeadline, Key{}, 0
+	sh.free = append(sh.free, at)
+	sh.arena.release(block)
+	switch {
+	case len(sh.slots) == 0:
+		sh.dl, sh.keys, sh.blocks, sh.free = nil, nil, nil, nil
+		sh.arena.reset()
+		return true
+	case len(sh.dl) > 1024 && len(sh.free) > len(sh.dl)*3/4:
+		sh.compact()
+		return true
 	}
-	sh.dl, sh.keys = sh.dl[:last], sh.keys[:last]
-	if c := cap(sh.dl); c > 1024 && int(last) < c/4 { // give back what a mass expiry left
-		sh.dl = append(make([]int64, 0, 2*last), sh.dl...)
-		sh.keys = append(make([]Key, 0, 2*last), sh.keys...)
+	return false
+}
+
+// compact rebuilds the dense lists without their free indexes, at twice
+// the room the sessions left need, and moves every slot's index: what a
+// mass expiry left is given back, at the cost of one pass over the map
+// once three quarters of the lists are free (so at most one slot moved per
+// three removed). The lock is held.
+func (sh *tableShard[A]) compact() {
+	n := len(sh.slots)
+	dl, keys, blocks := make([]int64, 0, 2*n), make([]Key, 0, 2*n), make([]blockRef, 0, 2*n)
+	for k, sl := range sh.slots {
+		sl.at = uint32(len(dl))
+		dl, keys, blocks = append(dl, sl.deadline), append(keys, k), append(blocks, sl.block)
+		sh.slots[k] = sl
 	}
-	sh.drop(sl)
+	sh.dl, sh.keys, sh.blocks, sh.free = dl, keys, blocks, nil
 }
 
 // Set stores s under k until deadline (Unix nanoseconds) with aux. s
@@ -350,9 +379,9 @@ func (t *table[A]) Delete(k Key) {
 	}
 	var uid []byte
 	if t.onEvicted != nil {
-		uid = sh.userIDOf(nil, sl)
+		uid = sh.userIDOf(nil, sl.block)
 	}
-	sh.remove(k, sl)
+	sh.remove(k, sl.at, sl.block)
 	sh.mu.Unlock()
 	if t.onEvicted != nil {
 		t.onEvicted(k, uid)
@@ -386,27 +415,30 @@ func (t *table[A]) deleteExpired(now int64, from, to int) {
 	for i := from; i < to; i++ {
 		sh := &t.shards[i]
 		sh.mu.RLock()
-		due := slices.ContainsFunc(sh.dl, func(d int64) bool { return d <= now })
+		expiring := slices.ContainsFunc(sh.dl, func(d int64) bool { return due(d, now) })
 		sh.mu.RUnlock()
-		if !due {
+		if !expiring {
 			y.maybe()
 			continue
 		}
 		out, uids = out[:0], uids[:0]
 		sh.mu.Lock()
-		for j := 0; j < len(sh.dl); {
-			if sh.dl[j] > now {
-				j++
+		// When remove rebuilds the lists, j starts again from their
+		// first entry (one more pass over what is left, at most once per
+		// three quarters of the lists removed).
+		for j := 0; j < len(sh.dl); j++ {
+			if !due(sh.dl[j], now) {
 				continue
 			}
-			k := sh.keys[j]
-			sl := sh.slots[k]
+			k, block := sh.keys[j], sh.blocks[j]
 			from := len(uids)
 			if t.onEvicted != nil {
-				uids = sh.userIDOf(uids, sl)
+				uids = sh.userIDOf(uids, block)
 			}
-			sh.remove(k, sl) // the last entry moves to j: look at j again
 			out = append(out, gone{k, from, len(uids)})
+			if sh.remove(k, uint32(j), block) {
+				j = -1
+			}
 		}
 		sh.mu.Unlock()
 		if t.onEvicted != nil {
@@ -607,7 +639,7 @@ func (t *table[A]) Flush() {
 		sh := &t.shards[i]
 		sh.mu.Lock()
 		sh.slots = make(map[Key]slot[A])
-		sh.dl, sh.keys = nil, nil
+		sh.dl, sh.keys, sh.blocks, sh.free = nil, nil, nil, nil
 		sh.arena.reset()
 		for j := range sh.snaps {
 			sh.snaps[j].Store(nil)
