@@ -7,8 +7,8 @@ import "time"
 // everything recorded around a login (OTP sends are counted over an hour,
 // TOTP steps are refused for a few periods), after which the state of a
 // user who has gone away is dropped (its login history with it). A trusted
-// device that is still valid or a factor still blocked keeps the state
-// whatever its age.
+// device that is still valid, a factor still blocked, a registered factor
+// or a bound provider account keeps the state whatever its age.
 const UserStateRetention = time.Hour
 
 // userEntry is a user's state and when it was last written (store clock).
@@ -20,15 +20,15 @@ type userEntry struct {
 // sweepUsers drops the per-user states that nothing needs any longer: the
 // user holds no session, the state was last written more than
 // UserStateRetention ago, and it holds no valid trusted device, no live
-// factor block and no registered factor (passkey, recovery code, TOTP
-// secret).
+// factor block, no registered factor (passkey, recovery code, TOTP
+// secret) and no OpenID Provider account bound to the key (Subject).
 // Without it the map would only grow: one entry per user ever seen.
 func (m *Memory) sweepUsers() {
 	now := m.now()
 	m.umu.Lock()
 	defer m.umu.Unlock()
 	for id, e := range m.users {
-		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) || holdsBlock(e.u, now) || holdsFactors(e.u) {
+		if now.Sub(e.written) < UserStateRetention || holdsDevice(e.u, now) || holdsBlock(e.u, now) || holdsFactors(e.u) || e.u.Subject != "" {
 			continue
 		}
 		if !m.byUser.has(hashUser(id)) {

@@ -92,3 +92,28 @@ func TestMemoryKeepsStoredTOTPSecrets(t *testing.T) {
 		t.Fatalf("an idle user's stored TOTP secret: %+v, %v", u, err)
 	}
 }
+
+// TestMemoryKeepsSubjectBinding: the per-user state of a provider user
+// records which provider account (Subject, in its exact letter case) owns
+// the user key, and the portal refuses any other account whose subject
+// folds to the same key. The memory store used to drop that state an hour
+// after the user's last session like any other: the binding went with it,
+// and the next account to sign in under the key, say "corp:alice" after
+// "corp:Alice", took it over, with the first one's factors and identity.
+func TestMemoryKeepsSubjectBinding(t *testing.T) {
+	clk := newFakeClock()
+	m := newTestMemory(t, clk)
+	ctx := context.Background()
+	if _, err := m.UpdateUser(ctx, "corp:alice", func(u *UserState) error {
+		u.Subject = "corp:Alice"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(UserStateRetention + time.Minute)
+	m.sweepUsers()
+	u, err := m.GetUser(ctx, "corp:alice")
+	if err != nil || u.Subject != "corp:Alice" {
+		t.Fatalf("an idle provider user's bound account: %+v, %v", u, err)
+	}
+}
