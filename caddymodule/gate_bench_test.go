@@ -155,3 +155,35 @@ func TestGateServeHTTPNoAlloc(t *testing.T) {
 		t.Errorf("{http.auth.user.name} of user2 = %q, %v; want her display name", v, ok)
 	}
 }
+
+// TestGateServeHTTPAllocsPerHeader: with upstream headers, a Caddy-level
+// hit allocates exactly one object per header set, the value's own
+// []string. It cannot be shared between requests (kept with the session's
+// snapshot, say): later handlers may edit header values in place, as
+// Caddy's own header replacements do, and would change the value another
+// request of the session sends upstream.
+func TestGateServeHTTPAllocsPerHeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("counts allocations")
+	}
+	g, ids := hitGate(t, 8)
+	g.gate.SetHeaders = []handlers.HeaderField{{Name: "X-Auth-User", Field: "login"}, {Name: "X-Auth-Group", Field: "group"}}
+	w := httptest.NewRecorder()
+	rs := preparedRequests(512, ids, w)
+	i := 0
+	allocs := testing.AllocsPerRun(len(rs)-1, func() {
+		if err := g.ServeHTTP(w, rs[i], nopHandler{}); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	if allocs != 2 {
+		t.Errorf("ServeHTTP on a hit with two upstream headers allocates %.2f times per request, want 2", allocs)
+	}
+	if v := rs[3].Header.Values("X-Auth-User"); len(v) != 1 || v[0] != "user3" {
+		t.Errorf("X-Auth-User = %q, want [user3]", v)
+	}
+	if v := rs[3].Header.Values("X-Auth-Group"); len(v) != 1 || v[0] != "staff" {
+		t.Errorf("X-Auth-Group = %q, want [staff]", v)
+	}
+}
