@@ -69,51 +69,45 @@ func TestMemoryDropsIdleUserStates(t *testing.T) {
 	}
 }
 
-// TestMemoryKeepsStoredTOTPSecrets: a directory or provider user's TOTP
-// secret lives in their per-user state (their identity store cannot hold
-// it), so that state is kept for good, as passkeys are. It used to be
-// dropped an hour after the user's last session, and with it the factor:
-// their next sign-in went without it (a provider's if_registered) or could
-// not pass it.
-func TestMemoryKeepsStoredTOTPSecrets(t *testing.T) {
-	clk := newFakeClock()
-	m := newTestMemory(t, clk)
-	ctx := context.Background()
-	if _, err := m.UpdateUser(ctx, "corp:alice", func(u *UserState) error {
-		u.TOTPSecret = "JBSWY3DPEHPK3PXP"
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(UserStateRetention + time.Minute)
-	m.sweepUsers()
-	u, err := m.GetUser(ctx, "corp:alice")
-	if err != nil || u.TOTPSecret != "JBSWY3DPEHPK3PXP" {
-		t.Fatalf("an idle user's stored TOTP secret: %+v, %v", u, err)
-	}
-}
-
-// TestMemoryKeepsSubjectBinding: the per-user state of a provider user
-// records which provider account (Subject, in its exact letter case) owns
-// the user key, and the portal refuses any other account whose subject
-// folds to the same key. The memory store used to drop that state an hour
-// after the user's last session like any other: the binding went with it,
-// and the next account to sign in under the key, say "corp:alice" after
-// "corp:Alice", took it over, with the first one's factors and identity.
-func TestMemoryKeepsSubjectBinding(t *testing.T) {
-	clk := newFakeClock()
-	m := newTestMemory(t, clk)
-	ctx := context.Background()
-	if _, err := m.UpdateUser(ctx, "corp:alice", func(u *UserState) error {
-		u.Subject = "corp:Alice"
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	clk.Advance(UserStateRetention + time.Minute)
-	m.sweepUsers()
-	u, err := m.GetUser(ctx, "corp:alice")
-	if err != nil || u.Subject != "corp:Alice" {
-		t.Fatalf("an idle provider user's bound account: %+v, %v", u, err)
+// TestMemoryKeepsIdleUserStatesThatHoldSomething: an idle user's state is
+// kept for good when it holds what no other store has.
+//
+//   - A directory or provider user's TOTP secret lives in their per-user
+//     state (their identity store cannot hold it), so it is kept, as
+//     passkeys are. It used to be dropped an hour after the user's last
+//     session, and with it the factor: their next sign-in went without it (a
+//     provider's if_registered) or could not pass it.
+//   - A provider user's state records which provider account (Subject, in
+//     its exact letter case) owns the user key, and the portal refuses any
+//     other account whose subject folds to the same key. It used to be
+//     dropped like any other: the binding went with it, and the next account
+//     to sign in under the key, say "corp:alice" after "corp:Alice", took it
+//     over, with the first one's factors and identity.
+func TestMemoryKeepsIdleUserStatesThatHoldSomething(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*UserState)
+		kept func(*UserState) bool
+	}{
+		{"totp secret", func(u *UserState) { u.TOTPSecret = "JBSWY3DPEHPK3PXP" }, func(u *UserState) bool { return u.TOTPSecret == "JBSWY3DPEHPK3PXP" }},
+		{"provider account", func(u *UserState) { u.Subject = "corp:Alice" }, func(u *UserState) bool { return u.Subject == "corp:Alice" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			m := newTestMemory(t, clk)
+			ctx := context.Background()
+			if _, err := m.UpdateUser(ctx, "corp:alice", func(u *UserState) error {
+				tc.set(u)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(UserStateRetention + time.Minute)
+			m.sweepUsers()
+			u, err := m.GetUser(ctx, "corp:alice")
+			if err != nil || !tc.kept(u) {
+				t.Fatalf("an idle user's state: %+v, %v", u, err)
+			}
+		})
 	}
 }
