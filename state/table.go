@@ -303,40 +303,52 @@ func (sh *tableShard[A]) put(k Key, enc []byte, sl slot[A]) {
 
 // remove deletes the session under k, whose index in the dense lists is
 // at and whose block is block: from the map, from the dense lists (its
-// index left free) and its block from the arena. It reports whether it
-// rebuilt the lists (every index moved). The lock is held.
-func (sh *tableShard[A]) remove(k Key, at uint32, block blockRef) (moved bool) {
+// index left free) and its block from the arena. The lock is held; the
+// caller then gives back what the shard no longer needs (shrink).
+func (sh *tableShard[A]) remove(k Key, at uint32, block blockRef) {
 	sh.forget(k)
 	delete(sh.slots, k)
 	sh.dl[at], sh.keys[at], sh.blocks[at] = freeDeadline, Key{}, 0
 	sh.free = append(sh.free, at)
 	sh.arena.release(block)
-	switch {
-	case len(sh.slots) == 0:
-		sh.dl, sh.keys, sh.blocks, sh.free = nil, nil, nil, nil
-		sh.arena.reset()
-		return true
-	case len(sh.dl) > 1024 && len(sh.free) > len(sh.dl)*3/4:
-		sh.compact()
-		return true
-	}
-	return false
 }
 
-// compact rebuilds the dense lists without their free indexes, at twice
-// the room the sessions left need, and moves every slot's index: what a
-// mass expiry left is given back, at the cost of one pass over the map
-// once three quarters of the lists are free (so at most one slot moved per
-// three removed). The lock is held.
+// shrinkFrom is the length of the dense lists under which shrink leaves
+// them (and the map) as they are: rebuilding costs more than it gives.
+const shrinkFrom = 256
+
+// shrink gives back what removals left: every chunk of the arena and the
+// map once the shard is empty, and the room of the free indexes once three
+// quarters of the lists are (compact). The lock is held.
+func (sh *tableShard[A]) shrink() {
+	switch {
+	case len(sh.slots) == 0:
+		if len(sh.dl) > shrinkFrom { // a map never shrinks: drop a large one
+			sh.slots = make(map[Key]slot[A])
+		}
+		sh.dl, sh.keys, sh.blocks, sh.free = nil, nil, nil, nil
+		sh.arena.reset()
+	case len(sh.dl) > shrinkFrom && len(sh.free) > len(sh.dl)*3/4:
+		sh.compact()
+	}
+}
+
+// compact rebuilds the dense lists without their free indexes, and the map
+// (a Go map never shrinks), at twice the room the sessions left need, every
+// slot at its new index: what a mass expiry left is given back, at the
+// cost of one pass over the map once three quarters of the lists are free
+// (so at most one slot moved per three removed). A sweep compacts once,
+// after its removals, so that the room fits what stays. The lock is held.
 func (sh *tableShard[A]) compact() {
 	n := len(sh.slots)
 	dl, keys, blocks := make([]int64, 0, 2*n), make([]Key, 0, 2*n), make([]blockRef, 0, 2*n)
+	slots := make(map[Key]slot[A], 2*n)
 	for k, sl := range sh.slots {
 		sl.at = uint32(len(dl))
 		dl, keys, blocks = append(dl, sl.deadline), append(keys, k), append(blocks, sl.block)
-		sh.slots[k] = sl
+		slots[k] = sl
 	}
-	sh.dl, sh.keys, sh.blocks, sh.free = dl, keys, blocks, nil
+	sh.slots, sh.dl, sh.keys, sh.blocks, sh.free = slots, dl, keys, blocks, nil
 }
 
 // Set stores s under k until deadline (Unix nanoseconds) with aux. s
@@ -382,6 +394,7 @@ func (t *table[A]) Delete(k Key) {
 		uid = sh.userIDOf(nil, sl.block)
 	}
 	sh.remove(k, sl.at, sl.block)
+	sh.shrink()
 	sh.mu.Unlock()
 	if t.onEvicted != nil {
 		t.onEvicted(k, uid)
@@ -423,10 +436,7 @@ func (t *table[A]) deleteExpired(now int64, from, to int) {
 		}
 		out, uids = out[:0], uids[:0]
 		sh.mu.Lock()
-		// When remove rebuilds the lists, j starts again from their
-		// first entry (one more pass over what is left, at most once per
-		// three quarters of the lists removed).
-		for j := 0; j < len(sh.dl); j++ {
+		for j := range sh.dl {
 			if !due(sh.dl[j], now) {
 				continue
 			}
@@ -436,10 +446,9 @@ func (t *table[A]) deleteExpired(now int64, from, to int) {
 				uids = sh.userIDOf(uids, block)
 			}
 			out = append(out, gone{k, from, len(uids)})
-			if sh.remove(k, uint32(j), block) {
-				j = -1
-			}
+			sh.remove(k, uint32(j), block)
 		}
+		sh.shrink()
 		sh.mu.Unlock()
 		if t.onEvicted != nil {
 			for _, g := range out {

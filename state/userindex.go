@@ -2,6 +2,7 @@ package state
 
 import (
 	"crypto/sha256"
+	"maps"
 	"sync"
 )
 
@@ -67,6 +68,10 @@ type userIndexShard struct {
 	mu    sync.Mutex
 	first map[userHash]Key
 	more  map[userHash]map[Key]struct{}
+	// peak is the most users first has held since it was made: a Go map
+	// never shrinks, so once it holds under a quarter of that, remove
+	// copies it into one of the size it needs (what a mass expiry left).
+	peak int
 }
 
 func (x *userIndex) shard(h userHash) *userIndexShard { return &x.shards[h[0]] }
@@ -81,6 +86,7 @@ func (x *userIndex) add(h userHash, key Key) {
 	}
 	if first, ok := sh.first[h]; !ok {
 		sh.first[h] = key
+		sh.peak = max(sh.peak, len(sh.first))
 	} else if first != key {
 		if sh.more == nil {
 			sh.more = make(map[userHash]map[Key]struct{})
@@ -118,6 +124,11 @@ func (x *userIndex) remove(h userHash, key Key) {
 	}
 	if more != nil && len(more) == 0 {
 		delete(sh.more, h)
+	}
+	if n := len(sh.first); sh.peak > shrinkFrom && n < sh.peak/4 {
+		first := make(map[userHash]Key, n)
+		maps.Copy(first, sh.first)
+		sh.first, sh.peak = first, n
 	}
 }
 
@@ -167,7 +178,7 @@ func (x *userIndex) reserve(n int) {
 		sh := &x.shards[i]
 		sh.mu.Lock()
 		if len(sh.first) == 0 {
-			sh.first = make(map[userHash]Key, per)
+			sh.first, sh.peak = make(map[userHash]Key, per), 0
 		}
 		sh.mu.Unlock()
 	}
