@@ -1,8 +1,8 @@
 package state
 
 import (
-	"encoding/binary"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -16,15 +16,20 @@ func liveHeap() uint64 {
 	return ms.HeapAlloc
 }
 
+// shrinkKey is the key of the i-th session of these tests: a SHA-256, so
+// that those that stay (every hundredth) fall in every shard as the others.
+func shrinkKey(i int) Key { return KeyOf(strconv.Itoa(i)) }
+
 // shrinkSessions is enough sessions for every shard of a table (or of the
 // user index) to pass the 1 024 entries under which neither is rebuilt.
 const shrinkSessions = 400_000
 
 // TestTableGivesBackAfterMassExpiry: a Go map never shrinks, so a table
 // whose sessions mostly expired (a night after a busy day) kept maps sized
-// for all of them: ~80 bytes a session that had gone, ~32 MB here. A
-// shard's map is now rebuilt with its dense lists once three quarters of
-// them are free.
+// for all of them: ~80 bytes a session that had gone, ~32 MB here; and a
+// few live blocks kept each arena chunk mapped. A shard's map and arena
+// are now rebuilt with its dense lists once three quarters of them are
+// free.
 func TestTableGivesBackAfterMassExpiry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fills a table with 400 000 sessions")
@@ -36,9 +41,7 @@ func TestTableGivesBackAfterMassExpiry(t *testing.T) {
 	s.UserID = "user"
 	enc := AppendSession(nil, s)
 	for i := range shrinkSessions {
-		var k Key
-		binary.LittleEndian.PutUint64(k[:], uint64(i)*0x9e3779b97f4a7c15) // spread over the shards
-		binary.LittleEndian.PutUint64(k[8:], uint64(i))
+		k := shrinkKey(i)
 		copy(enc[1:], k[:])
 		deadline := int64(1) // all but one in a hundred expire
 		if i%100 == 0 {
@@ -46,12 +49,25 @@ func TestTableGivesBackAfterMassExpiry(t *testing.T) {
 		}
 		tb.setStored(k, enc, deadline, 0)
 	}
-	full := liveHeap() - base
+	full, fullMapped := liveHeap()-base, tb.mappedBytes()
 	tb.DeleteExpired(1)
 	if n := tb.ItemCount(); n != shrinkSessions/100 {
 		t.Fatalf("%d sessions left, want %d", n, shrinkSessions/100)
 	}
 	tb.checkDense(t)
+	for i := 0; i < shrinkSessions; i += 100 { // moved to new blocks, intact
+		k := shrinkKey(i)
+		if got, ok := tb.Get(k); !ok || got.Key != k || got.UserID != "user" {
+			t.Fatalf("session %d after the expiry: %v, found %v", i, got, ok)
+		}
+	}
+	// The sessions' encodings live in mapped chunks outside the heap: the
+	// few that stay, in every shard, must not keep every chunk mapped.
+	leftMapped := tb.mappedBytes()
+	t.Logf("chunks mapped: %d bytes full, %d after 99%% expired", fullMapped, leftMapped)
+	if leftMapped > fullMapped/10 {
+		t.Errorf("chunks mapped: %d bytes full, %d after 99%% expired (want at most %d)", fullMapped, leftMapped, fullMapped/10)
+	}
 	left := liveHeap() - base
 	// What is left holds a hundredth of the sessions: allow it a fifth of
 	// the full table's heap (the small maps, the arenas' bookkeeping),
@@ -72,11 +88,7 @@ func TestUserIndexGivesBackAfterMassExpiry(t *testing.T) {
 	}
 	base := liveHeap()
 	x := new(userIndex)
-	hash := func(i int) userHash {
-		var h userHash
-		binary.LittleEndian.PutUint64(h[:], uint64(i)*0x9e3779b97f4a7c15)
-		return h
-	}
+	hash := func(i int) userHash { return hashUser(strconv.Itoa(i)) }
 	for i := range shrinkSessions {
 		x.add(hash(i), Key{byte(i)})
 	}

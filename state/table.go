@@ -333,20 +333,39 @@ func (sh *tableShard[A]) shrink() {
 	}
 }
 
-// compact rebuilds the dense lists without their free indexes, and the map
-// (a Go map never shrinks), at twice the room the sessions left need, every
-// slot at its new index: what a mass expiry left is given back, at the
-// cost of one pass over the map once three quarters of the lists are free
-// (so at most one slot moved per three removed). A sweep compacts once,
-// after its removals, so that the room fits what stays. The lock is held.
+// compact rebuilds the dense lists without their free indexes, the map (a
+// Go map never shrinks) at twice the room the sessions left need, and the
+// arena (whose chunks a few live blocks would otherwise keep mapped),
+// every slot at its new index and block: what a mass expiry left is given
+// back, at the cost of one pass over the map and a copy of what stays once
+// three quarters of the lists are free (so at most one slot moved per
+// three removed). A sweep compacts once, after its removals, so that the
+// room fits what stays. The lock is held: no encoding is read meanwhile,
+// and no snapshot shares the arena's memory (getSlot decodes a copy).
 func (sh *tableShard[A]) compact() {
 	n := len(sh.slots)
+	type kept struct {
+		k        Key
+		sl       slot[A]
+		from, to int // its stored form in forms
+	}
+	all := make([]kept, 0, n)
+	forms := make([]byte, 0, sh.arena.held) // the blocks' sizes bound what they hold
+	for k, sl := range sh.slots {
+		from := len(forms)
+		forms = append(forms, sh.arena.bytes(sl.block)...)
+		all = append(all, kept{k, sl, from, len(forms)})
+	}
+	sh.arena.reset()
 	dl, keys, blocks := make([]int64, 0, 2*n), make([]Key, 0, 2*n), make([]blockRef, 0, 2*n)
 	slots := make(map[Key]slot[A], 2*n)
-	for k, sl := range sh.slots {
-		sl.at = uint32(len(dl))
-		dl, keys, blocks = append(dl, sl.deadline), append(keys, k), append(blocks, sl.block)
-		slots[k] = sl
+	for _, e := range all {
+		var dst []byte
+		e.sl.block, dst = sh.arena.alloc(e.to - e.from)
+		copy(dst, forms[e.from:e.to])
+		e.sl.at = uint32(len(dl))
+		dl, keys, blocks = append(dl, e.sl.deadline), append(keys, e.k), append(blocks, e.sl.block)
+		slots[e.k] = e.sl
 	}
 	sh.slots, sh.dl, sh.keys, sh.blocks, sh.free = slots, dl, keys, blocks, nil
 }
