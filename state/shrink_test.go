@@ -28,7 +28,7 @@ const shrinkSessions = 400_000
 // whose sessions mostly expired (a night after a busy day) kept maps sized
 // for all of them: ~80 bytes a session that had gone, ~32 MB here; and a
 // few live blocks kept each arena chunk mapped. A shard's map and arena
-// are now rebuilt with its dense lists once three quarters of them are
+// are now rebuilt with its dense lists once seven eighths of them are
 // free.
 func TestTableGivesBackAfterMassExpiry(t *testing.T) {
 	if testing.Short() {
@@ -81,7 +81,7 @@ func TestTableGivesBackAfterMassExpiry(t *testing.T) {
 
 // TestUserIndexGivesBackAfterMassExpiry is the same for the memory store's
 // per-user index, whose first-session maps are copied into smaller ones
-// once they hold under a quarter of their peak.
+// once they hold under an eighth of their peak.
 func TestUserIndexGivesBackAfterMassExpiry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("indexes 400 000 users")
@@ -112,4 +112,37 @@ func TestUserIndexGivesBackAfterMassExpiry(t *testing.T) {
 		t.Errorf("heap of the user index: %d bytes full, %d after 99%% removed (want at most %d)", full, left, full/5)
 	}
 	runtime.KeepAlive(x)
+}
+
+// TestTableDropsAnEmptiedShardsMap: a shard whose sessions all expired
+// gives back its map (a Go map never shrinks) and every chunk, not only
+// its dense lists.
+func TestTableDropsAnEmptiedShardsMap(t *testing.T) {
+	base := liveHeap()
+	tb := newTable[statusCode]()
+	s := NewSession(NewID(), nil, time.Now(), time.Hour, 0)
+	s.UserID = "user"
+	enc := AppendSession(nil, s)
+	const n = 20_000 // all in shard 0
+	for i := range n {
+		k := shrinkKey(i)
+		k[0] = 0
+		copy(enc[1:], k[:])
+		tb.setStored(k, enc, 1, 0)
+	}
+	full := liveHeap() - base
+	tb.DeleteExpired(1)
+	if n := tb.ItemCount(); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+	tb.checkDense(t)
+	if m := tb.mappedBytes(); m != 0 {
+		t.Errorf("%d bytes of chunks still mapped", m)
+	}
+	left := liveHeap() - base
+	t.Logf("heap of the table: %d bytes full, %d emptied", full, left)
+	if left > full/4 {
+		t.Errorf("heap of the table: %d bytes full, %d emptied (want at most %d)", full, left, full/4)
+	}
+	runtime.KeepAlive(tb)
 }

@@ -69,7 +69,7 @@ type userIndexShard struct {
 	first map[userHash]Key
 	more  map[userHash]map[Key]struct{}
 	// peak is the most users first has held since it was made: a Go map
-	// never shrinks, so once it holds under a quarter of that, remove
+	// never shrinks, so once it holds under an eighth of that, remove
 	// copies it into one of the size it needs (what a mass expiry left).
 	peak int
 }
@@ -125,7 +125,7 @@ func (x *userIndex) remove(h userHash, key Key) {
 	if more != nil && len(more) == 0 {
 		delete(sh.more, h)
 	}
-	if n := len(sh.first); sh.peak > shrinkFrom && n < sh.peak/4 {
+	if n := len(sh.first); sh.peak > shrinkFrom && n < sh.peak/8 {
 		first := make(map[userHash]Key, n)
 		maps.Copy(first, sh.first)
 		sh.first, sh.peak = first, n
