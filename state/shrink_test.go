@@ -16,6 +16,15 @@ func liveHeap() uint64 {
 	return ms.HeapAlloc
 }
 
+// shrunk fails unless left is at most full/div, and logs both.
+func shrunk(t *testing.T, what string, full, left, div uint64) {
+	t.Helper()
+	t.Logf("%s: %d bytes, %d full", what, left, full)
+	if left > full/div {
+		t.Errorf("%s: %d bytes, %d full (want at most %d)", what, left, full, full/div)
+	}
+}
+
 // shrinkKey is the key of the i-th session of these tests: a SHA-256, so
 // that those that stay (every hundredth) fall in every shard as the others.
 func shrinkKey(i int) Key { return KeyOf(strconv.Itoa(i)) }
@@ -63,19 +72,11 @@ func TestTableGivesBackAfterMassExpiry(t *testing.T) {
 	}
 	// The sessions' encodings live in mapped chunks outside the heap: the
 	// few that stay, in every shard, must not keep every chunk mapped.
-	leftMapped := tb.mappedBytes()
-	t.Logf("chunks mapped: %d bytes full, %d after 99%% expired", fullMapped, leftMapped)
-	if leftMapped > fullMapped/10 {
-		t.Errorf("chunks mapped: %d bytes full, %d after 99%% expired (want at most %d)", fullMapped, leftMapped, fullMapped/10)
-	}
-	left := liveHeap() - base
+	shrunk(t, "chunks mapped after 99% expired", uint64(fullMapped), uint64(tb.mappedBytes()), 10)
 	// What is left holds a hundredth of the sessions: allow it a fifth of
 	// the full table's heap (the small maps, the arenas' bookkeeping),
 	// where the maps kept for all the sessions made it over a third.
-	t.Logf("heap of the table: %d bytes full, %d after 99%% expired", full, left)
-	if left > full/5 {
-		t.Errorf("heap of the table: %d bytes full, %d after 99%% expired (want at most %d)", full, left, full/5)
-	}
+	shrunk(t, "heap of the table after 99% expired", full, liveHeap()-base, 5)
 	runtime.KeepAlive(tb)
 }
 
@@ -106,11 +107,7 @@ func TestUserIndexGivesBackAfterMassExpiry(t *testing.T) {
 			t.Fatalf("user %d: keys %v, %v", i, keys, ok)
 		}
 	}
-	left := liveHeap() - base
-	t.Logf("heap of the user index: %d bytes full, %d after 99%% removed", full, left)
-	if left > full/5 {
-		t.Errorf("heap of the user index: %d bytes full, %d after 99%% removed (want at most %d)", full, left, full/5)
-	}
+	shrunk(t, "heap of the user index after 99% removed", full, liveHeap()-base, 5)
 	runtime.KeepAlive(x)
 }
 
@@ -139,10 +136,6 @@ func TestTableDropsAnEmptiedShardsMap(t *testing.T) {
 	if m := tb.mappedBytes(); m != 0 {
 		t.Errorf("%d bytes of chunks still mapped", m)
 	}
-	left := liveHeap() - base
-	t.Logf("heap of the table: %d bytes full, %d emptied", full, left)
-	if left > full/4 {
-		t.Errorf("heap of the table: %d bytes full, %d emptied (want at most %d)", full, left, full/4)
-	}
+	shrunk(t, "heap of the table emptied", full, liveHeap()-base, 4)
 	runtime.KeepAlive(tb)
 }
