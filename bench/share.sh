@@ -8,8 +8,8 @@
 # with its symbols) serves `respond` behind the gate, behind the gate with
 # nothing to rewrite (gatemin: no upstream header, credentials passed on, so
 # it does only what every gate must: read the cookie, hash the id, find the
-# session, check it), behind a no-op handler (`vars`), and alone, pinned to BENCH_CADDY_CPU, loaded by wrk pinned to
-# BENCH_LOAD_CPU, all on 127.0.0.1; for each of SHARE_ROUNDS interleaved
+# session, check it), behind a no-op handler (`vars`), and alone, pinned to
+# BENCH_CADDY_CPU, loaded by wrk pinned to BENCH_LOAD_CPU, all on 127.0.0.1; for each of SHARE_ROUNDS interleaved
 # rounds `perf record` samples Caddy (cpu-clock at SHARE_HZ, call graphs by
 # frame pointers) for SHARE_SECONDS under each configuration, and
 # `benchtool share` counts the samples in the handler's own work (its

@@ -68,19 +68,7 @@ func (l *MemoryLimiter) Reserve(_ context.Context, now time.Time, keys ...string
 	if l.hits == nil {
 		l.hits = map[string][]time.Time{}
 	}
-	var until time.Time
-	untracked := 0
-	for _, k := range keys {
-		ts := l.recent(k, now)
-		if ts == nil {
-			untracked++
-		}
-		if len(ts) >= l.Max {
-			if u := ts[len(ts)-l.Max].Add(l.Window); u.After(until) {
-				until = u
-			}
-		}
-	}
+	until, untracked := l.atLimit(now, keys)
 	// No room for the keys not tracked yet: the attempt is refused for the
 	// window rather than let through uncounted, so that a flood of fresh
 	// keys (usernames, addresses) cannot switch the limit off.
@@ -102,15 +90,26 @@ func (l *MemoryLimiter) Reserve(_ context.Context, now time.Time, keys ...string
 func (l *MemoryLimiter) Blocked(now time.Time, keys ...string) (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var until time.Time
+	until, _ := l.atLimit(now, keys)
+	return until, !until.IsZero()
+}
+
+// atLimit returns when the last of keys that have reached the limit at now
+// may try again (zero: none has), and how many of keys have nothing in the
+// window. l.mu must be held.
+func (l *MemoryLimiter) atLimit(now time.Time, keys []string) (until time.Time, untracked int) {
 	for _, k := range keys {
-		if ts := l.recent(k, now); len(ts) >= l.Max {
+		ts := l.recent(k, now)
+		if ts == nil {
+			untracked++
+		}
+		if len(ts) >= l.Max {
 			if u := ts[len(ts)-l.Max].Add(l.Window); u.After(until) {
 				until = u
 			}
 		}
 	}
-	return until, !until.IsZero()
+	return until, untracked
 }
 
 // full reports whether the table has no room for n more keys, sweeping the

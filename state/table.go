@@ -343,8 +343,9 @@ func (sh *tableShard[A]) shrink() {
 // each removal). Not sooner: when sessions expire at an even pace every
 // shard gets there at about the same time, and a 1M table compacting at
 // three quarters spent ~300 ms on it in one sweep. A sweep compacts once,
-// after its removals, so that the room fits what stays. The lock is held: no encoding is read meanwhile,
-// and no snapshot shares the arena's memory (getSlot decodes a copy).
+// after its removals, so that the room fits what stays. The lock is held:
+// no encoding is read meanwhile, and no snapshot shares the arena's memory
+// (getSlot decodes a copy).
 func (sh *tableShard[A]) compact() {
 	n := len(sh.slots)
 	type kept struct {

@@ -192,11 +192,11 @@ func (p *Portal) takePending(ctx context.Context, w http.ResponseWriter, r *http
 	return pending, nil
 }
 
-// oidcUser is what a verified ID token says of the user.
 // authTimeSkew is how much earlier than the start of a fresh sign-in the
 // provider's auth_time may be: the two clocks differ a little.
 const authTimeSkew = time.Minute
 
+// oidcUser is what a verified ID token says of the user.
 type oidcUser struct {
 	sub, sid, id, login, mail string
 	mailVerified              bool
