@@ -341,8 +341,10 @@ func (sh *tableShard[A]) shrink() {
 // seven eighths of the lists are free (so at most one slot moved per seven
 // removed: ~1.2 µs a slot moved, on the test machine, a ~0.2 µs share of
 // each removal). Not sooner: when sessions expire at an even pace every
-// shard gets there at about the same time, and a 1M table compacting at
-// three quarters spent ~300 ms on it in one sweep. A sweep compacts once,
+// shard gets there at about the same time; at three quarters, removing
+// 990 000 of a 1M table took 3.1-3.3 s against 2.7-2.8 s (side by side,
+// docs/performance.md), the slowest sweep alike (~150-190 ms, ~23 ms
+// without a rebuild). A sweep compacts once,
 // after its removals, so that the room fits what stays. The lock is held:
 // no encoding is read meanwhile, and no snapshot shares the arena's memory
 // (getSlot decodes a copy).
