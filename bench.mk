@@ -8,10 +8,13 @@
 #                   creation and memory per session
 #   make bench-share the gate's own share of Caddy's CPU, by sampling with
 #                   perf (bin/caddy-sym: bin/caddy with its symbols); ~2 min
+#   make bench-instr Caddy's instructions per request under each
+#                   configuration, counted by valgrind's callgrind: the
+#                   same figures whatever the machine's neighbours do; ~2 min
 
 BENCH_GO_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 30m
 
-.PHONY: bench bench-go bench-share
+.PHONY: bench bench-go bench-share bench-instr
 
 bench: bin/caddy
 	bench/run.sh
@@ -22,6 +25,9 @@ bench-go:
 
 bench-share: bin/caddy-sym
 	bench/share.sh
+
+bench-instr: bin/caddy-sym
+	bench/share.sh instr
 
 # bin/caddy-sym is bin/caddy with its symbol table, for perf: xcaddy leaves
 # out its default "-ldflags -w -s" when build flags are given.

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# bench/share.sh — the gate's own share of Caddy's CPU, by sampling
-# (`make bench-share`, docs/performance.md "The gate's share by sampling").
+# bench/share.sh — the gate's own cost inside one Caddy process, two ways
+# (docs/performance.md "The gate's share by sampling" and "Instructions per
+# request").
 #
 # A throughput ratio (make bench) moves by several percent from one run to
 # the next on a shared machine, more than the gate costs. This measures the
-# cost inside one process instead: bin/caddy-sym (this repository's Caddy
-# with its symbols) serves `respond` behind the gate, behind the gate with
-# nothing to rewrite (gatemin: no upstream header, credentials passed on, so
-# it does only what every gate must: read the cookie, hash the id, find the
-# session, check it), behind a no-op handler (`vars`), and alone, pinned to
-# BENCH_CADDY_CPU, loaded by wrk pinned to BENCH_LOAD_CPU, all on 127.0.0.1; for each of SHARE_ROUNDS interleaved
+# cost inside one process instead: this repository's Caddy serves `respond`
+# behind the gate, behind the gate with nothing to rewrite (gatemin: no
+# upstream header, credentials passed on, so it does only what every gate
+# must: read the cookie, hash the id, find the session, check it), behind a
+# no-op handler (`vars`), and alone, loaded by wrk pinned to BENCH_LOAD_CPU,
+# all on 127.0.0.1.
+#
+# bench/share.sh (`make bench-share`): by sampling. bin/caddy-sym (with its
+# symbols) is pinned to BENCH_CADDY_CPU; for each of SHARE_ROUNDS interleaved
 # rounds `perf record` samples Caddy (cpu-clock at SHARE_HZ, call graphs by
 # frame pointers) for SHARE_SECONDS under each configuration, and
 # `benchtool share` counts the samples in the handler's own work (its
@@ -17,24 +21,43 @@
 # time per request (1 / req/s, the core being saturated) is the handler's
 # cost per request. The shares of one round are samples of the same
 # seconds of the machine, so its noise moves them together.
-#
 # SHARE_KEEP=dir keeps the perf recordings (and the binary) there, for
 # `perf report` or `benchtool share -func` on a callee.
 #
-# Needs perf (Debian: linux-perf) and wrk; perf_event_paranoid ≤ 2 for a
-# process of one's own. Never part of make test.
+# bench/share.sh instr (`make bench-instr`): by counting instructions, which
+# the machine's neighbours do not change. Caddy runs under valgrind's
+# callgrind (GOGC=off, so that the collector's cycles, which fall where they
+# may, do not blur the count; GODEBUG=asyncpreemptoff=1, without which
+# callgrind stops on the preemption signal); for each of SHARE_ROUNDS rounds
+# and each configuration its counters are zeroed, wrk sends requests for
+# SHARE_SECONDS (8 connections: Caddy runs ~40 times slower under callgrind,
+# so it never waits for wrk), and the instructions Caddy executed meanwhile
+# are divided by the requests wrk completed. valgrind's CPU has no SHA-NI,
+# so the id's SHA-256 runs as AVX2 code there; its block function's own
+# count is shown apart, beside the ~180 instructions of the SHA-NI block
+# that real machines run.
+#
+# Needs wrk, and perf (Debian: linux-perf; perf_event_paranoid ≤ 2 for a
+# process of one's own) or valgrind. Never part of make test.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODE=${1:-sample}
 CADDY=${CADDY_SYM:-$ROOT/bin/caddy-sym}
 ROUNDS=${SHARE_ROUNDS:-3}
 SECONDS_PER=${SHARE_SECONDS:-10}
+[ "$MODE" != instr ] || SECONDS_PER=${SHARE_SECONDS:-3}
 HZ=${SHARE_HZ:-4999}
 CADDY_CPU=${BENCH_CADDY_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 CONNS=${BENCH_CONNS:-32}
 
-for tool in perf wrk taskset; do
+case $MODE in
+sample) TOOLS=(perf wrk taskset) ;;
+instr) TOOLS=(valgrind callgrind_control callgrind_annotate wrk taskset) ;;
+*) echo "usage: bench/share.sh [instr]" >&2; exit 2 ;;
+esac
+for tool in "${TOOLS[@]}"; do
 	command -v "$tool" >/dev/null || { echo "bench/share.sh: $tool is missing" >&2; exit 1; }
 done
 [ -x "$CADDY" ] || { echo "no $CADDY: make bin/caddy-sym" >&2; exit 1; }
@@ -95,9 +118,14 @@ http://127.0.0.1:${PORT[api]} {
 	authsession api
 }
 EOF
-XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config taskset -c "$CADDY_CPU" "$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.out" 2>&1 &
+RUN=(taskset -c "$CADDY_CPU")
+if [ "$MODE" = instr ]; then
+	export GOGC=off GODEBUG=asyncpreemptoff=1
+	RUN+=(valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$WORK/cg.out")
+fi
+XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config "${RUN[@]}" "$CADDY" run --config "$WORK/Caddyfile" --adapter caddyfile >"$WORK/caddy.out" 2>&1 &
 PID=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	curl -s -o /dev/null "http://127.0.0.1:${PORT[respond]}/" && break
 	sleep 0.1
 done
@@ -108,6 +136,42 @@ COOKIE="Cookie: authsession=$("$BT" sessionid 0)"
 for site in respond noop gate gatemin; do
 	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "$COOKIE" "http://127.0.0.1:${PORT[$site]}/" >/dev/null
 done
+
+if [ "$MODE" = instr ]; then
+	# wrk's completed requests, and Caddy's instructions meanwhile.
+	count() { # count SITE ROUND: prints "requests instructions sha-block-instructions"
+		callgrind_control -z "$PID" >/dev/null 2>&1
+		local n f
+		n=$(taskset -c "$LOAD_CPU" wrk -t1 -c8 -d"${SECONDS_PER}s" -H "$COOKIE" "http://127.0.0.1:${PORT[$1]}/" |
+			awk '/requests in/ {print $1}')
+		callgrind_control -d "$PID" >/dev/null 2>&1
+		f=$(ls -t "$WORK"/cg.out.* | head -1)
+		mv "$f" "$WORK/$1-$2.cg"
+		echo "$n $(awk '/^summary:/ {print $2}' "$WORK/$1-$2.cg") $(callgrind_annotate --auto=no --threshold=100 "$WORK/$1-$2.cg" |
+			awk '/sha256\.block/ {gsub(",", "", $1); s += $1} END {print s + 0}')"
+	}
+	echo "| round | configuration | requests | instructions per request | of which the SHA-256 block | respond ÷ this | the same, with the SHA-NI block (~180) |"
+	echo "| --: | --- | --: | --: | --: | --: | --: |"
+	for r in $(seq "$ROUNDS"); do
+		base=
+		for site in respond noop gatemin gate; do
+			read -r n ir sha < <(count "$site" "$r")
+			per=$((ir / n))
+			shaper=$((sha / n))
+			[ -n "$base" ] || base=$per
+			if [ "$site" = respond ]; then
+				echo "| $r | respond | $n | $per | $shaper | — | — |"
+				continue
+			fi
+			awk -v r="$r" -v s="$site" -v n="$n" -v p="$per" -v h="$shaper" -v b="$base" 'BEGIN {
+				fixed = p - h + (h > 0 ? 180 : 0)
+				printf "| %s | %s | %s | %d | %d | %.3f | %.3f |\n", r, s, n, p, h, b / p, b / fixed }'
+		done
+	done
+	echo
+	echo "Machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end (instruction counts do not depend on it)."
+	exit 0
+fi
 
 declare -A FUNC=([gate]='caddymodule.(*Gate).ServeHTTP' [gatemin]='caddymodule.(*Gate).ServeHTTP' [noop]='caddyhttp.VarsMiddleware.ServeHTTP')
 echo "| round | configuration | req/s | own share of Caddy's CPU | own µs per request |"

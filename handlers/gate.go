@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -77,6 +78,29 @@ type Gate struct {
 	// the upstream request. By default both are removed: the upstream
 	// learns who the user is from SetHeaders, never the live session id.
 	PassCredentials bool
+
+	// plan is what Decide does with SetHeaders, made on first use; the
+	// fields above must not change after that.
+	plan atomic.Pointer[headerPlan]
+}
+
+// headerPlan is SetHeaders made ready for every request: the names in
+// their canonical form, so that setting one is a plain map assignment
+// (http.Header.Set canonicalises the name again on every call).
+type headerPlan struct {
+	set []HeaderField
+}
+
+func (g *Gate) headers() *headerPlan {
+	if p := g.plan.Load(); p != nil {
+		return p
+	}
+	p := &headerPlan{}
+	for _, f := range g.SetHeaders {
+		p.set = append(p.set, HeaderField{Name: http.CanonicalHeaderKey(f.Name), Field: f.Field})
+	}
+	g.plan.Store(p)
+	return p
 }
 
 // Check decides r and, unless it passes, writes the standard refusal
@@ -95,7 +119,8 @@ func (g *Gate) Check(w http.ResponseWriter, r *http.Request) (*state.Session, Ou
 // on r; otherwise the caller answers with Refuse, or with PrepareRefusal
 // and an error path of its own.
 func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
-	g.dropClientHeaders(r.Header)
+	hp := g.headers()
+	hp.dropClientHeaders(r.Header)
 	var scan cookieLine
 	id, sc := g.sessionID(r, &scan)
 	if id == "" || len(id) > state.MaxIDLength {
@@ -127,9 +152,9 @@ func (g *Gate) Decide(r *http.Request) (*state.Session, Outcome) {
 	if !g.PassCredentials {
 		g.dropCredentials(r, sc)
 	}
-	for _, h := range g.SetHeaders {
+	for _, h := range hp.set {
 		if v := FieldValue(s, h.Field); v != "" {
-			r.Header.Set(h.Name, v)
+			r.Header[h.Name] = []string{v}
 		}
 	}
 	return s, Pass
@@ -161,12 +186,12 @@ func (g *Gate) lookup(r *http.Request, key state.Key) (*state.Session, Outcome) 
 // dropClientHeaders removes every client-sent header that an upstream
 // could take for one of SetHeaders: the same name in any letter case, and
 // with '_' for '-' (CGI-style upstreams read X-Auth_User as X-Auth-User).
-func (g *Gate) dropClientHeaders(h http.Header) {
-	if len(g.SetHeaders) == 0 {
+func (p *headerPlan) dropClientHeaders(h http.Header) {
+	if len(p.set) == 0 {
 		return
 	}
 	for name := range h {
-		for _, f := range g.SetHeaders {
+		for _, f := range p.set {
 			if sameHeaderName(name, f.Name) {
 				delete(h, name)
 				break

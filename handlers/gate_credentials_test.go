@@ -77,3 +77,25 @@ func TestGateDropsHeaderNameVariants(t *testing.T) {
 		t.Errorf("X-Auth-User = %q", got)
 	}
 }
+
+// A gate configured with a header name in any letter case sets it under
+// the canonical key, where Header.Get and upstreams look for it, and a
+// client's copy in any spelling is still removed.
+func TestGateSetsHeadersUnderCanonicalNames(t *testing.T) {
+	f := newGate(t)
+	f.gate.SetHeaders = []HeaderField{{Name: "x-auth-user", Field: "login"}}
+	id := f.session(state.StatusAuthenticated, nil)
+	r := apiRequest("GET", "/app", id)
+	r.Header["x-AUTH_user"] = []string{"mallory"}
+	if _, o := f.gate.Decide(r); o != Pass {
+		t.Fatalf("outcome %v", o)
+	}
+	if got := r.Header["X-Auth-User"]; len(got) != 1 || got[0] != "alice.smith" {
+		t.Errorf("X-Auth-User = %q (header %v)", got, r.Header)
+	}
+	for name := range r.Header {
+		if sameHeaderName(name, "X-Auth-User") && name != "X-Auth-User" {
+			t.Errorf("a copy under %q is left: %v", name, r.Header)
+		}
+	}
+}
