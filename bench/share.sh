@@ -32,7 +32,8 @@
 # and each configuration its counters are zeroed, wrk sends requests for
 # SHARE_SECONDS (8 connections: Caddy runs ~40 times slower under callgrind,
 # so it never waits for wrk), and the instructions Caddy executed meanwhile
-# are divided by the requests wrk completed. valgrind's CPU has no SHA-NI,
+# are divided by the requests wrk completed. It counts basic_auth + respond
+# too (wrk sends it credentials instead of the cookie). valgrind's CPU has no SHA-NI,
 # so the id's SHA-256 runs as AVX2 code there; its block function's own
 # count is shown apart, beside the ~180 instructions of the SHA-NI block
 # that real machines run.
@@ -76,8 +77,12 @@ trap cleanup EXIT
 
 (cd "$ROOT" && go build -o "$WORK/benchtool" ./bench/cmd/benchtool)
 BT=$WORK/benchtool
-mapfile -t P < <("$BT" freeports 5)
-declare -A PORT=([respond]=${P[0]} [noop]=${P[1]} [gate]=${P[2]} [api]=${P[3]} [gatemin]=${P[4]})
+mapfile -t P < <("$BT" freeports 6)
+declare -A PORT=([respond]=${P[0]} [noop]=${P[1]} [gate]=${P[2]} [api]=${P[3]} [gatemin]=${P[4]} [basic]=${P[5]})
+# basic_auth checks the API user's bcrypt hash (cost 10) once, then hits
+# Caddy's cache of verified credentials, as in make bench (whose hash costs 14).
+API_HASH='$2a$10$6uE4D.zKrxsSS.zw5Iz3ve2C.PtdBc0jTfg0xPIDlOr7BCaSGr5WW'
+BASIC_HEADER="Authorization: Basic $(printf 'bench:admin-password' | base64)"
 cat >"$WORK/Caddyfile" <<EOF
 {
 	admin off
@@ -91,7 +96,7 @@ cat >"$WORK/Caddyfile" <<EOF
 			name authsession
 			insecure
 		}
-		api_user admin \$2a\$10\$6uE4D.zKrxsSS.zw5Iz3ve2C.PtdBc0jTfg0xPIDlOr7BCaSGr5WW
+		api_user admin $API_HASH
 		seal_key $(head -c 32 /dev/urandom | base64)
 	}
 }
@@ -114,6 +119,12 @@ http://127.0.0.1:${PORT[gatemin]} {
 	}
 	respond "ok" 200
 }
+http://127.0.0.1:${PORT[basic]} {
+	basic_auth {
+		bench $API_HASH
+	}
+	respond "ok" 200
+}
 http://127.0.0.1:${PORT[api]} {
 	authsession api
 }
@@ -133,8 +144,12 @@ done
 COOKIE="Cookie: authsession=$("$BT" sessionid 0)"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "$COOKIE" "http://127.0.0.1:${PORT[gate]}/")" = 200 ] ||
 	{ echo "the gate refused the benchmark session" >&2; exit 1; }
-for site in respond noop gate gatemin; do
-	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "$COOKIE" "http://127.0.0.1:${PORT[$site]}/" >/dev/null
+# what wrk sends a site: the session cookie, or basic_auth's credentials
+hdr() { if [ "$1" = basic ]; then echo "$BASIC_HEADER"; else echo "$COOKIE"; fi; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "$BASIC_HEADER" "http://127.0.0.1:${PORT[basic]}/")" = 200 ] ||
+	{ echo "basic_auth refused the benchmark credentials" >&2; exit 1; }
+for site in respond noop gate gatemin basic; do
+	taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s -H "$(hdr "$site")" "http://127.0.0.1:${PORT[$site]}/" >/dev/null
 done
 
 if [ "$MODE" = instr ]; then
@@ -142,7 +157,7 @@ if [ "$MODE" = instr ]; then
 	count() { # count SITE ROUND: prints "requests instructions sha-block-instructions"
 		callgrind_control -z "$PID" >/dev/null 2>&1
 		local n f
-		n=$(taskset -c "$LOAD_CPU" wrk -t1 -c8 -d"${SECONDS_PER}s" -H "$COOKIE" "http://127.0.0.1:${PORT[$1]}/" |
+		n=$(taskset -c "$LOAD_CPU" wrk -t1 -c8 -d"${SECONDS_PER}s" -H "$(hdr "$1")" "http://127.0.0.1:${PORT[$1]}/" |
 			awk '/requests in/ {print $1}')
 		callgrind_control -d "$PID" >/dev/null 2>&1
 		f=$(ls -t "$WORK"/cg.out.* | head -1)
@@ -154,7 +169,7 @@ if [ "$MODE" = instr ]; then
 	echo "| --: | --- | --: | --: | --: | --: | --: |"
 	for r in $(seq "$ROUNDS"); do
 		base=
-		for site in respond noop gatemin gate; do
+		for site in respond noop gatemin gate basic; do
 			read -r n ir sha < <(count "$site" "$r")
 			per=$((ir / n))
 			shaper=$((sha / n))
