@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,24 +22,30 @@ import (
 
 // TestAuthnAttemptsPerUserAcrossPosts: wrong TOTP answers count for the
 // user's factor, so a new POST (a new correlationId and session) does not
-// start a new count; the right code stays refused until an administrator
-// resets the counters.
+// start a new count; once the factor is blocked a new challenge is refused
+// at its Init (1009), and stays refused until an administrator resets the
+// counters.
 func TestAuthnAttemptsPerUserAcrossPosts(t *testing.T) {
 	f := newAuthnFixture(t)
-	round := func() (string, string, int) {
+	round := func() (string, string, int, authnAnswer) {
 		t.Helper()
 		a := f.start("alice")
 		code, ans := f.put(initReq(a.CorrelationID, a.Nonce, state.FactorTOTP))
-		if code != 200 {
-			return a.CorrelationID, "", code
-		}
-		return a.CorrelationID, ans.Nonce, code
+		return a.CorrelationID, ans.Nonce, code, ans
 	}
-	wrongAnswers := 0
-	for r := range 3 {
-		cid, nonce, code := round()
+	refusedInit := func(what string, code int, ans authnAnswer) {
+		t.Helper()
+		if code != 400 || ans.Status.Code != authnCodeBlocked || ans.Status.Status != string(state.StatusChallengeBlocked) ||
+			ans.Status.Message != state.ReasonTooManyAttempts {
+			t.Fatalf("%s: Init %d %+v", what, code, ans.Status)
+		}
+	}
+	wrongAnswers, blocked := 0, false
+	for r := 0; r < 3 && !blocked; r++ {
+		cid, nonce, code, ans := round()
 		if code != 200 {
-			t.Fatalf("round %d: Init %d", r, code)
+			refusedInit(fmt.Sprintf("round %d", r), code, ans)
+			break
 		}
 		for range 5 {
 			code, ans := f.put(validateReq(cid, nonce, wrongOf(f.totpCode())))
@@ -46,21 +53,20 @@ func TestAuthnAttemptsPerUserAcrossPosts(t *testing.T) {
 				if ans.Status.Status != string(state.StatusChallengeBlocked) {
 					t.Fatalf("round %d: %d %+v", r, code, ans.Status)
 				}
+				blocked = true
 				break
 			}
 			wrongAnswers++
 			nonce = ans.Nonce
 		}
 	}
-	if wrongAnswers >= f.a.OTP.MaxAttempts {
-		t.Fatalf("%d wrong answers checked over three POSTs, want fewer than %d", wrongAnswers, f.a.OTP.MaxAttempts)
+	if !blocked || wrongAnswers >= f.a.OTP.MaxAttempts {
+		t.Fatalf("%d wrong answers checked (blocked: %v), want fewer than %d and a block", wrongAnswers, blocked, f.a.OTP.MaxAttempts)
 	}
-	// A fourth POST with the right code is refused: the factor is blocked.
-	cid, nonce, _ := round()
-	code, ans := f.put(validateReq(cid, nonce, f.totpCode()))
-	if code != 400 || ans.Status.Status != string(state.StatusChallengeBlocked) || ans.Status.Message != state.ReasonTooManyAttempts {
-		t.Fatalf("right code on a blocked factor: %d %+v", code, ans.Status)
-	}
+	// A new POST cannot even start the blocked factor, with the right
+	// code at hand.
+	_, _, code, ans := round()
+	refusedInit("a new POST on the blocked factor", code, ans)
 
 	// The reset: Basic auth, the family's error shape, then a new
 	// challenge passes.
@@ -82,7 +88,10 @@ func TestAuthnAttemptsPerUserAcrossPosts(t *testing.T) {
 	if w := reset("/oaa/runtime/authn/v1/users/alice/counters?factor="+state.FactorTOTP, true); w.Code != 200 || readAuthn(t, w).Status.Code != "0" {
 		t.Fatalf("reset: %d %s", w.Code, w.Body)
 	}
-	cid, nonce, _ = round()
+	cid, nonce, code, ans := round()
+	if code != 200 {
+		t.Fatalf("Init after the reset: %d %+v", code, ans.Status)
+	}
 	code, ans = f.put(validateReq(cid, nonce, f.totpCode()))
 	if code != 200 || ans.Status.Status != string(state.StatusAuthenticated) {
 		t.Fatalf("right code after the reset: %d %+v", code, ans.Status)

@@ -110,3 +110,63 @@ func TestAuthnInitOnBlockedFactorSendsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestAuthnInitOnBlockedTOTP: once wrong TOTP answers have blocked the
+// factor for the user, an Init of it on a new challenge is refused as a
+// code factor's is (1009, Retry-After, the session unchanged) instead of
+// opening a challenge whose every answer would be refused; other factors
+// stay open, and the factor works again once the block ends.
+func TestAuthnInitOnBlockedTOTP(t *testing.T) {
+	f := newAuthnFixture(t)
+	a := f.start("alice")
+	st, b := f.put(initReq(a.CorrelationID, a.Nonce, state.FactorTOTP))
+	if st != 200 {
+		t.Fatalf("Init: %d %+v", st, b)
+	}
+	n, blocked := b.Nonce, false
+	for range f.a.OTP.MaxAttempts {
+		st, c := f.put(validateReq(a.CorrelationID, n, wrongOf(f.totpCode())))
+		if c.Status.Status == "challenge blocked" {
+			blocked = true
+			break
+		}
+		if st != 200 {
+			t.Fatalf("wrong answer: %d %+v", st, c)
+		}
+		n = c.Nonce
+	}
+	if !blocked {
+		t.Fatalf("TOTP was not blocked after %d wrong answers", f.a.OTP.MaxAttempts)
+	}
+
+	fresh := f.start("alice")
+	before := *f.session(fresh.SessionID)
+	w := f.do("PUT", mustJSON(initReq(fresh.CorrelationID, fresh.Nonce, state.FactorTOTP)))
+	got := readAuthn(t, w)
+	if w.Code != 400 || got.Status.Code != authnCodeBlocked || got.Status.Status != "challenge blocked" ||
+		got.Status.Message != state.ReasonTooManyAttempts {
+		t.Fatalf("Init of a blocked TOTP: %d %s", w.Code, w.Body)
+	}
+	if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra <= 0 {
+		t.Errorf("Retry-After %q", w.Header().Get("Retry-After"))
+	}
+	if after := f.session(fresh.SessionID); after.Version != before.Version || after.Status != before.Status {
+		t.Errorf("the session changed: version %d → %d, status %q → %q",
+			before.Version, after.Version, before.Status, after.Status)
+	}
+	// Another factor of the user is not blocked (the refused Init left
+	// the nonce as it was).
+	if st, b := f.put(initReq(fresh.CorrelationID, fresh.Nonce, state.FactorEmail)); st != 200 {
+		t.Fatalf("Init of ChallengeEmail: %d %+v", st, b)
+	}
+	// Once the block ends TOTP works again.
+	f.clk.Advance(f.a.OTP.BlockFor)
+	later := f.start("alice")
+	st, b = f.put(initReq(later.CorrelationID, later.Nonce, state.FactorTOTP))
+	if st != 200 {
+		t.Fatalf("Init after the block: %d %+v", st, b)
+	}
+	if st, c := f.put(validateReq(later.CorrelationID, b.Nonce, f.totpCode())); st != 200 || c.Status.Status != "authenticated" {
+		t.Fatalf("right code after the block: %d %+v", st, c)
+	}
+}

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -281,6 +282,7 @@ func testAuthnPasskey(t *testing.T, kind string) {
 	}
 
 	// Enough wrong answers block the factor for the user.
+	early, earlyNonce, earlyOpts := f.initFIDO2() // a challenge started before the block
 	for range f.a.OTP.MaxAttempts + 1 {
 		cid, nonce, opts := f.initFIDO2()
 		b := f.auth.Clone()
@@ -294,10 +296,23 @@ func testAuthnPasskey(t *testing.T, kind string) {
 	if ans.Status.Status != string(state.StatusChallengeBlocked) {
 		t.Fatalf("wrong assertions never blocked: %d %+v", code, ans.Status)
 	}
-	// While blocked, even a right assertion is not checked.
-	cid, nonce, opts = f.initFIDO2()
-	good, _ := f.auth.Assert(opts)
-	if _, ans := f.put(validateReq(cid, nonce, string(good))); ans.Status.Status != string(state.StatusChallengeBlocked) {
+	// While blocked, a new challenge is refused at its Init: 1009, no
+	// ceremony begun, the session as it was.
+	late := f.start("alice")
+	before := *f.session(late.SessionID)
+	code, ans, raw := f.putRaw(initReq(late.CorrelationID, late.Nonce, state.FactorFIDO2))
+	if code != 400 || ans.Status.Code != authnCodeBlocked || ans.Status.Status != string(state.StatusChallengeBlocked) ||
+		ans.Status.Message != state.ReasonTooManyAttempts || bytes.Contains(raw, []byte(passkeyAttrOptions)) {
+		t.Errorf("Init of a blocked FIDO2 factor: %d %s", code, raw)
+	}
+	if after := f.session(late.SessionID); after.Version != before.Version || after.Status != before.Status {
+		t.Errorf("the refused Init changed the session: version %d → %d, status %q → %q",
+			before.Version, after.Version, before.Status, after.Status)
+	}
+	// And a challenge started before the block does not check even a
+	// right assertion.
+	good, _ := f.auth.Assert(earlyOpts)
+	if _, ans := f.put(validateReq(early, earlyNonce, string(good))); ans.Status.Status != string(state.StatusChallengeBlocked) {
 		t.Errorf("a blocked factor still checked an answer: %+v", ans.Status)
 	}
 }

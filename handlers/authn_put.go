@@ -113,10 +113,11 @@ func (a *Authn) put(w http.ResponseWriter, r *http.Request) {
 			a.storeFail(w, outXML, "user", err)
 			return
 		}
-		if op == opInit && (factor == state.FactorEmail || factor == state.FactorSMS) && slices.Contains(user.factors, factor) {
-			// A code factor blocked for the user is refused before a code
-			// is made or sent, and nothing is written (its Validate would
-			// be refused anyway).
+		if op == opInit && passiveFor(factor, localFIDO2) && slices.Contains(user.factors, factor) {
+			// A factor blocked for the user (one whose answers are
+			// checked and counted here) is refused before a code is made
+			// or sent or a passkey ceremony begun, and nothing is written:
+			// its Validate would be refused anyway.
 			until, err := FactorBlock(ctx, a.Env.Store, UserKey(ctx, a.Users, user.id), factor, now)
 			if err != nil {
 				a.storeFail(w, outXML, "attempts", err)
