@@ -30,7 +30,7 @@
 # may, do not blur the count; GODEBUG=asyncpreemptoff=1, without which
 # callgrind stops on the preemption signal); for each of SHARE_ROUNDS rounds
 # and each configuration its counters are zeroed, wrk sends requests for
-# SHARE_SECONDS (8 connections: Caddy runs ~40 times slower under callgrind,
+# SHARE_SECONDS (8 connections: Caddy runs ~20 times slower under callgrind,
 # so it never waits for wrk), and the instructions Caddy executed meanwhile
 # are divided by the requests wrk completed. It counts basic_auth + respond
 # too (wrk sends it credentials instead of the cookie). valgrind's CPU has no SHA-NI,
