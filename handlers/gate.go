@@ -79,8 +79,8 @@ type Gate struct {
 	// learns who the user is from SetHeaders, never the live session id.
 	PassCredentials bool
 
-	// plan is what Decide does with SetHeaders, made on first use; the
-	// fields above must not change after that.
+	// plan is what Decide does with SetHeaders, made on first use;
+	// SetHeaders must not change after that.
 	plan atomic.Pointer[headerPlan]
 }
 
@@ -91,6 +91,8 @@ type headerPlan struct {
 	set []HeaderField
 }
 
+// headers returns the gate's headerPlan, made from SetHeaders on first
+// use (two requests racing to make it make the same plan).
 func (g *Gate) headers() *headerPlan {
 	if p := g.plan.Load(); p != nil {
 		return p
