@@ -10,7 +10,8 @@
 #                   perf (bin/caddy-sym: bin/caddy with its symbols); ~2 min
 #   make bench-instr Caddy's instructions per request under each
 #                   configuration, counted by valgrind's callgrind: the
-#                   same figures whatever the machine's neighbours do; ~2 min
+#                   same figures whatever the machine's neighbours do; ~1 min
+#                   after the build
 
 BENCH_GO_FLAGS ?= -run '^$$' -bench . -benchmem -count 1 -timeout 30m
 

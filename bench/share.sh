@@ -33,8 +33,8 @@
 # SHARE_SECONDS (8 connections: Caddy runs ~20 times slower under callgrind,
 # so it never waits for wrk), and the instructions Caddy executed meanwhile
 # are divided by the requests wrk completed. It counts basic_auth + respond
-# too (wrk sends it credentials instead of the cookie). valgrind's CPU has no SHA-NI,
-# so the id's SHA-256 runs as AVX2 code there; its block function's own
+# too (wrk sends it credentials instead of the cookie). valgrind's CPU has
+# no SHA-NI, so the id's SHA-256 runs as AVX2 code there; its block function's own
 # count is shown apart, beside the ~180 instructions of the SHA-NI block
 # that real machines run.
 #
@@ -168,13 +168,12 @@ if [ "$MODE" = instr ]; then
 	echo "| round | configuration | requests | instructions per request | of which the SHA-256 block | respond ÷ this | the same, with the SHA-NI block (~180) |"
 	echo "| --: | --- | --: | --: | --: | --: | --: |"
 	for r in $(seq "$ROUNDS"); do
-		base=
 		for site in respond noop gatemin gate basic; do
 			read -r n ir sha < <(count "$site" "$r")
 			per=$((ir / n))
 			shaper=$((sha / n))
-			[ -n "$base" ] || base=$per
-			if [ "$site" = respond ]; then
+			if [ "$site" = respond ]; then # the round's baseline
+				base=$per
 				echo "| $r | respond | $n | $per | $shaper | — | — |"
 				continue
 			fi

@@ -30,7 +30,7 @@ func shrunk(t *testing.T, what string, full, left, div uint64) {
 func shrinkKey(i int) Key { return KeyOf(strconv.Itoa(i)) }
 
 // shrinkSessions is enough sessions for every shard of a table (or of the
-// user index) to pass the 1 024 entries under which neither is rebuilt.
+// user index) to pass the shrinkFrom entries under which neither is rebuilt.
 const shrinkSessions = 400_000
 
 // TestTableGivesBackAfterMassExpiry: a Go map never shrinks, so a table
